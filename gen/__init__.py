@@ -1,0 +1,1 @@
+"""Configs -> Verilog and files (the sidecar JSON the testbench reads)."""

@@ -1,0 +1,1 @@
+"""Amaranth components (no torch): the recombination unit and the generator datapath."""

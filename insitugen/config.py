@@ -1,0 +1,413 @@
+"""The one frozen config, loaded from TOML and validated once, at the edge.
+
+Two blocks can be generated, chosen by the ``block`` key of the flat TOML table:
+
+* ``block = "generator"`` (the default): a whole MLG layer generator,
+  :class:`GeneratorConfig` (fields of DESIGN.md section 2).
+* ``block = "recombination"``: the stand-alone bit-level recombination unit,
+  :class:`RecombinationConfig`.
+
+Every invalid field raises :class:`~insitugen.errors.ConfigError` naming the
+field, the value and what is allowed. Derived widths come from
+:mod:`insitugen.widths`, which the golden model and the hardware both call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import tomllib
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Mapping
+
+from . import widths as W
+from .errors import ConfigError
+
+ROUNDINGS = ("floor", "half_up", "half_even")
+MODES = ("parallel", "serial")
+RECOMBINATION_FORMS = ("fused", "separate")
+ORDERS = ("oihw",)
+LAYERS = ("conv", "linear")
+BLOCKS = ("generator", "recombination")
+
+#: Widest value any datapath may carry: the golden model and the cocotb
+#: scoreboard use int64, so every derived width must stay at or below this.
+MAX_DATAPATH_BITS = 62
+
+
+def _check_int(name: str, value: Any, lo: int, hi: int, hint: str = "") -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"config field '{name}' must be an integer in [{lo}, {hi}], "
+                          f"not {value!r}{hint}")
+    if not lo <= value <= hi:
+        raise ConfigError(f"config field '{name}' = {value} is out of range: allowed "
+                          f"[{lo}, {hi}]{hint}")
+    return value
+
+
+def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        allowed = " | ".join(choices)
+        raise ConfigError(f"config field '{name}' = {value!r} is not allowed: use one of {allowed}")
+    return value
+
+
+def _check_slices(name: str, value: Any, bits: int, engine_bits: int) -> tuple[int, ...]:
+    if (not isinstance(value, (list, tuple)) or not value
+            or any(isinstance(w, bool) or not isinstance(w, int) for w in value)):
+        raise ConfigError(f"config field '{name}' must be a non-empty list of slice widths "
+                          f"(integers), not {value!r}")
+    if any(not 1 <= w <= engine_bits for w in value):
+        raise ConfigError(f"config field '{name}' = {list(value)}: every slice width must be in "
+                          f"[1, engine_bits = {engine_bits}]")
+    if sum(value) != bits:
+        raise ConfigError(f"config field '{name}' = {list(value)} sums to {sum(value)} bits, "
+                          f"but the operand has {bits} bits: the slices must cover it exactly")
+    return tuple(value)
+
+
+class _ConfigBase:
+    """Shared loading and hashing of the frozen configs."""
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]):
+        data = dict(data)
+        data.pop("block", None)
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ConfigError(f"unknown config field '{unknown[0]}' for block "
+                              f"'{cls.BLOCK}': known fields are {', '.join(sorted(names))}")
+        for f in dataclasses.fields(cls):
+            if f.name in data and isinstance(data[f.name], list):
+                data[f.name] = tuple(data[f.name])
+        try:
+            return cls(**data)
+        except TypeError as e:  # missing required field
+            missing = [f.name for f in dataclasses.fields(cls)
+                       if f.default is dataclasses.MISSING and f.name not in data]
+            if missing:
+                raise ConfigError(f"config field '{missing[0]}' is missing "
+                                  f"(block '{cls.BLOCK}')") from None
+            raise ConfigError(str(e)) from None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {"block": self.BLOCK}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            d[f.name] = list(v) if isinstance(v, tuple) else v
+        return d
+
+    def to_toml(self) -> str:
+        lines = []
+        for k, v in self.to_dict().items():
+            if isinstance(v, str):
+                lines.append(f'{k} = "{v}"')
+            elif isinstance(v, list):
+                lines.append(f"{k} = [{', '.join(str(x) for x in v)}]")
+            else:
+                lines.append(f"{k} = {v}")
+        return "\n".join(lines) + "\n"
+
+    def digest(self) -> str:
+        """Stable hash of the config (for caches and build folder names)."""
+        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class RecombinationConfig(_ConfigBase):
+    """Stand-alone bit-level recombination unit: ``a * x`` from its sliced partials.
+
+    The engine multiplies slice ``j`` of ``a`` by slice ``l`` of ``x`` (optionally
+    accumulating ``terms`` such products of a dot product) and hands the unit the
+    partials; the unit returns ``sum_{j,l} 2^{o_j + p_l} P[j][l]`` exactly.
+    """
+
+    BLOCK = "recombination"
+
+    engine_bits: int = 3
+    a_bits: int = 6
+    a_encoding: str = "odd"
+    a_slices: tuple[int, ...] = ()      # () = fewest slices of at most engine_bits
+    x_bits: int = 6
+    x_encoding: str = "odd"
+    x_slices: tuple[int, ...] = ()
+    terms: int = 1                      # products accumulated by the engine per partial
+    partial_bits: int = 0               # 0 = derived (fewest bits that hold every partial)
+    mode: str = "parallel"
+    pipeline_stages: int = 0
+
+    def __post_init__(self):
+        _check_int("engine_bits", self.engine_bits, 1, 16)
+        for op in ("a", "x"):
+            _check_int(f"{op}_bits", getattr(self, f"{op}_bits"), 1, 32)
+            _check_choice(f"{op}_encoding", getattr(self, f"{op}_encoding"), W.ENCODINGS)
+            sl = getattr(self, f"{op}_slices")
+            if sl == () or sl == []:
+                sl = W.default_slice_widths(getattr(self, f"{op}_bits"), self.engine_bits)
+            else:
+                sl = _check_slices(f"{op}_slices", sl, getattr(self, f"{op}_bits"),
+                                   self.engine_bits)
+            object.__setattr__(self, f"{op}_slices", tuple(sl))
+        _check_int("terms", self.terms, 1, 1 << 20)
+        _check_int("partial_bits", self.partial_bits, 0, 48,
+                   " (0 derives the width from the operands)")
+        _check_choice("mode", self.mode, MODES)
+        count = len(self.a_slices) * len(self.x_slices)
+        _check_int("pipeline_stages", self.pipeline_stages, 0, 4)
+        if self.mode == "parallel" and self.pipeline_stages > W.bits_for_count(count) + 1:
+            raise ConfigError(
+                f"config field 'pipeline_stages' = {self.pipeline_stages} is out of range: a "
+                f"{count}-partial shift-add tree has {W.bits_for_count(count)} adder levels, "
+                f"allowed [0, {W.bits_for_count(count) + 1}]")
+        need = W.recombination_widths(self.a, self.x, self.terms).partial_bits
+        if self.partial_bits and self.partial_bits < need:
+            raise ConfigError(f"config field 'partial_bits' = {self.partial_bits} is out of "
+                              f"range: the partials need at least {need} bits (or use 0)")
+        if self.widths.out_bits > MAX_DATAPATH_BITS:
+            raise ConfigError(f"config fields a_bits/x_bits/terms/partial_bits give a "
+                              f"{self.widths.out_bits}-bit result; at most {MAX_DATAPATH_BITS} "
+                              f"bits are supported: use narrower operands or fewer terms")
+
+    @property
+    def a(self) -> W.SlicedOperand:
+        return W.SlicedOperand(self.a_encoding, self.a_bits, self.a_slices)
+
+    @property
+    def x(self) -> W.SlicedOperand:
+        return W.SlicedOperand(self.x_encoding, self.x_bits, self.x_slices)
+
+    @cached_property
+    def widths(self) -> W.RecombinationWidths:
+        return W.recombination_widths(self.a, self.x, self.terms, self.partial_bits)
+
+
+@dataclass(frozen=True)
+class GeneratorConfig(_ConfigBase):
+    """A whole MLG layer generator (DESIGN.md section 2).
+
+    ``base_in = 0`` turns the intra-kernel level off (``B`` is ``[Bo, q, K]``);
+    ``base_out = 0`` turns the cross-kernel level off (``Bo = p``, no ``V``).
+    """
+
+    BLOCK = "generator"
+
+    out_channels: int = 128
+    in_channels: int = 128
+    kernel: int = 3
+    layer: str = "conv"                 # conv | linear (linear: kernel must be 1, W is [p, q])
+    base_in: int = 2
+    base_out: int = 44
+    qb: int = 3
+    qu: int = 6
+    qv: int = 3
+    engine_bits: int = 3
+    lanes: int = 64
+    out_bits: int = 8
+    shift: int = 10
+    rounding: str = "half_even"
+    order: str = "oihw"
+    recombination: str = "fused"        # fused | separate (see hdl.generator)
+
+    def __post_init__(self):
+        _check_int("out_channels", self.out_channels, 1, 4096)
+        _check_int("in_channels", self.in_channels, 1, 4096)
+        _check_choice("layer", self.layer, LAYERS)
+        _check_int("kernel", self.kernel, 1, 11)
+        if self.layer == "linear" and self.kernel != 1:
+            raise ConfigError(f"config field 'kernel' = {self.kernel} is not allowed for "
+                              f"layer = \"linear\": a linear layer has kernel = 1")
+        _check_int("base_in", self.base_in, 0, 64, " (0 turns the intra-kernel level off)")
+        _check_int("base_out", self.base_out, 0, 4096, " (0 turns the cross-kernel level off)")
+        _check_int("qb", self.qb, 1, 16)
+        _check_int("qu", self.qu, 1, 16)
+        _check_int("qv", self.qv, 1, 16)
+        _check_int("engine_bits", self.engine_bits, 1, 16)
+        _check_int("lanes", self.lanes, 1, 1024)
+        _check_int("out_bits", self.out_bits, 0, 32, " (0 = full precision)")
+        if self.out_bits == 1:
+            raise ConfigError("config field 'out_bits' = 1 is out of range: allowed 0 (full "
+                              "precision) or [2, 32]")
+        _check_int("shift", self.shift, 0, MAX_DATAPATH_BITS)
+        _check_choice("rounding", self.rounding, ROUNDINGS)
+        _check_choice("order", self.order, ORDERS)
+        _check_choice("recombination", self.recombination, RECOMBINATION_FORMS)
+        if self.out_bits == 0 and self.shift != 0:
+            raise ConfigError(f"config field 'shift' = {self.shift} needs out_bits > 0: with "
+                              f"out_bits = 0 (full precision) the shift must be 0")
+        if self.acc_bits > MAX_DATAPATH_BITS:
+            raise ConfigError(f"config fields qb/qu/qv/base_in/base_out give {self.acc_bits}-bit "
+                              f"weights; at most {MAX_DATAPATH_BITS} bits are supported")
+
+    # ---- shape --------------------------------------------------------------------
+    @property
+    def level1(self) -> bool:
+        """Intra-kernel generation (``U``) on."""
+        return self.base_in > 0
+
+    @property
+    def level2(self) -> bool:
+        """Cross-kernel generation (``V``) on."""
+        return self.base_out > 0
+
+    @property
+    def K(self) -> int:
+        return self.kernel * self.kernel
+
+    @property
+    def Bo(self) -> int:
+        """Rows of the basis: ``base_out``, or ``out_channels`` when level 2 is off."""
+        return self.base_out if self.level2 else self.out_channels
+
+    @property
+    def Bi(self) -> int:
+        return self.base_in
+
+    @property
+    def weight_shape(self) -> tuple[int, ...]:
+        p, q, k = self.out_channels, self.in_channels, self.kernel
+        return (p, q) if self.layer == "linear" else (p, q, k, k)
+
+    @property
+    def code_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Shapes of the code arrays: ``B`` always, ``U`` / ``V`` when their level is on."""
+        q, K = self.in_channels, self.K
+        shapes = {"B": (self.Bo, self.Bi, K) if self.level1 else (self.Bo, q, K)}
+        if self.level1:
+            shapes["U"] = (self.Bo, q, self.Bi)
+        if self.level2:
+            shapes["V"] = (self.out_channels, self.Bo)
+        return shapes
+
+    @property
+    def code_bits(self) -> dict[str, int]:
+        return {"B": self.qb, "U": self.qu, "V": self.qv}
+
+    @property
+    def n_weights(self) -> int:
+        return self.out_channels * self.in_channels * self.K
+
+    # ---- widths -------------------------------------------------------------------
+    @property
+    def w1_range(self) -> W.Range:
+        """Range of the level-1 result ``W1`` (``m_B`` itself when level 1 is off)."""
+        if self.level1:
+            return W.scale_range(W.product_range(W.odd_range(self.qu), W.odd_range(self.qb)),
+                                 self.Bi)
+        return W.odd_range(self.qb)
+
+    @property
+    def w1_bits(self) -> int:
+        return W.signed_bits(*self.w1_range)
+
+    @property
+    def acc_range(self) -> W.Range:
+        """Range of the full-precision generated weight ``W``."""
+        if self.level2:
+            return W.scale_range(W.product_range(W.odd_range(self.qv), self.w1_range), self.Bo)
+        return self.w1_range
+
+    @property
+    def acc_bits(self) -> int:
+        return W.signed_bits(*self.acc_range)
+
+    @property
+    def weight_bits(self) -> int:
+        """Width of a weight on the output stream."""
+        return self.out_bits if self.out_bits else self.acc_bits
+
+    # ---- slicing on the engine ------------------------------------------------------
+    @property
+    def u_operand(self) -> W.SlicedOperand:
+        return W.SlicedOperand("odd", self.qu, W.default_slice_widths(self.qu, self.engine_bits))
+
+    @property
+    def b_operand(self) -> W.SlicedOperand:
+        return W.SlicedOperand("odd", self.qb, W.default_slice_widths(self.qb, self.engine_bits))
+
+    @property
+    def v_operand(self) -> W.SlicedOperand:
+        return W.SlicedOperand("odd", self.qv, W.default_slice_widths(self.qv, self.engine_bits))
+
+    @property
+    def w1_operand(self) -> W.SlicedOperand:
+        """``W1`` as the level-2 operand: the odd ``B`` codes when level 1 is off, else a
+        two's-complement integer sliced for the engine."""
+        if not self.level1:
+            return self.b_operand
+        return W.SlicedOperand("twos", self.w1_bits,
+                               W.default_slice_widths(self.w1_bits, self.engine_bits))
+
+    @property
+    def level1_steps(self) -> int:
+        """Engine multiplies per ``W1`` value: ``Bi * S_U * S_B`` (0 when level 1 is off)."""
+        return self.Bi * self.u_operand.count * self.b_operand.count if self.level1 else 0
+
+    @property
+    def level2_steps(self) -> int:
+        """Engine multiplies per (weight, basis row ``o``): ``S_V * S_W1`` (0 when off)."""
+        return self.v_operand.count * self.w1_operand.count if self.level2 else 0
+
+    @property
+    def macs_per_weight(self) -> int:
+        """Engine multiplies per generated weight when ``W1`` is recomputed per weight.
+
+        ``Bo * (level1_steps + level2_steps)``; both levels off: 0 (the weight is
+        the odd value of its ``B`` code).
+        """
+        if not self.level2:
+            return self.level1_steps
+        return self.Bo * (self.level1_steps + self.level2_steps)
+
+    @property
+    def code_memory_bits(self) -> int:
+        shapes, bits = self.code_shapes, self.code_bits
+        total = 0
+        for name, shape in shapes.items():
+            n = 1
+            for d in shape:
+                n *= d
+            total += n * bits[name]
+        return total
+
+    @property
+    def weight_memory_bits(self) -> int:
+        """Bits of the full weights at the output width (what the codes replace)."""
+        return self.n_weights * self.weight_bits
+
+
+Config = GeneratorConfig | RecombinationConfig
+
+
+def config_from_dict(data: Mapping[str, Any]) -> Config:
+    block = data.get("block", "generator")
+    _check_choice("block", block, BLOCKS)
+    cls = GeneratorConfig if block == "generator" else RecombinationConfig
+    return cls.from_dict(data)
+
+
+def load_config(path: str | Path) -> Config:
+    """Load and validate a config TOML file; every problem is one :class:`ConfigError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file '{path}' does not exist: pass the path of a TOML config "
+                          f"(see examples/)")
+    try:
+        data = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"config file '{path}' is not valid TOML: {e}") from None
+    return config_from_dict(data)
+
+
+def default_config() -> GeneratorConfig:
+    """The built-in default of ``insitugen flow``: a ResNet-18 3x3 layer, 128 -> 128
+    channels, (Bi, Bo, qb, qu, qv) = (2, 44, 3, 6, 3) on a 3-bit engine of 64
+    multipliers, 8-bit output with shift 10 and half-even rounding."""
+    return GeneratorConfig()

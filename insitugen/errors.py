@@ -1,0 +1,26 @@
+"""Errors a user can cause and fix.
+
+Every error insitugen raises on bad input is an :class:`InsitugenError`; the
+command line prints its message as one line and exits non-zero. Messages name
+the field, file or tool and say how to fix it.
+"""
+
+
+class InsitugenError(Exception):
+    """Base class of all user-facing errors (bad config, bad codes, missing tool)."""
+
+
+class ConfigError(InsitugenError, ValueError):
+    """A config field is missing, of the wrong type, or outside its range."""
+
+
+class CodesError(InsitugenError, ValueError):
+    """A code file (``.npz``) is missing arrays, has the wrong shapes, or codes out of range."""
+
+
+class ToolError(InsitugenError, RuntimeError):
+    """An external tool (simulator, Yosys) is missing or failed."""
+
+
+class VerificationError(InsitugenError, AssertionError):
+    """The RTL disagreed with the golden model."""

