@@ -82,6 +82,9 @@ def round_shift_saturate(value: Value, value_bits: int, out_bits: int, shift: in
     v = value.as_signed() if value.shape().signed else value
     if out_bits == 0:
         return v
+    if len(v) < shift + 2:
+        # the remainder and the rounding need shift + 1 bits of the value: sign-extend
+        v = Cat(v, v[-1].replicate(shift + 2 - len(v))).as_signed()
     if shift == 0:
         q = v
     else:
@@ -89,10 +92,13 @@ def round_shift_saturate(value: Value, value_bits: int, out_bits: int, shift: in
         if rounding != "floor":
             rem = v.as_unsigned()[:shift]
             half = 1 << (shift - 1)
+            # shift 1: the remainder is one bit and never above half (a constant
+            # comparison would be a Verilator CMPCONST warning)
+            above = (rem > half) if shift > 1 else Const(0, 1)
             if rounding == "half_up":
-                up = (rem > half) | ((rem == half) & ~v[-1])
+                up = above | ((rem == half) & ~v[-1])
             elif rounding == "half_even":
-                up = (rem > half) | ((rem == half) & q[0])
+                up = above | ((rem == half) & q[0])
             else:
                 raise ValueError(f"rounding must be floor | half_up | half_even, not {rounding!r}")
             q = q + up

@@ -74,7 +74,9 @@ def _run_sim(cfg: Config, args, out_path: str | None = None):
         raise ConfigError("--codes applies to generator configs only; the recombination "
                           "testbench draws its own partials from --seed")
     return run_sim(cfg, simulator=args.simulator, seed=args.seed, waves=args.waves,
-                   backpressure=args.backpressure, extra=extra or None)
+                   backpressure=args.backpressure, extra=extra or None,
+                   build_dir=getattr(args, "build_dir", None),
+                   quiet=not getattr(args, "verbose", False))
 
 
 def cmd_sim(args) -> int:
@@ -89,6 +91,8 @@ def cmd_sim(args) -> int:
         eff = res.details.get("efficiency")
         if eff:
             msg += f" ({100 * eff:.1f}% of the MAC lower bound)"
+    bps = res.details.get("beats_per_s")
+    msg += f"; build {res.build_s:.1f} s, sim {res.sim_s:.1f} s" + (f" ({bps:,.0f} beats/s)" if bps else "")
     print(msg)
     if args.out:
         print(f"wrote {args.out}")
@@ -130,9 +134,14 @@ def _add_sim_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--waves", action="store_true", help="dump waveforms into the build folder")
     p.add_argument("--backpressure", choices=BACKPRESSURE, default="random",
                    help="output ready pattern and input valid gaps (default: %(default)s)")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="show the simulator's and cocotb's own output (default: in the build "
+                        "folder's sim.log)")
+    p.add_argument("--build-dir", help="simulator build folder (default: a cache folder per "
+                                       "config under $INSITUGEN_CACHE or ~/.cache/insitugen)")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="insitugen",
         description="Hardware generator for multi-level in situ weight generation (MLG).")
@@ -183,17 +192,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-synth", action="store_true", help="skip the synthesis step")
     p.set_defaults(func=cmd_flow)
 
-    _add_optional_commands(sub)
+    _add_optional_commands(sub, wanted)
     return parser
 
 
-def _add_optional_commands(sub) -> None:
-    """Commands of the other rooms register here (sweep, memory, export, train, prove)."""
-    return None
+#: Commands of the other rooms: name -> (module, argument adder, handler, help). Their
+#: modules import torch or matplotlib, so each is imported only when its command runs.
+OPTIONAL_COMMANDS = {
+    "sweep": ("insitugen.gen.sweep", "add_sweep_args", "cmd_sweep",
+              "design-space sweep in parallel processes or on Dask, cached, CSV + JSON + PNG "
+              "plots"),
+    "memory": ("insitugen.golden.memory", "add_memory_args", "cmd_memory",
+               "per-layer MLG memory table and ratios of a shipped model"),
+    "export": ("insitugen.gen.export", "add_export_args", "cmd_export",
+               "trained MLG checkpoint -> per-layer generator configs (.toml) + codes (.npz)"),
+    "train-digits": ("insitugen.golden.train", "add_train_digits_args", "cmd_train_digits",
+                     "teacher + MLG student on scikit-learn's digits (CPU, minutes)"),
+    "train-cifar": ("insitugen.golden.train", "add_train_cifar_args", "cmd_train_cifar",
+                    "ResNet-18 MLG on CIFAR-10 from disk (--data PATH)"),
+    "prove": ("insitugen.verif.formal", "add_prove_args", "cmd_prove",
+              "formal proofs (Yosys SAT) of the recombination and requantization"),
+}
+
+
+def _add_optional_commands(sub, wanted: str | None) -> None:
+    import importlib
+
+    for name, (module, adder, handler, hlp) in OPTIONAL_COMMANDS.items():
+        p = sub.add_parser(name, help=hlp, description=hlp)
+        if name == wanted:
+            mod = importlib.import_module(module)
+            getattr(mod, adder)(p)
+            p.set_defaults(func=getattr(mod, handler))
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    wanted = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(wanted)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)

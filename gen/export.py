@@ -1,0 +1,133 @@
+"""``insitugen export CHECKPOINT --out DIR``: a trained MLG model -> the generator's inputs.
+
+For every generated layer (:class:`~insitugen.golden.mlg.MLGConv2d` /
+:class:`~insitugen.golden.mlg.MLGLinear` with at least one level on) the exporter
+writes
+
+* ``DIR/<layer>.toml``: the :class:`~insitugen.config.GeneratorConfig` of the layer
+  (shape, effective Bi / Bo, 0 = level off, qb / qu / qv, and the engine / output
+  fields given here; default full-precision output, ``out_bits = 0``);
+* ``DIR/<layer>.npz``: the unsigned codes ``B``, ``U``, ``V`` in the config's
+  ``code_shapes`` and the float scales ``sB``, ``sU``, ``sV``;
+
+and ``DIR/layers.json``, the index: per layer the files, weight shape, convolution
+arguments, scale product (real weight = scale x integer weight) and, for the layers
+not exported (float convs, the 8-bit classifier), the reason.
+
+``insitugen sim DIR/<layer>.toml --codes DIR/<layer>.npz`` then regenerates the
+layer's integer weights on the RTL; ``insitugen golden`` does so on the golden model.
+Every layer is converted in memory before the first file is written, so a layer that
+cannot be exported (a 32-bit float width) leaves no partial export behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from insitugen.config import GeneratorConfig
+from insitugen.errors import ConfigError, InsitugenError
+from insitugen.golden.codes import atomic_write, save_codes, validate_codes
+from insitugen.golden.mlg import MLGConv2d, MLGLayerBase, QuantLinear
+from insitugen.golden.mlgify import load_checkpoint
+
+#: Engine / output fields the exporter passes to every layer's config.
+HARDWARE_FIELDS = ("engine_bits", "lanes", "out_bits", "shift", "rounding", "recombination")
+
+
+def export_model(model, out_dir: str | Path, **hardware) -> dict:
+    """Export every generated layer of an MLG model (see module docstring).
+
+    ``hardware``: :data:`HARDWARE_FIELDS` for every layer's config (defaults: the
+    config's own, with ``out_bits = 0``, ``shift = 0``). Returns the index written
+    to ``layers.json``."""
+    unknown = sorted(set(hardware) - set(HARDWARE_FIELDS))
+    if unknown:
+        raise InsitugenError(f"unknown export option '{unknown[0]}': use "
+                             f"{', '.join(HARDWARE_FIELDS)}")
+    hardware = {k: v for k, v in hardware.items() if v is not None}
+    out_dir = Path(out_dir)
+    staged, index = [], {"layers": {}, "not_exported": {}}
+    for name, m in model.named_modules():
+        if isinstance(m, MLGLayerBase) and m.generated:
+            try:
+                cfg = m.generator_config(**hardware)
+            except ConfigError as e:
+                raise ConfigError(f"layer '{name}': {e}") from None
+            codes, scales = m.codes()
+            validate_codes(cfg, {k: v.numpy() for k, v in codes.items()},
+                           source=f"layer '{name}'")
+            scale = 1.0
+            for v in scales.values():
+                scale *= v
+            entry = {"config": f"{name}.toml", "codes": f"{name}.npz",
+                     "weight_shape": list(m.weight_shape), "layer": cfg.layer,
+                     "base_in": cfg.base_in, "base_out": cfg.base_out,
+                     "scales": scales, "scale": scale,
+                     "bias": m.bias is not None}
+            if isinstance(m, MLGConv2d):
+                entry.update(stride=_plain(m.stride), padding=_plain(m.padding),
+                             dilation=_plain(m.dilation), groups=m.groups)
+            index["layers"][name] = entry
+            staged.append((name, cfg, codes, scales))
+        elif isinstance(m, QuantLinear):
+            index["not_exported"][name] = f"classifier, {m.bits}-bit weights (not generated)"
+        elif isinstance(m, MLGLayerBase):
+            index["not_exported"][name] = "no generation level on"
+        elif type(m).__name__ in ("Conv2d", "Linear"):
+            index["not_exported"][name] = "float layer (generation would not save memory)"
+    if not staged:
+        raise InsitugenError("the model has no generated MLG layer to export (was it "
+                             "trained with mlgify and base_in / base_out > 0?)")
+    for name, cfg, codes, scales in staged:
+        text = f"# MLG layer '{name}' exported by insitugen export\n" + cfg.to_toml()
+        atomic_write(out_dir / f"{name}.toml", lambda tmp, t=text: Path(tmp).write_text(t))
+        save_codes(out_dir / f"{name}.npz", codes, **scales)
+    text = json.dumps(index, indent=2) + "\n"
+    atomic_write(out_dir / "layers.json", lambda tmp: Path(tmp).write_text(text))
+    return index
+
+
+def _plain(v):
+    return list(v) if isinstance(v, (tuple, list)) else v
+
+
+def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, **hardware) -> dict:
+    """Load an MLG checkpoint (:func:`insitugen.golden.mlgify.save_checkpoint`) and export it."""
+    model, info = load_checkpoint(checkpoint)
+    if info["mlg"] is None:
+        raise InsitugenError(f"checkpoint '{checkpoint}' is a plain model (no MLG settings): "
+                             f"export takes a trained MLG student")
+    return export_model(model, out_dir, **hardware)
+
+
+def add_export_args(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``insitugen export``."""
+    d = GeneratorConfig()
+    parser.add_argument("checkpoint", metavar="CHECKPOINT",
+                        help="MLG checkpoint (.pt written by insitugen train-digits / train-cifar)")
+    parser.add_argument("--out", metavar="DIR", required=True,
+                        help="folder for <layer>.toml, <layer>.npz and layers.json")
+    parser.add_argument("--engine-bits", type=int, default=d.engine_bits,
+                        help="engine multiplier width (default: %(default)s)")
+    parser.add_argument("--lanes", type=int, default=d.lanes,
+                        help="multipliers working in parallel (default: %(default)s)")
+    parser.add_argument("--out-bits", type=int, default=0,
+                        help="requantize generated weights to this width; 0 = full precision "
+                             "(default: %(default)s)")
+    parser.add_argument("--shift", type=int, default=0,
+                        help="right shift before requantization (default: %(default)s)")
+    parser.add_argument("--rounding", choices=("floor", "half_up", "half_even"),
+                        default=d.rounding, help="(default: %(default)s)")
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    index = export_checkpoint(args.checkpoint, args.out, engine_bits=args.engine_bits,
+                              lanes=args.lanes, out_bits=args.out_bits, shift=args.shift,
+                              rounding=args.rounding)
+    print(f"exported {len(index['layers'])} MLG layers to {args.out} "
+          f"({len(index['not_exported'])} layers not generated; see layers.json)")
+    for name in index["layers"]:
+        print(f"  {name}: {name}.toml + {name}.npz")
+    return 0

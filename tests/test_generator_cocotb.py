@@ -1,0 +1,151 @@
+"""Generator Verilog under cocotb (Verilator; a few on Icarus): bit-exact, every form.
+
+Each case emits the Verilog of a small config, builds it (cached per config),
+and runs ``insitugen.verif.tb_generator``: load random codes, two passes back
+to back without reloading, then a reloaded second layer, every weight
+compared with the golden model; with the output always ready the cycle count
+must equal the design's ``pass_cycles``. Shapes are kept small: the point is
+coverage of the forms, not size (the full 512x512 layer is the ``slow`` test).
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from insitugen.config import GeneratorConfig, default_config
+from insitugen.golden.codes import load_codes, random_codes, save_codes
+from insitugen.golden.generate import generate
+from insitugen.hdl.generator import Generator
+from insitugen.verif.runner import run_sim
+
+BASE = GeneratorConfig(out_channels=4, in_channels=3, kernel=3, base_in=2, base_out=3, qb=3,
+                       qu=6, qv=3, engine_bits=3, lanes=4, out_bits=8, shift=6,
+                       rounding="half_even")
+
+#: name -> (config changes to BASE, back-pressure)
+CASES = {
+    "both_levels_fused": ({}, "none"),
+    "both_levels_separate": (dict(recombination="separate"), "random"),
+    "level1_off": (dict(base_in=0), "none"),
+    "level1_off_separate_b5": (dict(base_in=0, qb=5, recombination="separate"), "periodic"),
+    "level2_off": (dict(base_out=0), "random"),
+    "level2_off_separate": (dict(base_out=0, recombination="separate"), "none"),
+    "both_off": (dict(base_in=0, base_out=0, shift=1), "random"),
+    "both_off_full_precision_b7": (dict(base_in=0, base_out=0, qb=7, engine_bits=2, out_bits=0,
+                                        shift=0), "none"),
+    "kernel1": (dict(kernel=1, in_channels=5), "none"),
+    "linear": (dict(layer="linear", kernel=1, in_channels=6, out_channels=3), "periodic"),
+    "bi1": (dict(base_in=1), "none"),
+    "bo1": (dict(base_out=1), "random"),
+    "bi1_bo1_separate": (dict(base_in=1, base_out=1, recombination="separate"), "none"),
+    "bits1_engine2": (dict(engine_bits=2, qb=1, qu=5, qv=2, shift=4), "none"),
+    "bits2_engine4": (dict(engine_bits=4, qb=2, qu=8, qv=7, shift=12), "random"),
+    "bits5_engine2_separate": (dict(engine_bits=2, qb=5, qu=7, qv=5, lanes=7, shift=10,
+                                    recombination="separate"), "none"),
+    "bits7_engine5_separate": (dict(engine_bits=5, qb=7, qu=5, qv=1, shift=8,
+                                    recombination="separate"), "periodic"),
+    "bits6_engine6": (dict(engine_bits=6, qb=6, qu=6, qv=6, shift=14), "none"),
+    "bits7_engine7": (dict(engine_bits=7, qb=7, qu=7, qv=7, shift=16), "random"),
+    "bits8_engine8_separate": (dict(engine_bits=8, qb=3, qu=8, qv=8, shift=14,
+                                    recombination="separate"), "none"),
+    "bits8_engine3": (dict(qb=8, qu=8, qv=8, shift=16, lanes=3), "none"),
+    "lanes1": (dict(lanes=1, out_channels=2), "none"),
+    "lanes5_not_dividing": (dict(lanes=5), "random"),
+    "lanes9_dividing": (dict(lanes=9), "none"),
+    "lanes16": (dict(lanes=16, in_channels=4), "periodic"),
+    "lanes16_gt_qK": (dict(lanes=16, in_channels=1), "none"),
+    "lanes16_window_capped": (dict(lanes=16, in_channels=2), "random"),
+    "lanes13_kernel1": (dict(lanes=13, kernel=1, in_channels=9), "none"),
+    "kernel5_lanes7": (dict(kernel=5, in_channels=2, lanes=7, base_out=2), "none"),
+    "floor": (dict(rounding="floor"), "none"),
+    "half_up": (dict(rounding="half_up"), "random"),
+    "half_even_ties": (dict(rounding="half_even", shift=1, base_out=1, base_in=1), "none"),
+    "saturate_half_up": (dict(out_bits=3, shift=4, rounding="half_up"), "none"),
+    "saturate_floor": (dict(out_bits=5, shift=2, rounding="floor"), "periodic"),
+    "full_precision": (dict(out_bits=0, shift=0), "none"),
+    "full_precision_separate": (dict(out_bits=0, shift=0, recombination="separate"), "random"),
+}
+
+ICARUS_CASES = ["both_levels_fused", "both_off", "lanes5_not_dividing", "full_precision_separate"]
+
+
+def _check(cfg: GeneratorConfig, res, bp: str, passes: int):
+    model = Generator(cfg)
+    model._MustUse__silence = True
+    assert res.passed
+    assert res.beats == passes * model.n_beats
+    assert res.details["beats_per_pass"] == model.n_beats
+    assert res.details["cycles_lower_bound"] == model.cycles_lower_bound
+    if bp == "none":
+        assert res.cycles == model.pass_cycles
+    else:
+        assert res.cycles >= model.pass_cycles
+
+
+@pytest.mark.parametrize("name", list(CASES), ids=list(CASES))
+def test_generator_verilator(name, tmp_path):
+    changes, bp = CASES[name]
+    cfg = BASE.replace(**changes)
+    seed = 2000 + list(CASES).index(name)
+    out = tmp_path / "w.npz"
+    res = run_sim(cfg, simulator="verilator", seed=seed, backpressure=bp, quiet=True,
+                  extra={"passes": 2, "reload": True, "out": str(out)})
+    _check(cfg, res, bp, 2)
+    assert res.details["reload_checked"]
+    with np.load(out) as npz:
+        w = npz["W"]
+        assert int(npz["cycles"]) == res.cycles
+    assert w.dtype == np.int64 and w.shape == cfg.weight_shape
+    assert np.array_equal(w, generate(cfg, random_codes(cfg, seed)).numpy())
+
+
+def test_generator_codes_file(tmp_path):
+    """--codes: the testbench reads the file with golden.codes.load_codes."""
+    cfg = BASE.replace(lanes=5, rounding="half_up")
+    codes = random_codes(cfg, 99, "alternating")
+    path = tmp_path / "codes.npz"
+    save_codes(path, codes, sB=0.5)
+    out = tmp_path / "w.npz"
+    res = run_sim(cfg, simulator="verilator", seed=3, backpressure="random", quiet=True,
+                  extra={"codes": str(path), "out": str(out), "passes": 1})
+    _check(cfg, res, "random", 1)
+    with np.load(out) as npz:
+        assert np.array_equal(npz["W"], generate(cfg, load_codes(cfg, path)).numpy())
+
+
+@pytest.mark.slow
+def test_generator_default_config(tmp_path):
+    """The built-in default layer (128 -> 128 3x3, 64 lanes): bit-exact, >= 95% efficient.
+
+    Slow: 2 x 811k cycles; with the runner's -O0 C++ build it does not fit the default
+    suite's time (benchmarks/bench_generator.py runs it with -O2)."""
+    cfg = default_config()
+    res = run_sim(cfg, simulator="verilator", seed=11, backpressure="random", quiet=True,
+                  extra={"passes": 2})
+    _check(cfg, res, "random", 2)
+    assert res.details["efficiency"] >= 0.95
+
+
+@pytest.mark.icarus
+@pytest.mark.parametrize("name", ICARUS_CASES, ids=ICARUS_CASES)
+def test_generator_icarus(name):
+    if shutil.which("iverilog") is None:
+        pytest.skip("Icarus Verilog (iverilog) is not on PATH: apt-get install iverilog")
+    changes, bp = CASES[name]
+    cfg = BASE.replace(**changes)
+    res = run_sim(cfg, simulator="icarus", seed=3000 + ICARUS_CASES.index(name),
+                  backpressure=bp, quiet=True, extra={"passes": 2, "reload": True})
+    _check(cfg, res, bp, 2)
+
+
+@pytest.mark.slow
+def test_generator_resnet18_512x512_256_lanes():
+    """A full ResNet-18 512 -> 512 3x3 layer on a 256-lane engine (Verilator)."""
+    cfg = default_config().replace(out_channels=512, in_channels=512, lanes=256)
+    res = run_sim(cfg, simulator="verilator", seed=12, backpressure="none", quiet=True,
+                  extra={"passes": 1})
+    _check(cfg, res, "none", 1)
+    assert res.details["efficiency"] >= 0.95

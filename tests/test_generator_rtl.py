@@ -1,0 +1,245 @@
+"""Generator RTL on Amaranth's simulator (fast tier): bit-exact against the golden model.
+
+Every case loads a random layer (with input gaps when back-pressure is on),
+regenerates it twice back to back without reloading (``start`` held two
+cycles), then loads a second layer of named corner codes and generates it once.
+Each pass is checked weight by weight against ``golden.generate.generate``,
+beat by beat for ``count`` / ``last`` / zero unused lanes; with the output
+always ready the cycle count must equal the design's own ``pass_cycles`` and
+pass 2 must follow pass 1 with no bubble.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from amaranth.sim import Simulator
+
+from insitugen.config import GeneratorConfig
+from insitugen.golden.codes import CORNERS, random_codes
+from insitugen.golden.generate import full_precision, generate
+from insitugen.hdl.generator import Generator
+from insitugen.verif.tb_generator import check_beats, code_stream
+
+#: small layer: 4 -> 3 channels, 3x3, (Bi, Bo, qb, qu, qv) = (2, 3, 3, 6, 3), 3-bit engine, 4 lanes
+BASE = GeneratorConfig(out_channels=4, in_channels=3, kernel=3, base_in=2, base_out=3, qb=3,
+                       qu=6, qv=3, engine_bits=3, lanes=4, out_bits=8, shift=6,
+                       rounding="half_even")
+
+CASES = {
+    # recombination forms / levels
+    "both_levels_fused": {},
+    "both_levels_separate": dict(recombination="separate"),
+    "level1_off": dict(base_in=0),
+    "level1_off_separate_wide_b": dict(base_in=0, qb=5, recombination="separate"),
+    "level2_off": dict(base_out=0),
+    "level2_off_separate": dict(base_out=0, recombination="separate"),
+    "both_off": dict(base_in=0, base_out=0, shift=1),
+    "both_off_full_precision_wide_b": dict(base_in=0, base_out=0, qb=7, engine_bits=2,
+                                           out_bits=0, shift=0),
+    "kernel1": dict(kernel=1, in_channels=5),
+    "linear": dict(layer="linear", kernel=1, in_channels=6, out_channels=3),
+    "bi1": dict(base_in=1),
+    "bo1": dict(base_out=1),
+    "bi1_bo1_separate": dict(base_in=1, base_out=1, recombination="separate"),
+    "kernel5_lanes7": dict(kernel=5, in_channels=2, lanes=7, base_out=2),
+    # odd bitwidths and engines of 2..8 bits
+    "engine2_odd_bits_separate": dict(engine_bits=2, qb=5, qu=7, qv=5, lanes=7, shift=10,
+                                      recombination="separate"),
+    "engine2_one_bit_b": dict(engine_bits=2, qb=1, qu=5, qv=2, shift=4),
+    "engine4_wide_u": dict(engine_bits=4, qb=2, qu=8, qv=7, shift=12),
+    "engine5_separate": dict(engine_bits=5, qb=7, qu=5, qv=1, shift=8, recombination="separate"),
+    "engine6": dict(engine_bits=6, qb=6, qu=6, qv=6, shift=14),
+    "engine7_dedicated_w1_split": dict(engine_bits=7, qb=7, qu=7, qv=7, shift=16),
+    "engine8_dedicated": dict(engine_bits=8, qb=3, qu=3, qv=8, shift=10, recombination="separate"),
+    # lanes 1..16: dividing q*K or not, wider than q*K, window capped at q
+    "lanes1": dict(lanes=1, out_channels=2),
+    "lanes5_not_dividing": dict(lanes=5),
+    "lanes9_dividing": dict(lanes=9),
+    "lanes16": dict(lanes=16, in_channels=4),
+    "lanes16_gt_qK": dict(lanes=16, in_channels=1),
+    "lanes16_window_capped": dict(lanes=16, in_channels=2),
+    "lanes13_kernel1_gt_q": dict(lanes=13, kernel=1, in_channels=9),
+    # requantization
+    "floor": dict(rounding="floor"),
+    "half_up": dict(rounding="half_up"),
+    "half_even_ties": dict(rounding="half_even", shift=1, base_out=1, base_in=1),
+    "saturate_half_up": dict(out_bits=3, shift=4, rounding="half_up"),
+    "saturate_floor_wide_out": dict(out_bits=5, shift=2, rounding="floor"),
+    "shift_wider_than_weight": dict(out_bits=4, shift=22, rounding="half_up"),
+    "no_shift": dict(out_bits=12, shift=0),
+    "full_precision": dict(out_bits=0, shift=0),
+    "full_precision_separate": dict(out_bits=0, shift=0, recombination="separate"),
+}
+
+#: back-pressure per case (default "none", where cycle counts are checked exactly)
+BACKPRESSURE = {
+    "both_levels_separate": "random", "level1_off": "periodic", "both_off": "random",
+    "lanes5_not_dividing": "random", "level2_off_separate": "periodic",
+    "lanes16_gt_qK": "random", "saturate_half_up": "periodic", "engine8_dedicated": "random",
+}
+SATURATING = {"saturate_half_up", "saturate_floor_wide_out"}
+
+
+def simulate(cfg: GeneratorConfig, layers: list, *, passes: int = 2, backpressure: str = "none",
+             seed: int = 0):
+    """Run the DUT on Amaranth's simulator.
+
+    Loads ``layers[0]`` and runs ``passes`` passes (pass 2 requested during pass 1),
+    then each further layer once. Returns, per layer, a list of passes, each
+    ``(payload ints, cycles from the start-sampling edge to its last handshake)``.
+    """
+    dut = Generator(cfg)
+    rng = random.Random(seed)
+    out = []
+    wl = dut.weights
+
+    def ready_level(cycle):
+        if backpressure == "none":
+            return 1
+        if backpressure == "periodic":
+            return int(cycle % 5 < 3)
+        return int(rng.random() < 0.6)
+
+    async def tb(ctx):
+        for li, codes in enumerate(layers):
+            for code in code_stream(cfg, codes):
+                if backpressure != "none" and rng.random() < 0.25:
+                    ctx.set(dut.codes.valid, 0)
+                    await ctx.tick()
+                ctx.set(dut.codes.payload, code)
+                ctx.set(dut.codes.valid, 1)
+                while True:
+                    _, _, rdy = await ctx.tick().sample(dut.codes.ready)
+                    if rdy:
+                        break
+            ctx.set(dut.codes.valid, 0)
+            await ctx.tick()
+            assert ctx.get(dut.loaded), "loaded must rise after the last code"
+            n_pass = passes if li == 0 else 1
+            ctx.set(dut.start, 1)
+            await ctx.tick()                      # edge 0: start sampled
+            ctx.set(dut.start, int(n_pass > 1))   # held a second cycle: queues pass 2
+            cycle, requested, passes_out, beats = 0, min(n_pass, 2), [], []
+            pulse_at = None
+            while len(passes_out) < n_pass:
+                ctx.set(wl.ready, ready_level(cycle))
+                if cycle == 1:
+                    ctx.set(dut.start, 0)
+                if pulse_at is not None and cycle == pulse_at:
+                    ctx.set(dut.start, 1)
+                elif pulse_at is not None and cycle == pulse_at + 1:
+                    ctx.set(dut.start, 0)
+                    pulse_at = None
+                _, _, v, r, pl, busy, crdy = await ctx.tick().sample(
+                    wl.valid, wl.ready, wl.payload.as_value(), dut.busy, dut.codes.ready)
+                cycle += 1
+                assert busy and not crdy, f"busy must stay high (codes not ready) during a pass"
+                if v and r:
+                    beats.append(pl)
+                    if (pl >> (cfg.lanes * cfg.weight_bits + cfg.lanes.bit_length())) & 1:
+                        passes_out.append((beats, cycle))
+                        beats = []
+                        if requested < n_pass:
+                            requested += 1
+                            pulse_at = cycle
+            ctx.set(wl.ready, 1)
+            for _ in range(dut.steps_per_round + dut.latency + 2):
+                _, _, v, busy = await ctx.tick().sample(wl.valid, dut.busy)
+                assert not v, "a beat arrived after the last pass"
+            assert not ctx.get(dut.busy), "busy must fall after the last beat"
+            out.append(passes_out)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(tb)
+    sim.run()
+    return dut, out
+
+
+@pytest.mark.parametrize("name", list(CASES), ids=list(CASES))
+def test_generator_bit_exact(name):
+    cfg = BASE.replace(**CASES[name])
+    seed = 1000 + list(CASES).index(name)
+    bp = BACKPRESSURE.get(name, "none")
+    corner = "max" if name in SATURATING else CORNERS[list(CASES).index(name) % len(CORNERS)]
+    layer_a = random_codes(cfg, seed)
+    layer_b = random_codes(cfg, seed + 1, corner)
+    print(f"case {name}: seed {seed}, back-pressure {bp}, reload corner {corner}")
+    dut, res = simulate(cfg, [layer_a, layer_b], passes=2, backpressure=bp, seed=seed)
+    (p1, c1), (p2, c2) = res[0]
+    check_beats(cfg, dut, p1, layer_a, "pass 1", seed)
+    check_beats(cfg, dut, p2, layer_a, "pass 2 (no reload)", seed)
+    (p3, _), = res[1]
+    check_beats(cfg, dut, p3, layer_b, f"reloaded layer ({corner})", seed)
+    per_pass = dut.n_beats * dut.steps_per_round
+    assert dut.pass_cycles == per_pass + dut.latency
+    if bp == "none":
+        assert c1 == dut.pass_cycles, f"pass 1 took {c1} cycles, design formula {dut.pass_cycles}"
+        assert c2 - c1 == per_pass, f"pass 2 took {c2 - c1} cycles after pass 1, not {per_pass}"
+    else:
+        assert c1 >= dut.pass_cycles
+    # efficiency: the only loss besides the latency is idle lanes in a row's last round
+    N = cfg.in_channels * cfg.K
+    if cfg.macs_per_weight and N % cfg.lanes == 0:
+        assert per_pass == dut.cycles_lower_bound
+    assert per_pass * cfg.lanes >= cfg.n_weights * max(1, cfg.macs_per_weight)
+    assert dut.cycles_lower_bound <= per_pass
+    if name in SATURATING:
+        lo, hi = -(1 << (cfg.out_bits - 1)), (1 << (cfg.out_bits - 1)) - 1
+        w = generate(cfg, layer_b)
+        assert ((w == lo) | (w == hi)).any(), "the saturation case must actually saturate"
+        assert (full_precision(cfg, layer_b).abs() > (hi << cfg.shift)).any()
+
+
+def test_three_passes_and_start_ignored_until_loaded():
+    """Start before any code is ignored; three passes back to back, no bubble."""
+    cfg = BASE.replace(lanes=5)
+    dut = Generator(cfg)
+    codes = random_codes(cfg, 7)
+
+    async def tb(ctx):
+        ctx.set(dut.start, 1)
+        for _ in range(4):
+            _, _, busy, v = await ctx.tick().sample(dut.busy, dut.weights.valid)
+            assert not busy and not v, "start must be ignored while no layer is loaded"
+        ctx.set(dut.start, 0)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(tb)
+    sim.run()
+    dut2, res = simulate(cfg, [codes], passes=3, seed=7)
+    cycles = [c for _, c in res[0]]
+    for k, (beats, _) in enumerate(res[0]):
+        check_beats(cfg, dut2, beats, codes, f"pass {k + 1}", 7)
+    per_pass = dut2.n_beats * dut2.steps_per_round
+    assert cycles[0] == dut2.pass_cycles
+    assert cycles[1] - cycles[0] == per_pass
+    # pass 3 is requested at pass 2's last beat, after pass 3 could have begun: it starts
+    # a fresh pass, so it takes at least a pass and at most a pass plus the latency more
+    assert per_pass <= cycles[2] - cycles[1] <= per_pass + dut2.latency + 1
+
+
+def test_properties_and_memory_bits():
+    cfg = GeneratorConfig()           # the default layer
+    dut = Generator(cfg)
+    dut._MustUse__silence = True      # properties only, never elaborated
+    assert dut.lanes == 64
+    assert dut.rounds_per_row == 18
+    assert dut.steps_per_round == cfg.macs_per_weight == 352
+    assert dut.n_beats == 128 * 18
+    assert dut.cycles_lower_bound == 128 * 128 * 9 * 352 // 64
+    assert dut.window_channels == 8
+    bits = dut.memory_bits
+    assert bits["V"] == 128 * 44 * 3
+    assert bits["B"] == 44 * 2 * 9 * 3
+    assert bits["U"] == 44 * 128 * 2 * 6              # 8 | 128: no padding
+    assert sum(bits.values()) == cfg.code_memory_bits
+
+
+def test_rejects_non_generator_config():
+    from insitugen.config import RecombinationConfig
+    with pytest.raises(TypeError, match="GeneratorConfig"):
+        Generator(RecombinationConfig())
