@@ -8,7 +8,11 @@ lanes; optionally a smaller one for Icarus) this measures
   ``cycles_lower_bound`` (efficiency), with the output always ready and with
   random back-pressure,
 * wall time of the Verilator and Icarus runs side by side, build and simulation
-  separately (a fresh build folder per run, so build time is real).
+  separately (a fresh build folder per layer, simulator and C++ option, so build
+  time is real; a second back-pressure run on the same build shows build 0), and the CPU
+  seconds of the run (its process and the tools it started). The runner clocks the
+  design inside the simulation (``verif.runner.tb_top_verilog``) and computes the
+  golden model before the simulator starts.
 
 Each simulation runs in a child process with a time limit; a run that hits it
 is reported as a timeout, never dropped. Prints a Markdown table and writes
@@ -41,47 +45,35 @@ def layer_config(name: str):
     return default_config().replace(**LAYERS[name])
 
 
-#: (layer, simulator, Verilator C++ optimization or None for the runner's own, back-pressure)
+#: (layer, simulator, Verilator C++ optimization of the per-cycle code or None for the
+#: runner's own choice (-O2 for long layers, see verif.runner.verilator_make_vars),
+#: back-pressure)
 PLAN = [
-    ("small_16x16_L16", "verilator", "-O2", "none"),
+    ("small_16x16_L16", "verilator", None, "none"),
     ("small_16x16_L16", "icarus", None, "none"),
+    ("default_128x128_L64", "verilator", "-O0", "none"),
     ("default_128x128_L64", "verilator", "-O2", "none"),
     ("default_128x128_L64", "verilator", "-O2", "random"),
     ("resnet18_512x512_L256", "verilator", "-O2", "none"),
     ("default_128x128_L64", "icarus", None, "none"),
-    ("default_128x128_L64", "verilator", None, "none"),
 ]
-
-
-def _patch_verilator_make(opt: str | None) -> None:
-    """Child process only: the runner's Verilator make variables with C++ ``opt`` for the
-    per-cycle code instead of its own, plus the ``-include`` that the wheel's verilated.mk leaves out of precompiled-
-    header builds (split C++ output of large designs fails to compile without it)."""
-    from insitugen.verif import runner
-
-    make_vars = list(runner.VERILATOR_MAKE_VARS)
-    if opt:
-        # only the per-cycle code (OPT_FAST): the *_Slow files are initialization, and the
-        # VPI symbol table of a 256-lane design takes over 10 minutes to compile at -O2
-        make_vars = [v for v in make_vars if not v.startswith("OPT_FAST=")]
-        make_vars.append(f"OPT_FAST={opt}")
-    if not any(v.startswith("CFG_CXXFLAGS_PCH_I=") for v in make_vars):
-        make_vars.append("CFG_CXXFLAGS_PCH_I=-include")
-    runner.VERILATOR_MAKE_VARS = tuple(make_vars)
 
 
 def worker(spec: dict) -> dict:
     """One simulation (runs in a child process)."""
+    import resource
+
     from insitugen.verif.runner import run_sim
 
-    if spec["simulator"] == "verilator":
-        _patch_verilator_make(spec.get("opt"))
     cfg = layer_config(spec["layer"])
     t0 = time.perf_counter()
     res = run_sim(cfg, simulator=spec["simulator"], seed=spec["seed"],
                   backpressure=spec["backpressure"], build_dir=spec["build_dir"], quiet=True,
-                  extra={"passes": 1})
+                  extra={"passes": 1}, cxx_opt=spec.get("opt"))
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     return {"build_s": res.build_s, "sim_s": res.sim_s, "total_s": time.perf_counter() - t0,
+            "cpu_s": own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime,
             "cycles": res.cycles, "beats": res.beats,
             "lower_bound": res.details["cycles_lower_bound"],
             "efficiency": res.details["efficiency"],
@@ -160,14 +152,15 @@ def main(argv=None) -> int:
         print(json.dumps(row), flush=True)
 
     head = ("| layer | simulator | C++ opt | back-pressure | cycles | lower bound | efficiency | "
-            "build s | sim s | emit Verilog s | status |")
-    lines = [head, "|" + "---|" * 11]
+            "build s | sim s | CPU s | emit Verilog s | status |")
+    lines = [head, "|" + "---|" * 12]
     for r in rows:
         eff = r.get("efficiency")
         lines.append(f"| {r['layer']} | {r['simulator']} | {r['cxx_opt']} | {r['backpressure']} | "
                      f"{r.get('cycles', '-')} | {r.get('lower_bound', '-')} | "
                      f"{'-' if eff is None else f'{100 * eff:.2f}%'} | "
-                     f"{fmt(r.get('build_s'))} | {fmt(r.get('sim_s'))} | {fmt(r['emit_s'])} | "
+                     f"{fmt(r.get('build_s'))} | {fmt(r.get('sim_s'))} | {fmt(r.get('cpu_s'))} | "
+                     f"{fmt(r['emit_s'])} | "
                      f"{r['status']} |")
     table = "\n".join(lines)
     print(table)

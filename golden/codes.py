@@ -53,6 +53,13 @@ def validate_codes(cfg: GeneratorConfig, arrays: Mapping[str, np.ndarray],
     return out
 
 
+def load_order(cfg: GeneratorConfig, codes: Mapping) -> np.ndarray:
+    """The codes as the generator's ``codes`` stream takes them: ``B``, then ``U``, then
+    ``V`` (those present), each row-major; int64."""
+    return np.concatenate([np.asarray(codes[name]).reshape(-1)
+                           for name in cfg.code_shapes]).astype(np.int64)
+
+
 def load_codes(cfg: GeneratorConfig, path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():

@@ -294,6 +294,45 @@ def _generator_recombinations(cfg: GeneratorConfig) -> list[tuple[str, Recombina
     return out
 
 
+#: SRAM area per bit (um^2) used to turn memory bits into area: the IHP SG13G2 open SRAM
+#: macro RM_IHPSG13_1P_1024x64_c2_bm_bist, 336.46 um x 784.48 um = 263,946 um^2 for
+#: 65,536 bits, periphery included (IHP-Open-PDK, ihp-sg13g2/libs.ref/sg13g2_sram/doc/
+#: RM_IHPSG13_1P_1024x64_c2_bm_bist.txt). Smaller macros are less dense, so for small
+#: code memories this under-states their area, and the saved area is a lower bound only
+#: where the weights would sit in macros at least this large.
+SRAM_UM2_PER_BIT = 263946.14 / 65536
+#: um^2 of one NAND2 equivalent (IHP sg13g2_nand2_1), to put PDK-free logic next to SRAM um^2.
+NAND2_UM2 = 7.2576
+
+
+def _memory_area(cfg: GeneratorConfig, designs) -> dict[str, Any]:
+    """Memory area saved (full weights minus codes, in SRAM at :data:`SRAM_UM2_PER_BIT`)
+    next to the logic area the generator adds over the reference engine."""
+    saved = (cfg.weight_memory_bits - cfg.code_memory_bits) * SRAM_UM2_PER_BIT
+    added = {}
+    g, r = designs["generator"], designs["reference_engine"]
+    added["pdk_free_um2"] = round((g["pdk_free"]["nand2_eq"] - r["pdk_free"]["nand2_eq"])
+                                  * NAND2_UM2, 1)
+    if "liberty" in g and "liberty" in r:
+        added["liberty_um2"] = round(g["liberty"]["area_um2"] - r["liberty"]["area_um2"], 1)
+    out = {
+        "sram_um2_per_bit": round(SRAM_UM2_PER_BIT, 4),
+        "code_memory_um2": round(cfg.code_memory_bits * SRAM_UM2_PER_BIT, 1),
+        "weight_memory_um2": round(cfg.weight_memory_bits * SRAM_UM2_PER_BIT, 1),
+        "memory_saved_um2": round(saved, 1),
+        "logic_added_um2": added,
+        "memory_area_definition": (
+            "SRAM area at sram_um2_per_bit (IHP SG13G2 1024x64 SRAM macro, periphery "
+            "included); memory_saved_um2 = (weight bits - code bits) x that density; "
+            "logic_added_um2 = (generator - reference engine) logic, PDK-free as NAND2-eq x "
+            f"{NAND2_UM2} um^2 (IHP nand2_1), or from the liberty"),
+    }
+    key = "liberty_um2" if "liberty_um2" in added else "pdk_free_um2"
+    out["memory_saved_over_logic_added"] = (round(saved / added[key], 2) if added[key] > 0
+                                            else None)
+    return out
+
+
 def _generator_extras(cfg: GeneratorConfig, designs, dedicated) -> tuple[dict, dict]:
     G, R, D = "generator", "reference_engine", "dedicated_generator"
     ratios = {
@@ -330,6 +369,7 @@ def _generator_extras(cfg: GeneratorConfig, designs, dedicated) -> tuple[dict, d
         "weight_bits_at_out_width": cfg.weight_memory_bits,
         "compression": round(cfg.weight_memory_bits / cfg.code_memory_bits, 3),
         "synthesized_memory_bits": designs[G]["memory_bits"],
+        **_memory_area(cfg, designs),
         "definition": "code_bits = bits of the B/U/V codes; weight_bits_at_out_width = "
                       "p*q*K*weight_bits (the full weights the codes replace); compression = "
                       "weight bits / code bits; synthesized_memory_bits = $mem_v2 bits of the "
@@ -495,6 +535,13 @@ def report_markdown(report: dict[str, Any]) -> str:
         lines += ["", f"Memory: codes {m['code_bits']:,} bits, full weights "
                       f"{m['weight_bits_at_out_width']:,} bits (compression {m['compression']}x), "
                       f"synthesized memories {m['synthesized_memory_bits']:,} bits."]
+        if "memory_saved_um2" in m:
+            added = m["logic_added_um2"]
+            la = added.get("liberty_um2", added["pdk_free_um2"])
+            lines += ["", f"Area: the compression saves {m['memory_saved_um2']:,.0f} um^2 of "
+                          f"SRAM ({m['sram_um2_per_bit']} um^2/bit, IHP SG13G2 SRAM macro) for "
+                          f"{la:,.0f} um^2 of logic added over the reference engine "
+                          f"({m['memory_saved_over_logic_added']}x)."]
     tried = ", ".join(" ".join(o) or "(none)" for o in report["flow"]["option_sets_tried"])
     lines += ["", f"Tools: {report['tools']['yosys']}; options tried: {tried} (best per "
                   f"design)."]

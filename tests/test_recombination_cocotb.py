@@ -175,3 +175,29 @@ def test_missing_icarus_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))          # nothing on PATH
     with pytest.raises(ToolError, match="apt-get install iverilog"):
         find_simulator("icarus")
+
+
+def test_failed_build_is_a_tool_error_naming_the_log(tmp_path):
+    """A Verilog the simulator rejects ends in ToolError with the build log, no traceback
+    from cocotb's runner (it raises a bare RuntimeError)."""
+    from insitugen.errors import ToolError
+    cfg = R(a_bits=3, x_bits=3)
+    good = emit_verilog(cfg)
+    bad = good.replace("endmodule", "  assign o__valid = no_such_signal;\nendmodule", 1)
+    path = tmp_path / "broken.v"
+    path.write_text(bad)
+    with pytest.raises(ToolError, match=r"verilator build of .* failed .*build log: .*build\.log"):
+        run_sim(cfg, simulator="verilator", seed=1, backpressure="none",
+                build_dir=tmp_path / "build", verilog_path=path, quiet=True)
+    assert (tmp_path / "build" / "build.log").is_file()
+
+
+def test_testbenches_do_not_import_torch():
+    """The golden model runs in the runner's process: the testbench modules, imported by
+    the simulator's embedded Python, pull in neither torch nor the golden model."""
+    import subprocess
+    import sys
+    code = ("import sys, insitugen.verif.tb_generator, insitugen.verif.tb_recombination; "
+            "bad = [m for m in ('torch', 'insitugen.golden', 'amaranth') if m in sys.modules]; "
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True)

