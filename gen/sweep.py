@@ -115,7 +115,6 @@ import math
 import random
 import sys
 import time
-import tomllib
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -340,14 +339,10 @@ def parse_space(data: Mapping[str, Any], source: str = "<space>") -> SweepSpace:
 
 def load_space(path: str | Path) -> SweepSpace:
     """Read and validate a space TOML file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"sweep space '{path}' does not exist: pass the path of a space "
-                          f"TOML file (see examples/sweep/)")
-    try:
-        data = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError(f"sweep space '{path}' is not valid TOML: {e}") from None
+    from insitugen.config import read_toml
+
+    data = read_toml(path, "sweep space", "pass the path of a space TOML file (see "
+                                          "examples/sweep/)")
     return parse_space(data, source=str(path))
 
 

@@ -137,6 +137,25 @@ def _ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 
 
+def _fused_accumulator(m: Module, name: str, pairs, a_op: W.SlicedOperand,
+                       x_op: W.SlicedOperand, terms: int, prod, pair_index, enable, first):
+    """A lane accumulator of the ``fused`` form: adds ``prod << shift`` of the step's slice
+    pair (``pairs[pair_index] = (a slice, x slice, shift)``) when ``enable``, restarting
+    on ``first``. Its width holds every prefix sum of ``terms`` such sums
+    (:func:`insitugen.widths.sum_abs_bound`)."""
+    bound = W.sum_abs_bound([(W.product_range(a_op.ranges[ja], x_op.ranges[jx]), sh)
+                             for ja, jx, sh in pairs] * terms)
+    acc = Signal(signed(W.signed_bits(-bound, bound)), name=name)
+    term = Signal.like(acc, name=f"{name}_term")
+    with m.Switch(pair_index):
+        for k, (_, _, sh) in enumerate(pairs):
+            with (m.Case(k) if k < len(pairs) - 1 else m.Default()):
+                m.d.comb += term.eq(prod.shift_left(sh))
+    with m.If(enable):
+        m.d.sync += acc.eq(Mux(first, 0, acc) + term)
+    return acc
+
+
 class Generator(wiring.Component):
     """Whole-layer MLG weight generator; see the module docstring for the contract."""
 
@@ -145,7 +164,7 @@ class Generator(wiring.Component):
             self._MustUse__silence = True
             raise TypeError(f"Generator needs a GeneratorConfig, not {cfg!r}")
         self._cfg = cfg
-        p, q, K, L = cfg.out_channels, cfg.in_channels, cfg.K, cfg.lanes
+        q, K, L = cfg.in_channels, cfg.K, cfg.lanes
         self._N = N = q * K
         self._R = _ceil_div(N, L)
         self._obl = cfg.Bo if cfg.level2 else 1           # o-loop length inside a round
@@ -249,7 +268,6 @@ class Generator(wiring.Component):
         P1, P2 = len(self._pairs1), len(self._pairs2)
         mems = {}
         for name, (depth, width) in self.memory_shapes.items():
-            granule = {"B": cfg.qb, "U": cfg.qu, "V": cfg.qv}[name]
             mem = Memory(shape=unsigned(width), depth=depth, init=[])
             m.submodules[f"mem_{name}"] = mem
             mems[name] = mem
@@ -553,17 +571,8 @@ class Generator(wiring.Component):
             w1_val = None
             if lv1:
                 if fused:
-                    bound1 = W.sum_abs_bound(
-                        [(W.product_range(u_op.ranges[ju], b_op.ranges[jb]), sh)
-                         for ju, jb, sh in self._pairs1] * Bi)
-                    acc1 = Signal(signed(W.signed_bits(-bound1, bound1)), name=f"w1acc_{lane}")
-                    term1 = Signal.like(acc1, name=f"w1term_{lane}")
-                    with m.Switch(s1_kp):
-                        for k, (ju, jb, sh) in enumerate(self._pairs1):
-                            with (m.Case(k) if k < P1 - 1 else m.Default()):
-                                m.d.comb += term1.eq(prod.shift_left(sh))
-                    with m.If(exec1):
-                        m.d.sync += acc1.eq(Mux(s1_first, 0, acc1) + term1)
+                    acc1 = _fused_accumulator(m, f"w1acc_{lane}", self._pairs1, u_op, b_op, Bi,
+                                              prod, s1_kp, exec1, s1_first)
                     w1_val = acc1[:cfg.w1_bits].as_signed()
                 else:
                     parts = []
@@ -591,18 +600,8 @@ class Generator(wiring.Component):
                                 m.d.comb += [a_in.eq(v_slices[jv]), x_in.eq(w1_sl[jw])]
             if lv2:
                 if fused:
-                    bound2 = W.sum_abs_bound(
-                        [(W.product_range(v_op.ranges[jv], w1_op.ranges[jw]), sh)
-                         for jv, jw, sh in self._pairs2] * Bo)
-                    acc2 = Signal(signed(W.signed_bits(-bound2, bound2)), name=f"wacc_{lane}")
-                    term2 = Signal.like(acc2, name=f"wterm_{lane}")
-                    with m.Switch(s1_kp):
-                        for k, (jv, jw, sh) in enumerate(self._pairs2):
-                            with (m.Case(k) if k < P2 - 1 else m.Default()):
-                                m.d.comb += term2.eq(prod.shift_left(sh))
-                    with m.If(exec2):
-                        m.d.sync += acc2.eq(Mux(s1_first, 0, acc2) + term2)
-                    w_val = acc2
+                    w_val = _fused_accumulator(m, f"wacc_{lane}", self._pairs2, v_op, w1_op, Bo,
+                                               prod, s1_kp, exec2, s1_first)
                 else:
                     parts = []
                     for k, (jv, jw, sh) in enumerate(self._pairs2):

@@ -18,7 +18,7 @@ import dataclasses
 import hashlib
 import json
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Mapping
@@ -393,17 +393,22 @@ def config_from_dict(data: Mapping[str, Any]) -> Config:
     return cls.from_dict(data)
 
 
-def load_config(path: str | Path) -> Config:
-    """Load and validate a config TOML file; every problem is one :class:`ConfigError`."""
+def read_toml(path: str | Path, what: str, hint: str) -> dict[str, Any]:
+    """Read a TOML file; a missing or malformed file is one :class:`ConfigError` that says
+    ``what`` the file was for and, for a missing one, the ``hint``."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"config file '{path}' does not exist: pass the path of a TOML config "
-                          f"(see examples/)")
+        raise ConfigError(f"{what} '{path}' does not exist: {hint}")
     try:
-        data = tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError(f"config file '{path}' is not valid TOML: {e}") from None
-    return config_from_dict(data)
+        raise ConfigError(f"{what} '{path}' is not valid TOML: {e}") from None
+
+
+def load_config(path: str | Path) -> Config:
+    """Load and validate a config TOML file; every problem is one :class:`ConfigError`."""
+    return config_from_dict(read_toml(path, "config file",
+                                      "pass the path of a TOML config (see examples/)"))
 
 
 def default_config() -> GeneratorConfig:

@@ -261,7 +261,7 @@ def _generator_designs(cfg: GeneratorConfig):
          f"multiplier + {cfg.acc_bits}-bit accumulator each (synth options: the best for "
          f"one engine_lane)"),
         ("engine_lane", _verilog_of(lane, "engine_lane"), "engine_lane",
-         f"one lane of the reference engine (picks the reference engine's synth options)"),
+         "one lane of the reference engine (picks the reference engine's synth options)"),
         ("dedicated_generator", emit_verilog(dedicated), top_name(dedicated),
          f"the same generator on a {eb}-bit engine (no operand sliced)"),
     ] + [(f"recombination_{lvl}", emit_verilog(rc), top_name(rc), desc)
