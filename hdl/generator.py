@@ -156,6 +156,25 @@ def _fused_accumulator(m: Module, name: str, pairs, a_op: W.SlicedOperand,
     return acc
 
 
+def _separate_recombination(m: Module, name: str, a_op: W.SlicedOperand,
+                            x_op: W.SlicedOperand, terms: int, out_bits: int, prod, pair_is,
+                            enable, first):
+    """The ``separate`` form: one partial accumulator per slice pair ``k`` (summing ``terms``
+    products while ``enable & pair_is[k]``, restarting on ``first``), widths and shifts from
+    :func:`insitugen.widths.recombination_widths`, recombined by the shift-add tree of the
+    stand-alone unit into a signed ``out_bits`` value."""
+    rw = W.recombination_widths(a_op, x_op, terms)
+    parts = []
+    for k, (rng, sh) in enumerate(zip(rw.partial_ranges, rw.shifts)):
+        part = Signal(signed(W.signed_bits(*rng)), name=f"{name}_p{k}")
+        with m.If(enable & pair_is[k]):
+            m.d.sync += part.eq(Mux(first, 0, part) + prod)
+        parts.append((part, sh))
+    value = Signal(signed(out_bits), name=name)
+    m.d.comb += value.eq(shift_add_levels(sorted(parts, key=lambda t: t[1]))[-1][0])
+    return value
+
+
 class Generator(wiring.Component):
     """Whole-layer MLG weight generator; see the module docstring for the contract."""
 
@@ -575,15 +594,8 @@ class Generator(wiring.Component):
                                               prod, s1_kp, exec1, s1_first)
                     w1_val = acc1[:cfg.w1_bits].as_signed()
                 else:
-                    parts = []
-                    for k, (ju, jb, sh) in enumerate(self._pairs1):
-                        rng = W.scale_range(W.product_range(u_op.ranges[ju], b_op.ranges[jb]), Bi)
-                        part = Signal(signed(W.signed_bits(*rng)), name=f"p1_{lane}_{k}")
-                        with m.If(exec1 & kp_is[k]):
-                            m.d.sync += part.eq(Mux(s1_first, 0, part) + prod)
-                        parts.append((part, sh))
-                    w1_val = Signal(signed(cfg.w1_bits), name=f"w1_{lane}")
-                    m.d.comb += w1_val.eq(shift_add_levels(sorted(parts, key=lambda t: t[1]))[-1][0])
+                    w1_val = _separate_recombination(m, f"w1_{lane}", u_op, b_op, Bi, cfg.w1_bits,
+                                                     prod, kp_is, exec1, s1_first)
             w1_sl = (operand_slices(w1_val, w1_op) if lv1 else b_sl) if lv2 else []
             # operand selection: one multiplier per lane
             if lv1:
@@ -603,15 +615,8 @@ class Generator(wiring.Component):
                     w_val = _fused_accumulator(m, f"wacc_{lane}", self._pairs2, v_op, w1_op, Bo,
                                                prod, s1_kp, exec2, s1_first)
                 else:
-                    parts = []
-                    for k, (jv, jw, sh) in enumerate(self._pairs2):
-                        rng = W.scale_range(W.product_range(v_op.ranges[jv], w1_op.ranges[jw]), Bo)
-                        part = Signal(signed(W.signed_bits(*rng)), name=f"p2_{lane}_{k}")
-                        with m.If(exec2 & kp_is[k]):
-                            m.d.sync += part.eq(Mux(s1_first, 0, part) + prod)
-                        parts.append((part, sh))
-                    w_val = Signal(signed(cfg.acc_bits), name=f"w_{lane}")
-                    m.d.comb += w_val.eq(shift_add_levels(sorted(parts, key=lambda t: t[1]))[-1][0])
+                    w_val = _separate_recombination(m, f"w_{lane}", v_op, w1_op, Bo, cfg.acc_bits,
+                                                    prod, kp_is, exec2, s1_first)
             elif lv1:
                 w_val = w1_val
             else:

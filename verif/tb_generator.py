@@ -58,13 +58,7 @@ import numpy as np
 from cocotb.triggers import Event, ReadOnly, RisingEdge
 from cocotb.utils import get_sim_time
 
-
-def load_params() -> dict:
-    path = os.environ.get("INSITUGEN_PARAMS")
-    if not path:
-        raise RuntimeError("INSITUGEN_PARAMS is not set: run this testbench through "
-                           "insitugen.verif.runner.run_sim")
-    return json.loads(Path(path).read_text())
+from insitugen.verif.tb_params import load_params
 
 
 def decode_beats(tb: dict, payloads: list[int]):

@@ -37,13 +37,7 @@ import cocotb
 import numpy as np
 from cocotb.triggers import ReadOnly, RisingEdge
 
-
-def load_params() -> dict:
-    path = os.environ.get("INSITUGEN_PARAMS")
-    if not path:
-        raise RuntimeError("INSITUGEN_PARAMS is not set: run this testbench through "
-                           "insitugen.verif.runner.run_sim")
-    return json.loads(Path(path).read_text())
+from insitugen.verif.tb_params import load_params
 
 
 def gap_patterns(mode: str, rng: np.random.Generator, length: int):
