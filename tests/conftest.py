@@ -1,8 +1,20 @@
-"""Shared pytest setup: slow tests run only with --runslow; helpers to find shared/."""
+"""Shared pytest setup: slow tests run only with --runslow; helpers to find shared/;
+the functional coverage report of the run.
+
+Functional coverage (``insitugen.verif.coverage``): every simulation that passes
+writes its coverage to ``<coverage dir>/parts/session-<pid>`` (``run_sim`` reads
+``$INSITUGEN_COVERAGE_DIR``, which this file sets in the main process; xdist
+workers inherit it); at the end the main process merges the parts into
+``functional_coverage.json`` and ``functional_coverage.txt``, removes its parts
+folder and prints the summary, naming any bin not hit. The folder is ``coverage_report/`` at the repo
+root unless ``--coverage-dir`` says otherwise. When the whole default suite ran
+(no path, ``-k`` or ``-m`` selection) and passed, a missing bin fails the run.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -13,6 +25,71 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 def pytest_addoption(parser):
     parser.addoption("--runslow", action="store_true", default=False,
                      help="also run tests marked slow (full-size layers, long sweeps)")
+    parser.addoption("--coverage-dir", default=str(REPO_ROOT / "coverage_report"),
+                     help="where the functional coverage report of the run is written "
+                          "(default: coverage_report/ at the repo root)")
+
+
+def _coverage_parts(config) -> Path:
+    """This session's folder of per-run coverage files: one per pytest session (its main
+    process's pid), so two test runs at once never mix or delete each other's files.
+    xdist workers inherit it through the environment the main process set."""
+    from insitugen.verif.runner import COVERAGE_ENV
+
+    if hasattr(config, "workerinput") and os.environ.get(COVERAGE_ENV):
+        return Path(os.environ[COVERAGE_ENV])
+    return Path(config.getoption("--coverage-dir")).resolve() / "parts" / f"session-{os.getpid()}"
+
+
+def pytest_configure(config):
+    from insitugen.verif.runner import COVERAGE_ENV
+
+    parts = _coverage_parts(config)
+    if not hasattr(config, "workerinput"):
+        shutil.rmtree(parts, ignore_errors=True)    # a leftover of a reused pid
+        parts.mkdir(parents=True)
+    os.environ[COVERAGE_ENV] = str(parts)
+
+
+def _whole_default_suite(config) -> bool:
+    opt = config.option
+    selected = [a for a in config.args if Path(a).resolve() != REPO_ROOT / "tests"]
+    return not selected and not opt.keyword and not opt.markexpr
+
+
+def pytest_sessionfinish(session, exitstatus):
+    config = session.config
+    if hasattr(config, "workerinput"):
+        return
+    parts = sorted(_coverage_parts(config).glob("*.json"))
+    if not parts:
+        return
+    from insitugen.verif.coverage import write_report
+
+    folder = _coverage_parts(config).parent.parent
+    merged = write_report(parts, folder / "functional_coverage.json",
+                          text_path=folder / "functional_coverage.txt")
+    shutil.rmtree(_coverage_parts(config), ignore_errors=True)   # merged: no longer needed
+    config._insitugen_coverage = (merged, folder)
+    if merged["missing"] and exitstatus == 0 and _whole_default_suite(config):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        config._insitugen_coverage_failed = True
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    found = getattr(config, "_insitugen_coverage", None)
+    if found is None:
+        return
+    from insitugen.verif.coverage import format_summary
+
+    merged, folder = found
+    tr = terminalreporter
+    tr.section("functional coverage")
+    tr.write(format_summary(merged))
+    tr.write_line(f"report: {folder / 'functional_coverage.txt'} (and .json)")
+    if getattr(config, "_insitugen_coverage_failed", False):
+        tr.write_line("FAILED: the whole default suite must hit every functional coverage "
+                      "bin; the missing ones are listed above", red=True)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -195,3 +195,47 @@ def test_valid_golden_writes_weights(tmp_path, capsys):
     assert main(["golden", str(cfg_path), "--seed", "3", "--out", str(out)]) == 0
     with np.load(out, allow_pickle=False) as z:
         assert z["W"].shape == (4, 3, 3, 3) and z["W"].dtype == np.int64
+
+
+# ---- external tools: argument lists only ------------------------------------------------------
+
+_PACKAGE_DIRS = ("insitugen", "golden", "hdl", "gen", "verif", "synth")
+_SPAWNERS = {("subprocess", n) for n in ("run", "Popen", "call", "check_call", "check_output",
+                                          "getoutput", "getstatusoutput")}
+_SHELLS = {("os", n) for n in ("system", "popen", "spawnl", "spawnlp", "execl", "execlp")}
+
+
+def test_tools_are_started_with_argument_lists_never_a_shell():
+    """Every process the package starts (Yosys, Verilator, make, Icarus, g++) gets an
+    argument list: no ``shell=True``, no ``os.system`` / ``os.popen``, no string command
+    built from config values. Checked on the syntax tree of every package module."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    calls = 0
+    problems = []
+    for folder in _PACKAGE_DIRS:
+        for path in sorted((root / folder).rglob("*.py")):
+            tree = ast.parse(path.read_text(), filename=str(path))
+            for node in ast.walk(tree):
+                if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
+                    continue
+                base = node.func.value
+                name = (base.id if isinstance(base, ast.Name) else None, node.func.attr)
+                where = f"{path.relative_to(root)}:{node.lineno}"
+                if name in _SHELLS or name[1] in ("getoutput", "getstatusoutput"):
+                    problems.append(f"{where}: {name[0]}.{name[1]} runs a shell")
+                if name not in _SPAWNERS:
+                    continue
+                calls += 1
+                for kw in node.keywords:
+                    if kw.arg == "shell" and not (isinstance(kw.value, ast.Constant)
+                                                  and kw.value.value is False):
+                        problems.append(f"{where}: shell= is not False")
+                if node.args and isinstance(node.args[0], (ast.Constant, ast.JoinedStr,
+                                                           ast.BinOp)):
+                    problems.append(f"{where}: the command is a string, not an argument list")
+    print(f"\n{calls} process starts checked in {', '.join(_PACKAGE_DIRS)}")
+    assert calls >= 3, "the scan found no subprocess call: is it looking at the package?"
+    assert not problems, "\n".join(problems)

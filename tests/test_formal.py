@@ -8,11 +8,12 @@ on the golden model).
 from __future__ import annotations
 
 import argparse
+import json
 
 import pytest
 
 from insitugen.config import GeneratorConfig, RecombinationConfig as R
-from insitugen.errors import ConfigError
+from insitugen.errors import ConfigError, ToolError
 from insitugen.golden import arith as G
 from insitugen.verif import formal
 
@@ -163,6 +164,8 @@ def test_cmd_prove_recombination_and_generator(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "proven" in text and "Yosys" in text
     assert '"result": "proven"' in out_json.read_text()
+    tools = json.loads(out_json.read_text())[0]["tools"]       # versions behind the proof
+    assert tools["yosys"].startswith("Yosys") and tools["amaranth"] and tools["insitugen"]
     assert formal.cmd_prove(_args(small, mutant="drop_slice")) == 0   # mutant caught
     assert "caught" in capsys.readouterr().out
 
@@ -182,3 +185,25 @@ def test_generator_too_wide_for_a_unit_proves_slicing_only():
     assert [r.name for r in reps] == ["requantizer", "level1 recombination", "level2 slicing"]
     assert all(r.proven for r in reps)
     assert "slicing identities" in reps[2].statement and len(reps[2].parts) == 2
+
+
+# ---- the Yosys runner the proofs share with synthesis ------------------------------------
+
+def test_run_script_failed_script_is_returned_or_raised(tmp_path):
+    from insitugen.synth.yosys import run_script
+    run = run_script("read_verilog missing.v\n", tmp_path, check=False)
+    assert run.returncode != 0
+    assert any("missing.v" in ln for ln in run.error_lines())
+    with pytest.raises(ToolError, match="Yosys failed on the script .*missing.v"):
+        run_script("read_verilog missing.v\n", tmp_path)
+    with pytest.raises(ToolError, match="produced no 'never.txt'"):
+        run_script("tee -q -o other.txt help\n", tmp_path, expect_files=["never.txt"])
+
+
+def test_run_script_timeout_and_missing_yosys_are_tool_errors(tmp_path):
+    from insitugen.synth.yosys import run_script
+    with pytest.raises(ToolError, match="did not finish the proof 'p' within .* narrower"):
+        run_script("help\n", tmp_path, timeout=0.001, what="the proof 'p'",
+                   timeout_hint="use narrower operands")
+    with pytest.raises(ToolError, match="yosys executable 'no-such-yosys' was not found"):
+        run_script("help\n", tmp_path, yosys="no-such-yosys")

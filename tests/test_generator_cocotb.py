@@ -102,6 +102,35 @@ def test_generator_verilator(name, tmp_path):
     assert np.array_equal(w, generate(cfg, random_codes(cfg, seed)).numpy())
 
 
+#: reset mid-load and mid-pass, then a correct pass: name of a CASES entry -> simulators
+RESET_CASES = {"both_levels_fused": "verilator", "both_levels_separate": "verilator",
+               "lanes5_not_dividing": "verilator", "bits7_engine5_separate": "icarus"}
+
+
+@pytest.mark.parametrize("name", list(RESET_CASES), ids=list(RESET_CASES))
+def test_generator_reset_mid_load_and_mid_pass(name):
+    """Reset asserted in the middle of a load and in the middle of a pass (a beat stalled
+    at that moment) leaves the design idle and unloaded; the next load, two passes back
+    to back and a reload are then bit-exact, with the protocol monitors counting exactly
+    one last per pass after the resets."""
+    simulator = RESET_CASES[name]
+    if simulator == "icarus" and shutil.which("iverilog") is None:
+        pytest.skip("Icarus Verilog (iverilog) is not on PATH: apt-get install iverilog")
+    changes, bp = CASES[name]
+    cfg = BASE.replace(**changes)
+    seed = 4000 + list(RESET_CASES).index(name)
+    res = run_sim(cfg, simulator=simulator, seed=seed, backpressure=bp, quiet=True,
+                  extra={"passes": 2, "reload": True, "reset_during": True})
+    _check(cfg, res, bp, 2)
+    assert {"reset_mid_load", "reset_mid_generation"} <= set(res.details["events"])
+    weights = res.details["protocol"]["weights"]
+    assert weights["valid_drops"] == weights["payload_changes"] == 0
+    assert weights["lasts"] == 3                          # 2 passes + the reloaded layer
+    tools = res.details["tools"]                          # what produced this result
+    assert {"insitugen", "amaranth", "cocotb", "torch", simulator} <= set(tools)
+    assert tools[simulator] not in ("", "unknown")
+
+
 def test_generator_codes_file(tmp_path):
     """--codes: the testbench reads the file with golden.codes.load_codes."""
     cfg = BASE.replace(lanes=5, rounding="half_up")
@@ -117,14 +146,16 @@ def test_generator_codes_file(tmp_path):
 
 
 def test_generator_default_config(tmp_path):
-    """The built-in default layer (128 -> 128 3x3, 64 lanes): bit-exact, >= 95% efficient.
+    """The built-in default layer (128 -> 128 3x3, 64 lanes): bit-exact, >= 95% efficient,
+    after a reset in the middle of its load and one in the middle of a pass.
 
     2 x 811k cycles with random back-pressure: about 16 s to build (the runner compiles
     the per-cycle C++ of long layers at -O2) and 8 s to simulate on Verilator."""
     cfg = default_config()
     res = run_sim(cfg, simulator="verilator", seed=11, backpressure="random", quiet=True,
-                  extra={"passes": 2})
+                  extra={"passes": 2, "reset_during": True})
     _check(cfg, res, "random", 2)
+    assert "reset_mid_generation" in res.details["events"]
     assert res.details["efficiency"] >= 0.95
 
 

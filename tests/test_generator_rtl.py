@@ -6,7 +6,10 @@ cycles), then loads a second layer of named corner codes and generates it once.
 Each pass is checked weight by weight against ``golden.generate.generate``,
 beat by beat for ``count`` / ``last`` / zero unused lanes; with the output
 always ready the cycle count must equal the design's own ``pass_cycles`` and
-pass 2 must follow pass 1 with no bubble.
+pass 2 must follow pass 1 with no bubble. The stream protocol rules
+(``verif.protocol.StreamRules``) watch both streams on every clock of every
+case: no valid drop, stable payload while stalled, one ``last`` per pass, every
+beat and code counted.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from insitugen.config import GeneratorConfig
 from insitugen.golden.codes import CORNERS, load_order, random_codes
 from insitugen.golden.generate import full_precision, generate
 from insitugen.hdl.generator import Generator
-from insitugen.verif.runner import generator_tb_figures
+from insitugen.verif.protocol import StreamRules, add_amaranth_monitor
+from insitugen.verif.runner import generator_tb_figures, stream_last_bits
 from insitugen.verif.tb_generator import check_beats as _check_beats
 
 
@@ -162,10 +166,18 @@ def simulate(cfg: GeneratorConfig, layers: list, *, passes: int = 2, backpressur
             assert not ctx.get(dut.busy), "busy must fall after the last beat"
             out.append(passes_out)
 
+    last_bit = stream_last_bits(cfg)["weights"]
+    weights = StreamRules("weights", last_of=lambda p: (p >> last_bit) & 1)
+    codes = StreamRules("codes")
     sim = Simulator(dut)
     sim.add_clock(1e-6)
     sim.add_testbench(tb)
+    add_amaranth_monitor(sim, dut.weights, weights)
+    add_amaranth_monitor(sim, dut.codes, codes)
     sim.run()
+    n_passes = sum(len(layer) for layer in out)
+    weights.check(expected_last=n_passes, expected_handshakes=n_passes * dut.n_beats)
+    codes.check(expected_handshakes=sum(len(code_stream(cfg, c)) for c in layers))
     return dut, out
 
 

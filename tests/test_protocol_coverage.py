@@ -1,12 +1,14 @@
-"""Unit tests of the stream protocol checker (verif.protocol) and the coverage
+"""Unit tests of the stream protocol monitors (verif.protocol) and the coverage
 bins / merge / report logic (verif.coverage).
 
-The checker is run for real: a tiny Amaranth producer, emitted to Verilog, on
-Verilator through cocotb_tools.runner. The producer misbehaves on purpose when
+The Verilog monitor is run for real: a tiny Amaranth producer, emitted to
+Verilog, wrapped in the runner's testbench top (which puts a monitor on its
+stream), on Verilator through cocotb. The producer misbehaves on purpose when
 its ``mode`` input says so (mode 1: drops valid every 8th cycle whatever ready
 says; mode 2: changes the payload every 8th cycle even while stalled). The
-cocotb tests of this module (``protocol_*``, not collected by pytest) are the
-runner's test module.
+cocotb tests of this module (``protocol_*``, not collected by pytest) sample the
+stream every clock into the Python rules (``StreamRules``) as well and require
+the two implementations to agree counter by counter.
 """
 
 from __future__ import annotations
@@ -20,9 +22,12 @@ import pytest
 import cocotb
 
 from insitugen.verif import coverage as cov
+from insitugen.verif import protocol
 
 LAST_BIT = 8           # payload = {data[7:0], last}: last is bit 8
 READY_PATTERN = "1101" + "0" * 10 + "11" + "0" * 3 + "1" * 5 + "0110"
+#: counters that do not depend on where the Python side starts counting edges
+COMPARED = tuple(c for c in protocol.COUNTERS if c not in ("cycles", "first_violation"))
 
 
 # ---- the design -------------------------------------------------------------------------
@@ -61,98 +66,168 @@ def _producer_verilog() -> str:
 
 # ---- cocotb side (runs inside the simulator) ---------------------------------------------
 
-async def _run_producer(dut, mode, **checker_kw):
-    from cocotb.clock import Clock
-    from cocotb.triggers import RisingEdge
+async def _run_producer(dut, mode, reset_at=None):
+    """Drive the ready pattern three times; return (Verilog counters, Python rules).
 
-    from insitugen.verif.protocol import StreamProtocolChecker
+    The tests share one simulation, so the Verilog counters are returned as the
+    difference to their values at the start (``longest_stall`` as this run's, and
+    ``first_violation`` relative to the start; 0 when none). The Python rules see
+    the values of each edge in the read-only phase before it. ``reset_at``: pattern
+    index where reset is pulsed for 2 edges."""
+    from cocotb.triggers import ReadOnly, RisingEdge, Timer
 
-    beats = []
-    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+    rules = protocol.StreamRules("o", last_of=lambda p: (p >> LAST_BIT) & 1)
     dut.mode.value = mode
     dut.o__ready.value = 0
     dut.rst.value = 1
     for _ in range(2):
         await RisingEdge(dut.clk)
-    checker = StreamProtocolChecker(dut, "o", dut.clk, last_field=LAST_BIT,
-                                    on_beat=lambda i, stall, last: beats.append((i, stall, last)),
-                                    **checker_kw)
-    checker.start()
     dut.rst.value = 0
-    for bit in READY_PATTERN * 3:
-        dut.o__ready.value = int(bit)
-        await RisingEdge(dut.clk)
+    await ReadOnly()
+    base = protocol.read_monitor(dut, "o")
+    for k, bit in enumerate([None, *(READY_PATTERN * 3)]):
+        if bit is not None:                       # k = 0: the edge right after reading base
+            await RisingEdge(dut.clk)
+            dut.o__ready.value = int(bit)
+            if reset_at is not None:
+                dut.rst.value = int(reset_at <= k < reset_at + 2)
+            await ReadOnly()
+        rules.step(dut.o__valid.value == 1, dut.o__ready.value == 1,
+                   dut.o__payload.value.to_unsigned(), reset=dut.rst.value == 1)
     await RisingEdge(dut.clk)
-    checker.stop()
-    return checker, beats
+    await ReadOnly()                              # the last edge's counts are in
+    now = protocol.read_monitor(dut, "o")
+    await Timer(1, unit="ns")                     # leave the read-only phase
+    counts = {c: now[c] - base[c] for c in protocol.COUNTERS}
+    counts["first_violation"] = max(0, now["first_violation"] - base["cycles"]) \
+        if not base["first_violation"] else (now["first_violation"] != base["first_violation"])
+    counts["longest_stall"] = rules.counts["longest_stall"] \
+        if now["longest_stall"] == max(base["longest_stall"], rules.counts["longest_stall"]) \
+        else -1
+    mismatch = {c: (counts[c], rules.counts[c]) for c in COMPARED if counts[c] != rules.counts[c]}
+    assert not mismatch, f"Verilog monitor and StreamRules disagree: {mismatch}"
+    return counts, rules
+
+
+def _raises(fn, *words):
+    try:
+        fn()
+    except protocol.ProtocolError as e:
+        for w in words:
+            assert w in str(e), (w, str(e))
+        return
+    raise AssertionError(f"no ProtocolError mentioning {words}")
 
 
 @cocotb.test()
 async def protocol_good_producer_passes(dut):
-    checker, beats = await _run_producer(dut, 0)
-    checker.check()                                  # no violation
-    assert checker.handshakes == READY_PATTERN.count("1") * 3
-    assert checker.count_last() == checker.handshakes // 8
-    checker.check(expected_last=checker.handshakes // 8, expected_handshakes=checker.handshakes)
-    try:
-        checker.check(expected_last=checker.count_last() + 1)
-    except AssertionError as e:
-        assert "last_count" in str(e)
-    else:
-        raise AssertionError("a wrong expected_last was not reported")
-    assert [b[0] for b in beats] == list(range(checker.handshakes))
-    assert max(b[1] for b in beats) == 10            # the 10-cycle stall of the pattern
-    assert checker.longest_stall == 10
-    assert checker.summary()["violations"] == []
+    counts, rules = await _run_producer(dut, 0)
+    hs = READY_PATTERN.count("1") * 3
+    protocol.check_counts("o", counts, expected_last=hs // 8, expected_handshakes=hs)
+    rules.check(expected_last=hs // 8, expected_handshakes=hs)
+    assert counts["longest_stall"] == 10 and counts["long_stalls"] == 3
+    assert counts["first_violation"] == 0
+    assert counts["stalled_first"] >= 1 and counts["stalled_middle"] >= 1
+    assert counts["beats_no_stall"] + counts["stalled_first"] + counts["stalled_middle"] + \
+        counts["stalled_last"] == hs
+    _raises(lambda: protocol.check_counts("o", counts, expected_last=hs // 8 + 1),
+            "beat(s) with last", "one per pass")
+    _raises(lambda: protocol.check_counts("o", counts, expected_handshakes=hs - 1),
+            "handshake(s)")
 
 
 @cocotb.test()
 async def protocol_valid_drop_is_caught(dut):
-    checker, _ = await _run_producer(dut, 1)
-    rules = {v.rule for v in checker.violations}
-    assert rules == {"valid_drop"}, checker.violations
-    assert all(v.cycle > 0 for v in checker.violations)
-    try:
-        checker.check()
-    except AssertionError as e:
-        assert "valid_drop" in str(e) and "cycle " in str(e)
-    else:
-        raise AssertionError("check() passed a dropped valid")
+    counts, _ = await _run_producer(dut, 1)
+    assert counts["valid_drops"] > 0 and counts["payload_changes"] == 0
+    assert counts["first_violation"] > 0
+    _raises(lambda: protocol.check_counts("o", counts), "valid fell", "first at edge")
 
 
 @cocotb.test()
 async def protocol_payload_change_is_caught(dut):
-    checker, _ = await _run_producer(dut, 2)
-    assert {v.rule for v in checker.violations} == {"payload_change"}, checker.violations
+    counts, _ = await _run_producer(dut, 2)
+    assert counts["payload_changes"] > 0 and counts["valid_drops"] == 0
+    _raises(lambda: protocol.check_counts("o", counts), "payload changed")
 
 
 @cocotb.test()
-async def protocol_disabled_checker_watches_nothing(dut):
-    checker, _ = await _run_producer(dut, 1, enabled=False)
-    assert not checker.enabled and checker.cycles == 0
-    checker.check()                                  # off: nothing to report
+async def protocol_reset_during_a_stall_is_not_a_violation(dut):
+    # edges 4..13 of the pattern are a 10-edge stall: reset in its middle, with the
+    # misbehaving mode off, must clear the stall state and report nothing
+    counts, rules = await _run_producer(dut, 0, reset_at=7)
+    protocol.check_counts("o", counts)
+    # the first repetition's 10-edge stall was cut by the reset: only the other two are long
+    assert counts["long_stalls"] == 2
 
 
 # ---- pytest side ---------------------------------------------------------------------------
 
-def test_protocol_checker_on_verilator(tmp_path, monkeypatch):
+def test_protocol_monitor_on_verilator(tmp_path, monkeypatch):
     from cocotb_tools.check_results import get_results
-    from cocotb_tools.runner import get_runner
 
-    from insitugen.gen.verilog import LINT_WAIVERS, verilator_env
+    from insitugen.gen.verilog import verilator_env
+    from insitugen.verif.runner import (TB_TOP, VERILATOR_BUILD_ARGS, make_runner,
+                                        tb_top_verilog)
 
     monkeypatch.setenv("PATH", verilator_env()["PATH"])
     # The runner hands sys.path to the simulator as PYTHONPATH: make this module importable.
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent))
+    verilog = _producer_verilog()
     src = tmp_path / "producer.v"
-    src.write_text(_producer_verilog())
-    runner = get_runner("verilator")
-    runner.build(sources=[src], hdl_toplevel="producer", build_dir=tmp_path / "build",
-                 build_args=list(LINT_WAIVERS), always=True)
-    results = runner.test(hdl_toplevel="producer", test_module=Path(__file__).stem,
-                          build_dir=tmp_path / "build", test_dir=tmp_path / "build", seed=1)
+    src.write_text(verilog)
+    top = tmp_path / "tb_top.v"
+    top.write_text(tb_top_verilog(verilog, "producer", {"o": LAST_BIT}))
+    runner = make_runner("verilator")
+    runner.build(sources=[src, top], hdl_toplevel=TB_TOP, build_dir=tmp_path / "build",
+                 build_args=list(VERILATOR_BUILD_ARGS), always=True, timescale=("1ns", "1ps"))
+    results = runner.test(hdl_toplevel=TB_TOP, test_module=Path(__file__).stem,
+                          build_dir=tmp_path / "build", test_dir=tmp_path / "build", seed=1,
+                          timescale=("1ns", "1ps"))
     total, failed = get_results(results)
     assert total == 4 and failed == 0
+
+
+def test_tb_top_puts_a_monitor_on_every_stream():
+    from insitugen.config import GeneratorConfig, RecombinationConfig
+    from insitugen.gen.verilog import emit_verilog, top_name
+    from insitugen.verif.runner import stream_last_bits, tb_top_verilog
+
+    for cfg, streams in ((RecombinationConfig(), ("i", "o")),
+                         (GeneratorConfig(out_channels=2, in_channels=2, kernel=1, base_in=1,
+                                          base_out=1, lanes=2), ("codes", "weights"))):
+        text = tb_top_verilog(emit_verilog(cfg), top_name(cfg), stream_last_bits(cfg))
+        for s in streams:
+            for c in protocol.COUNTERS:
+                assert f"reg [31:0] {protocol.monitor_signal(s, c)} " in text
+        if cfg.BLOCK == "generator":
+            bit = stream_last_bits(cfg)["weights"]
+            assert f"mon_weights_last = weights__payload[{bit}];" in text
+            assert "mon_codes_last = 1'b0;" in text
+
+
+def test_stream_rules_unit():
+    r = protocol.StreamRules("s", last_of=lambda p: p == 9)
+    trace = [(1, 0, 5), (1, 0, 5), (1, 1, 5),      # beat 0 stalls 2 edges (first of a pass)
+             (1, 1, 6), (0, 0, 0), (1, 0, 9),      # beat 1 clean; beat 2 (last) stalls 1
+             (1, 1, 9), (1, 0, 3), (0, 0, 3)]      # beat 3 stalls, then valid drops
+    for v, rd, p in trace:
+        r.step(v, rd, p)
+    c = r.counts
+    assert (c["handshakes"], c["lasts"], c["beats_no_stall"]) == (3, 1, 1)
+    assert (c["stalled_first"], c["stalled_last"], c["stalled_middle"]) == (1, 1, 0)
+    assert (c["valid_drops"], c["first_violation"], c["longest_stall"]) == (1, 9, 2)
+    r2 = protocol.StreamRules("s")
+    for v, rd, p in [(1, 0, 1), (1, 0, 2), (1, 1, 2)]:
+        r2.step(v, rd, p)
+    # compared with the payload the stall began with: both later edges differ
+    assert r2.counts["payload_changes"] == 2
+    r3 = protocol.StreamRules("s")
+    for v, rd, p, rst in [(1, 0, 1, 0), (0, 0, 0, 1), (0, 0, 0, 0)]:
+        r3.step(v, rd, p, reset=rst)
+    r3.check()                                      # valid fell in reset: allowed
+    assert protocol.stream_prefixes(["clk", "a__valid", "a__ready", "a__payload",
+                                     "b__valid", "b__payload"]) == ["a"]
 
 
 # ---- coverage ----------------------------------------------------------------------------
@@ -181,8 +256,9 @@ def test_sampling_and_session_delta(tmp_path):
     cov.sample_requant(np.array([2, 6, -2, 400, 1]), shift=2, rounding="half_even",
                        out_bits=6)
     cov.sample_codes("U", np.array([0, 5, 63]), bits=6)
-    for idx, (stall, last) in enumerate([(0, False), (3, False), (9, True)]):
-        cov.sample_beat(idx, stall, last)
+    monitor = {c: 0 for c in protocol.COUNTERS}
+    monitor.update(beats_no_stall=4, stalled_middle=2, stalled_last=1, long_stalls=1)
+    cov.sample_stream(monitor)
     cov.sample_generator_event("reload_while_idle")
     path = tmp_path / "cov" / "t1.json"
     data = session.write(path, test="t1")
@@ -198,15 +274,16 @@ def test_sampling_and_session_delta(tmp_path):
     assert pts["insitugen.requant.saturation"]["bins"] == {"high": 1, "low": 0, "in_range": 1}
     assert pts["insitugen.codes.U"]["bins"] == {"zero": 1, "max": 1}
     bp = pts["insitugen.backpressure"]["bins"]
-    assert bp["no_stall"] == 1 and bp["stall_first_beat"] == 0
-    assert bp["stall_last_beat"] == 1 and bp["long_stall_8plus"] == 1
+    assert bp == {"no_stall": 1, "stall_first_beat": 0, "stall_middle_beat": 1,
+                  "stall_last_beat": 1, "long_stall_8plus": 1}
     assert pts["insitugen.generator.events"]["bins"]["reload_while_idle"] == 1
     # A second session sees only its own samples.
     again = cov.CoverageSession()
-    cov.sample_beat(0, 2, True)
+    cov.sample_stream({**monitor, "stalled_first": 1, "beats_no_stall": 0})
     d2 = again.snapshot_delta()
     assert d2["insitugen.backpressure"]["bins"]["stall_first_beat"] == 1
     assert d2["insitugen.backpressure"]["bins"]["stall_last_beat"] == 1
+    assert d2["insitugen.backpressure"]["bins"]["no_stall"] == 0
     assert d2["insitugen.codes.U"]["bins"]["zero"] == 0
 
 
@@ -249,3 +326,24 @@ def test_report_writer_and_bad_files(tmp_path):
     other.write_text(json.dumps({"format": "something-else", "points": {}}))
     with pytest.raises(InsitugenError, match="format"):
         cov.merge_files([other])
+
+
+def test_sim_cli_reports_protocol_and_coverage(tmp_path, capsys):
+    """``insitugen sim --coverage DIR``: protocol counts printed, the run's coverage file
+    written under DIR/parts and merged into DIR/functional_coverage.txt."""
+    from insitugen.cli import main
+
+    cfg = Path(__file__).resolve().parent.parent / "examples" / "recombination" / \
+        "odd6x6_parallel.toml"
+    out = tmp_path / "cov"
+    for seed in (3, 4):
+        assert main(["sim", str(cfg), "--seed", str(seed), "--backpressure", "periodic",
+                     "--coverage", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "protocol: stream 'o': 274 handshakes" in text and "0 violations" in text
+    assert "functional coverage of the 2 run(s)" in text
+    assert len(list((out / "parts").glob("*.json"))) == 2
+    merged = json.loads((out / "functional_coverage.json").read_text())
+    bins = merged["points"]["insitugen.recombination.mode"]["bins"]
+    assert bins == {"parallel": 2, "serial": 0}
+    assert "MISSING" in (out / "functional_coverage.txt").read_text()   # serial never ran

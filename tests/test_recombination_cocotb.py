@@ -54,6 +54,14 @@ CONFIGS = {
                                  x_encoding="twos", x_slices=(2, 1), mode="serial"), "none"),
     "dot2_four_slices_ser_st2": (R(engine_bits=2, a_bits=7, x_bits=6, terms=2, mode="serial",
                                    pipeline_stages=2), "random"),
+    # the rest of slices x encodings per operand (the functional coverage bins)
+    "twos3_1slice_odd12_4slices_par_st1": (R(a_bits=3, a_encoding="twos", x_bits=12,
+                                              pipeline_stages=1), "random"),
+    "twos12_4slices_twos9_3slices_ser_st1": (R(a_bits=12, a_encoding="twos", x_bits=9,
+                                                x_encoding="twos", mode="serial",
+                                                pipeline_stages=1), "periodic"),
+    "dot2_odd5_twos2_1slice_par_st2": (R(a_bits=5, x_bits=2, x_encoding="twos", terms=2,
+                                          pipeline_stages=2), "random"),
 }
 ICARUS = ["odd6x6_par_st0", "uneven_a231_twos5_par_st2", "odd6x6_ser_st1",
           "dot9_twos7_odd4_par_st0"]
@@ -110,8 +118,9 @@ def test_config_ids_cover_the_space():
     cfgs = [c for c, _ in CONFIGS.values()]
     assert len(cfgs) >= 20
     assert {c.a_encoding for c in cfgs} | {c.x_encoding for c in cfgs} == {"odd", "twos"}
-    assert {len(c.a_slices) for c in cfgs} >= {1, 2, 3, 4}
-    assert {len(c.x_slices) for c in cfgs} >= {1, 2, 3, 4}
+    every = {(n, e) for n in (1, 2, 3, 4) for e in ("odd", "twos")}
+    assert {(len(c.a_slices), c.a_encoding) for c in cfgs} >= every
+    assert {(len(c.x_slices), c.x_encoding) for c in cfgs} >= every
     assert any(len(set(c.a_slices)) > 1 for c in cfgs)          # uneven slices
     assert any(c.terms > 1 and c.mode == "serial" for c in cfgs)
     assert {(c.mode, c.pipeline_stages) for c in cfgs} >= {

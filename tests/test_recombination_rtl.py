@@ -2,7 +2,8 @@
 
 Every output beat is compared with ``golden.arith.recombine`` on the same
 partials; valid/ready patterns are bit strings (repeated); the latency checked
-is the component's own ``latency`` property.
+is the component's own ``latency`` property. The stream protocol rules
+(``verif.protocol.StreamRules``) watch both streams on every clock of every run.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from amaranth.sim import Simulator
 from insitugen.config import RecombinationConfig
 from insitugen.golden import arith
 from insitugen.hdl.recombination import RecombinationUnit, register_boundaries
+from insitugen.verif.protocol import StreamRules, add_amaranth_monitor
 from insitugen import widths as W
 
 SEED = 20260511
@@ -72,10 +74,15 @@ def simulate(cfg: RecombinationConfig, vectors, valid_pattern="1", ready_pattern
                 res["extra"].append(op)
         res["cycles"] = cycle
 
+    rules = {"i": StreamRules("i"), "o": StreamRules("o")}
     sim = Simulator(dut)
     sim.add_clock(1e-6)
     sim.add_testbench(bench)
+    add_amaranth_monitor(sim, dut.i, rules["i"])
+    add_amaranth_monitor(sim, dut.o, rules["o"])
     sim.run()
+    rules["i"].check(expected_handshakes=len(beats) if len(res["out"]) == len(vectors) else None)
+    rules["o"].check(expected_handshakes=len(res["out"]) + len(res["extra"]))
     return dut, res
 
 

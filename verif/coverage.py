@@ -26,16 +26,27 @@ point                              bins
 ``codes.V``
 ``backpressure``                   ``no_stall``, ``stall_first_beat`` (first beat of a pass waited),
                                    ``stall_middle_beat``, ``stall_last_beat``,
-                                   ``long_stall_8plus`` (a beat waited >= 8 cycles)
-``generator.events``               ``reload_while_idle``, ``regenerate_back_to_back``
+                                   ``long_stall_8plus`` (a beat waited >= 8 cycles), from the
+                                   output stream's protocol monitor
+``generator.events``               ``reload_while_idle``, ``regenerate_back_to_back``,
+                                   ``reset_mid_load``, ``reset_mid_generation`` (each then
+                                   followed by a correct pass)
 =================================  ===============================================================
 
 Sampling: :func:`sample_recombination_config`, :func:`sample_requant` (the
 full-precision values entering the requantizer, an array), :func:`sample_codes`,
-:func:`sample_beat` (signature of ``StreamProtocolChecker(on_beat=...)``),
-:func:`sample_generator_event`. Array samplers hit each bin at most once per
-call, so an array bin's count is "sample calls (arrays) that hit it", not
-elements -- cheap on million-weight layers.
+:func:`sample_stream` (the counters of a stream's protocol monitor,
+:mod:`insitugen.verif.protocol`), :func:`sample_generator_event`. Each sampler hits
+each bin at most once per call, so a bin's count is "sample calls (layers,
+streams) that hit it", not elements -- cheap on million-weight layers.
+
+Who samples: :func:`insitugen.verif.runner.run_sim`, in the process that runs
+the golden model, when a coverage folder is set (``coverage_dir`` or
+``$INSITUGEN_COVERAGE_DIR``): the config, codes and requantizer inputs of the
+stimulus, then -- only once the run has passed every check -- the output
+stream's monitor counters and the generator events the testbench reports, and
+writes one file per run. ``tests/conftest.py`` points every run of the test
+suite at one folder and merges the files into the report at the end.
 
 Files: :class:`CoverageSession` (``session.write(path, test=...)``) writes
 ``{"format": FORMAT, "test": name, "points": {point: {"bins": {bin: hits},
@@ -54,16 +65,16 @@ from cocotb_coverage.coverage import CoverPoint, coverage_db
 from insitugen.errors import InsitugenError
 
 __all__ = ["FORMAT", "point_names", "point_bins", "sample_recombination_config",
-           "sample_requant", "sample_codes", "sample_beat", "sample_generator_event",
-           "CoverageSession", "merge_files", "missing_bins", "format_summary", "write_report",
-           "LONG_STALL"]
+           "sample_requant", "sample_codes", "sample_stream", "sample_generator_event",
+           "GENERATOR_EVENTS", "CoverageSession", "merge_files", "missing_bins",
+           "format_summary", "write_report"]
 
 FORMAT = "insitugen-coverage-1"
 PREFIX = "insitugen"
 ENCODINGS = ("odd", "twos")
 ROUNDINGS = ("floor", "half_up", "half_even")
-#: A stall of at least this many cycles counts as long.
-LONG_STALL = 8
+GENERATOR_EVENTS = ("reload_while_idle", "regenerate_back_to_back", "reset_mid_load",
+                    "reset_mid_generation")
 
 _SAMPLERS: dict[str, Any] = {}
 _BINS: dict[str, tuple[str, ...]] = {}
@@ -94,7 +105,7 @@ for _t in ("B", "U", "V"):
     _define(f"codes.{_t}", ["zero", "max"])
 _define("backpressure", ["no_stall", "stall_first_beat", "stall_middle_beat", "stall_last_beat",
                          "long_stall_8plus"])
-_define("generator.events", ["reload_while_idle", "regenerate_back_to_back"])
+_define("generator.events", list(GENERATOR_EVENTS))
 
 
 def point_names() -> list[str]:
@@ -178,35 +189,22 @@ def sample_codes(tensor: str, codes, bits: int) -> None:
     _hit(f"codes.{tensor}", labels)
 
 
-_beat_state = {"after_last": True}
-
-
-def sample_beat(index: int, stall_cycles: int, last: bool) -> None:
-    """One output handshake: ``stall_cycles`` edges it waited with valid & ~ready.
-
-    The first beat of a pass is beat 0 or the beat after a ``last`` beat. Matches
-    the ``on_beat`` callback of :class:`~insitugen.verif.protocol.StreamProtocolChecker`.
-    """
-    first = index == 0 or _beat_state["after_last"]
-    _beat_state["after_last"] = bool(last)
-    labels = []
-    if stall_cycles == 0:
-        labels.append("no_stall")
-    else:
-        if first:
-            labels.append("stall_first_beat")
-        if last:
-            labels.append("stall_last_beat")
-        if not first and not last:
-            labels.append("stall_middle_beat")
-        if stall_cycles >= LONG_STALL:
-            labels.append("long_stall_8plus")
+def sample_stream(counts) -> None:
+    """Back-pressure bins from a stream's protocol-monitor counters
+    (:data:`insitugen.verif.protocol.COUNTERS`, as ``read_monitor`` returns them)."""
+    labels = [label for label, counter in (("no_stall", "beats_no_stall"),
+                                           ("stall_first_beat", "stalled_first"),
+                                           ("stall_middle_beat", "stalled_middle"),
+                                           ("stall_last_beat", "stalled_last"),
+                                           ("long_stall_8plus", "long_stalls"))
+              if int(counts[counter]) > 0]
     _hit("backpressure", labels)
 
 
 def sample_generator_event(event: str) -> None:
-    """``reload_while_idle`` (codes loaded between passes) or ``regenerate_back_to_back``
-    (a start accepted while a pass runs / right after it, no reload between)."""
+    """One of :data:`GENERATOR_EVENTS`: ``reload_while_idle`` (codes loaded between
+    passes), ``regenerate_back_to_back`` (a start accepted while a pass runs, no reload
+    between), ``reset_mid_load`` / ``reset_mid_generation`` (reset asserted there)."""
     _hit("generator.events", [event])
 
 
@@ -227,7 +225,6 @@ class CoverageSession:
 
     def __init__(self):
         self._base = _current()
-        _beat_state["after_last"] = True
 
     def snapshot_delta(self) -> dict[str, dict[str, Any]]:
         now = _current()

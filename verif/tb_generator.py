@@ -21,7 +21,11 @@ Parameters come from the JSON file named by ``$INSITUGEN_PARAMS`` (written by
   pass 2 is requested while pass 1 runs (``start`` held two cycles) and must
   follow it without a bubble; later passes are requested at the previous
   pass's last beat;
-* ``reload`` (default false): then load the second layer and check one pass.
+* ``reload`` (default false): then load the second layer and check one pass;
+* ``reset_during`` (default false): first assert reset in the middle of a load
+  and in the middle of a pass (with a beat stalled), check the design comes
+  out idle and unloaded, then run the normal load and passes (which must be
+  bit-exact: a correct pass after the resets).
 
 This module imports only numpy and cocotb (no torch, no golden model), so the
 simulator's embedded Python starts fast.
@@ -30,7 +34,13 @@ Structure: code driver (seeded valid gaps) -> DUT -> output monitor (seeded
 ready pattern) -> scoreboard: every beat's ``count``, ``last`` exactly at the
 final beat of each pass, unused lanes 0, and the concatenated weights of each
 pass compared in bulk (numpy) with the expected weights; nothing may arrive
-after the last pass.
+after the last pass. The protocol monitors in the testbench top
+(:mod:`insitugen.verif.protocol`, Verilog, every clock) watch both streams; at
+the end their counters must show no broken rule, exactly one ``last`` per pass
+and every beat and code accounted for.
+
+The random ready pattern alternates runs of 1-6 ready cycles with stalls of 1-5
+cycles, one stall in ten lasting 8-20 cycles (long stalls are a coverage bin).
 
 The clock runs inside the simulation (the runner's testbench top), so idle
 cycles cost Python nothing: the output monitor sleeps on ``valid`` rising and
@@ -42,7 +52,8 @@ recorded exactly when ``valid & ready`` there.
 ``result.json``: beats, cycles (start-sampling edge to the last beat's
 handshake of pass 1), cycles of each pass, the design's ``pass_cycles``,
 ``cycles_lower_bound``, efficiency, ``cycles_no_backpressure`` (measured when
-back-pressure is ``none``), wall times.
+back-pressure is ``none``), wall times, ``protocol`` (every stream's monitor
+counters) and ``events`` (the generator coverage events completed and checked).
 """
 
 from __future__ import annotations
@@ -58,6 +69,7 @@ import numpy as np
 from cocotb.triggers import Event, ReadOnly, RisingEdge
 from cocotb.utils import get_sim_time
 
+from insitugen.verif.protocol import check_counts, monitor_signal, read_monitor
 from insitugen.verif.tb_params import load_params
 
 
@@ -148,8 +160,9 @@ class GeneratorTB:
             return 1 if self._gap_n % 7 == 0 else 0
         return self.rng.choice((0, 0, 0, 1, 2)) if self.rng.random() < 0.3 else 0
 
-    async def load(self, stream: list[int]):
-        """Drive every code once; a beat is taken at an edge where valid & ready."""
+    async def load(self, stream: list[int], expect_loaded: bool = True):
+        """Drive every code once; a beat is taken at an edge where valid & ready.
+        ``expect_loaded``: the stream is a whole layer (``loaded`` must rise)."""
         d = self.dut
         clk = d.clk
         valid, ready, payload = d.codes__valid, d.codes__ready, d.codes__payload
@@ -169,7 +182,9 @@ class GeneratorTB:
                     break
         valid.value = 0
         await RisingEdge(clk)
-        assert d.loaded.value == 1, f"loaded did not rise after {len(stream)} codes (seed {self.seed})"
+        if expect_loaded:
+            assert d.loaded.value == 1, (f"loaded did not rise after {len(stream)} codes "
+                                         f"(seed {self.seed})")
 
     # ---- output side -------------------------------------------------------------------
     def ready_levels(self):
@@ -183,7 +198,8 @@ class GeneratorTB:
         else:
             while True:
                 yield from [1] * self.rng.randint(1, 6)
-                yield from [0] * self.rng.randint(1, 5)
+                long = self.rng.random() < 0.1
+                yield from [0] * (self.rng.randint(8, 20) if long else self.rng.randint(1, 5))
 
     async def monitor(self, n_last: int):
         """Record payloads until ``n_last`` beats with ``last`` set have been taken.
@@ -194,8 +210,7 @@ class GeneratorTB:
         """
         d = self.dut
         clk, valid, ready, payload = d.clk, d.weights__valid, d.weights__ready, d.weights__payload
-        last_bit = int(self.tb["lanes"]) * int(self.tb["weight_bits"]) + \
-            int(self.tb["lanes"]).bit_length()
+        last_bit = int(self.tb["last_bit"])
         levels = self._ready
         seen = 0
         while seen < n_last:
@@ -216,6 +231,49 @@ class GeneratorTB:
                 await RisingEdge(clk)
             ready.value = next(levels)
 
+    async def reset_scenario(self, codes: list[int]):
+        """Reset in the middle of a load, then in the middle of a pass while a beat is
+        stalled; after each the design must be idle, unloaded and ready for codes."""
+        d, clk, seed = self.dut, self.dut.clk, self.seed
+
+        async def pulse_reset(where: str):
+            d.rst.value = 1
+            d.codes__valid.value = 0          # the source is reset too
+            d.start.value = 0
+            for _ in range(2):
+                await RisingEdge(clk)
+            d.rst.value = 0
+            await RisingEdge(clk)
+            await ReadOnly()
+            state = {"loaded": d.loaded.value, "busy": d.busy.value,
+                     "weights valid": d.weights__valid.value, "codes ready": d.codes__ready.value}
+            assert state == {"loaded": 0, "busy": 0, "weights valid": 0, "codes ready": 1}, \
+                f"after a reset {where}: {state} (seed {seed})"
+            await RisingEdge(clk)
+
+        # mid-load: half the codes in, then reset
+        await self.load(codes[:max(1, len(codes) // 2)], expect_loaded=False)
+        await pulse_reset("in the middle of a load")
+        # mid-generation: load fully, start, take some beats, stall one, reset
+        await self.load(codes)
+        handshakes = getattr(d, monitor_signal("weights", "handshakes"))
+        base = handshakes.value.to_unsigned()
+        target = min(3, int(self.tb["n_beats"]) // 2)    # a few beats in, never the last
+        d.weights__ready.value = 1
+        d.start.value = 1
+        await RisingEdge(clk)
+        d.start.value = 0
+        while handshakes.value.to_unsigned() - base < target:
+            await RisingEdge(clk)
+        d.weights__ready.value = 0
+        for _ in range(int(self.tb["steps_per_round"]) + int(self.tb["latency"]) + 3):
+            await RisingEdge(clk)
+        await ReadOnly()
+        assert d.weights__valid.value == 1 and d.busy.value == 1, \
+            f"no beat stalled mid-pass before the reset (seed {seed})"
+        await RisingEdge(clk)
+        await pulse_reset("in the middle of a pass")
+
 
 @cocotb.test()
 async def generate_layer(dut):
@@ -235,6 +293,12 @@ async def generate_layer(dut):
     with np.load(params["stimulus"], allow_pickle=False) as npz:
         stim = {k: npz[k] for k in npz.files}
     await tb.reset()
+    events = []
+    if params.get("reset_during"):
+        await tb.reset_scenario(stim["codes"].tolist())
+        events += ["reset_mid_load", "reset_mid_generation"]
+    # the checks below count from here: lasts and beats of the passes asked for
+    since = {s: read_monitor(dut, s) for s in ("weights", "codes")}
     t0 = time.perf_counter()
     await tb.load(stim["codes"].tolist())
     load_s = time.perf_counter() - t0
@@ -299,6 +363,18 @@ async def generate_layer(dut):
         check_beats(fig, tb.payloads[:nb], stim["expected_reload"], "reloaded layer", seed)
         reload_checked = True
 
+    n_passes = passes + int(reload_checked)
+    n_codes = len(stim["codes"]) + (len(stim["codes_reload"]) if reload_checked else 0)
+    await ReadOnly()                # the last handshake's edge has updated the counters
+    protocol = {s: read_monitor(dut, s) for s in ("weights", "codes")}
+    check_counts("weights", protocol["weights"], since=since["weights"],
+                 expected_last=n_passes, expected_handshakes=n_passes * nb)
+    check_counts("codes", protocol["codes"], since=since["codes"], expected_handshakes=n_codes)
+    if passes > 1:
+        events.append("regenerate_back_to_back")
+    if reload_checked:
+        events.append("reload_while_idle")
+
     bound = int(fig["cycles_lower_bound"])
     result = {
         "beats": passes * nb, "beats_per_pass": nb, "passes": passes,
@@ -310,6 +386,7 @@ async def generate_layer(dut):
         "load_wall_s": load_s, "generate_wall_s": sim_wall,
         "beats_per_s": passes * nb / sim_wall if sim_wall else None,
         "tb_wall_s": time.perf_counter() - wall0,
+        "protocol": protocol, "events": events,
     }
     if tb.bp == "none":
         result["cycles_no_backpressure"] = cycles[0]

@@ -20,7 +20,10 @@ Structure: driver (valid gaps from a numpy generator seeded with
 ``cocotb.RANDOM_SEED``, itself derived from the run seed) -> input monitor ->
 scoreboard (expected values of what the input monitor saw) <- output monitor
 (seeded ready pattern). Every output is compared; the test ends by checking
-the count and that nothing extra arrives. The clock runs inside the simulation
+the count and that nothing extra arrives, and that the protocol monitors of
+the testbench top (:mod:`insitugen.verif.protocol`, Verilog, every clock) saw
+no broken rule on either stream and every beat; their counters go to
+``result.json`` (``protocol``). The clock runs inside the simulation
 (the runner's testbench top); one coroutine drives and samples both interfaces,
 two scheduler events per clock (drive after the rising edge, sample in the
 read-only phase).
@@ -37,6 +40,7 @@ import cocotb
 import numpy as np
 from cocotb.triggers import ReadOnly, RisingEdge
 
+from insitugen.verif.protocol import check_counts, read_monitor
 from insitugen.verif.tb_params import load_params
 
 
@@ -148,13 +152,17 @@ async def recombination_matches_golden(dut):
     assert not len(bad), (f"{len(bad)} of {n_vec} results differ from golden "
                           f"(seed {seed})")
     assert not extra, f"{len(extra)} extra output beats after the last result: {extra[:5]}"
+    await ReadOnly()                # the last edge has updated the monitors' counters
+    protocol = {s: read_monitor(dut, s) for s in ("i", "o")}
+    check_counts("i", protocol["i"], expected_handshakes=len(beats))
+    check_counts("o", protocol["o"], expected_handshakes=n_vec)
 
     result = {"beats": len(got), "input_beats": len(beats), "cycles": cycle, "seed": seed,
               "vectors": n_vec, "corner_cases": int(tb["corner_cases"]),
               "backpressure": params["backpressure"], "wall_s": wall,
               "cycles_per_s": cycle / wall if wall else None,
               "beats_per_s": len(beats) / wall if wall else None,
-              "latency": int(tb["pipeline_stages"])}
+              "latency": int(tb["pipeline_stages"]), "protocol": protocol}
     dut._log.info("%d results (%d input beats) in %d cycles, %.0f cycles/s",
                   len(got), len(beats), cycle, result["cycles_per_s"] or 0)
     out = Path(params["result_path"])
