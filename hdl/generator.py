@@ -207,6 +207,14 @@ class Generator(wiring.Component):
             "loaded": Out(1),
         })
 
+    @classmethod
+    def figures(cls, cfg: GeneratorConfig) -> "Generator":
+        """An instance read only for its properties (cycle counts, memory bits), never
+        elaborated: Amaranth's warning about an unused elaboratable is silenced."""
+        model = cls(cfg)
+        model._MustUse__silence = True
+        return model
+
     # ---- properties for the testbench, the benchmarks and the synthesis report ----------
     @property
     def cfg(self) -> GeneratorConfig:

@@ -103,14 +103,12 @@ def cmd_sim(args) -> int:
     if args.out:
         print(f"wrote {args.out}")
     if args.coverage:
-        from .verif.coverage import write_report
+        from .verif.coverage import REPORT_STEM, write_folder_report
         folder = Path(args.coverage)
-        merged = write_report(sorted((folder / "parts").glob("*.json")),
-                              folder / "functional_coverage.json",
-                              text_path=folder / "functional_coverage.txt")
+        merged = write_folder_report(folder / "parts", folder)
         print(f"functional coverage of the {len(merged['tests'])} run(s) in {folder}: "
               f"{merged['covered_bins']}/{merged['total_bins']} bins; report "
-              f"{folder / 'functional_coverage.txt'}")
+              f"{folder / (REPORT_STEM + '.txt')}")
     return 0
 
 

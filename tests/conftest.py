@@ -61,15 +61,14 @@ def pytest_sessionfinish(session, exitstatus):
     config = session.config
     if hasattr(config, "workerinput"):
         return
-    parts = sorted(_coverage_parts(config).glob("*.json"))
-    if not parts:
+    parts = _coverage_parts(config)
+    if not any(parts.glob("*.json")):
         return
-    from insitugen.verif.coverage import write_report
+    from insitugen.verif.coverage import write_folder_report
 
-    folder = _coverage_parts(config).parent.parent
-    merged = write_report(parts, folder / "functional_coverage.json",
-                          text_path=folder / "functional_coverage.txt")
-    shutil.rmtree(_coverage_parts(config), ignore_errors=True)   # merged: no longer needed
+    folder = parts.parent.parent
+    merged = write_folder_report(parts, folder)
+    shutil.rmtree(parts, ignore_errors=True)                   # merged: no longer needed
     config._insitugen_coverage = (merged, folder)
     if merged["missing"] and exitstatus == 0 and _whole_default_suite(config):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
@@ -86,7 +85,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     tr = terminalreporter
     tr.section("functional coverage")
     tr.write(format_summary(merged))
-    tr.write_line(f"report: {folder / 'functional_coverage.txt'} (and .json)")
+    from insitugen.verif.coverage import REPORT_STEM
+
+    tr.write_line(f"report: {folder / (REPORT_STEM + '.txt')} (and .json)")
     if getattr(config, "_insitugen_coverage_failed", False):
         tr.write_line("FAILED: the whole default suite must hit every functional coverage "
                       "bin; the missing ones are listed above", red=True)

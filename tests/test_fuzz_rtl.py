@@ -81,9 +81,7 @@ class _RandomPick:
 
 def _model(cfg: GeneratorConfig) -> Generator:
     """The generator's figures only (never elaborated)."""
-    g = Generator(cfg)
-    g._MustUse__silence = True
-    return g
+    return Generator.figures(cfg)
 
 
 def _shrink(cfg: GeneratorConfig, max_cycles: int) -> GeneratorConfig:

@@ -73,8 +73,7 @@ ICARUS_CASES = ["both_levels_fused", "both_off", "lanes5_not_dividing", "full_pr
 
 
 def _check(cfg: GeneratorConfig, res, bp: str, passes: int):
-    model = Generator(cfg)
-    model._MustUse__silence = True
+    model = Generator.figures(cfg)
     assert res.passed
     assert res.beats == passes * model.n_beats
     assert res.details["beats_per_pass"] == model.n_beats

@@ -67,7 +67,7 @@ from insitugen.errors import InsitugenError
 __all__ = ["FORMAT", "point_names", "point_bins", "sample_recombination_config",
            "sample_requant", "sample_codes", "sample_stream", "sample_generator_event",
            "GENERATOR_EVENTS", "CoverageSession", "merge_files", "missing_bins",
-           "format_summary", "write_report"]
+           "format_summary", "write_report", "write_folder_report", "REPORT_STEM"]
 
 FORMAT = "insitugen-coverage-1"
 PREFIX = "insitugen"
@@ -324,3 +324,16 @@ def write_report(paths: Iterable, json_path, *, text_path=None) -> dict[str, Any
         text = format_summary(merged)
         atomic_write(text_path, lambda tmp: Path(tmp).write_text(text))
     return merged
+
+
+#: File names of a merged report in its folder (``.json`` and the text summary ``.txt``).
+REPORT_STEM = "functional_coverage"
+
+
+def write_folder_report(parts_dir, out_dir) -> dict[str, Any]:
+    """Merge every per-run file in ``parts_dir`` into ``out_dir/functional_coverage.json``
+    and ``.txt`` (the test suite's and ``insitugen sim --coverage``'s report)."""
+    out_dir = Path(out_dir)
+    return write_report(sorted(Path(parts_dir).glob("*.json")), out_dir / f"{REPORT_STEM}.json",
+                        text_path=out_dir / f"{REPORT_STEM}.txt")
+

