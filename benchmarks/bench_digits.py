@@ -19,8 +19,8 @@ from pathlib import Path
 
 import torch
 
-from insitugen.golden.codes import atomic_write
-from insitugen.golden.train import DigitsSettings, add_train_digits_args, reproduce_digits
+from golden.codes import atomic_write
+from golden.train import DigitsSettings, add_train_digits_args, reproduce_digits
 
 
 def main(argv=None) -> int:

@@ -41,7 +41,7 @@ LAYERS = {
 
 
 def layer_config(name: str):
-    from insitugen.config import default_config
+    from insitugen.core.config import default_config
     return default_config().replace(**LAYERS[name])
 
 
@@ -63,7 +63,7 @@ def worker(spec: dict) -> dict:
     """One simulation (runs in a child process)."""
     import resource
 
-    from insitugen.verif.runner import run_sim
+    from verif.runner import run_sim
 
     cfg = layer_config(spec["layer"])
     t0 = time.perf_counter()
@@ -98,7 +98,7 @@ def run_child(spec: dict, timeout: float) -> dict:
 
 
 def emission_time(name: str) -> tuple[float, int]:
-    from insitugen.gen.verilog import emit_verilog
+    from gen.verilog import emit_verilog
 
     t0 = time.perf_counter()
     text = emit_verilog(layer_config(name))
@@ -126,7 +126,7 @@ def main(argv=None) -> int:
         print(json.dumps(worker(json.loads(args.worker))))
         return 0
 
-    from insitugen.golden.codes import atomic_write
+    from golden.codes import atomic_write
 
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="bench_generator_"))
     rows = []

@@ -18,8 +18,8 @@ import sys
 import time
 from pathlib import Path
 
-from insitugen.config import GeneratorConfig
-from insitugen.synth.report import run_synth
+from insitugen.core.config import GeneratorConfig
+from synth.report import run_synth
 
 LANES = (4, 16, 64)
 ENGINES = (2, 3, 4)

@@ -22,9 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from insitugen.config import RecombinationConfig
-from insitugen.gen.verilog import emit_verilog
-from insitugen.verif.runner import run_sim
+from insitugen.core.config import RecombinationConfig
+from gen.verilog import emit_verilog
+from verif.runner import run_sim
 
 OPERAND_BITS = (4, 6, 8)
 ENGINE_BITS = (2, 3, 4)

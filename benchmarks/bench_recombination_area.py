@@ -2,7 +2,7 @@
 
 For 4-, 6- and 8-bit operands (``a`` an odd DoReFa code, ``x`` two's complement:
 the generator's level-2 use, a coefficient times the wide intermediate) on 2-, 3-
-and 4-bit engines, one :func:`insitugen.synth.report.run_synth` each (parallel
+and 4-bit engines, one :func:`synth.report.run_synth` each (parallel
 recombination, one product per result, best of the synth options per design):
 PDK-free NAND2 equivalents and, when the IHP liberty is found, um^2.
 
@@ -21,9 +21,9 @@ import sys
 import time
 from pathlib import Path
 
-from insitugen.config import RecombinationConfig
-from insitugen.errors import InsitugenError
-from insitugen.synth.report import run_synth, write_report_json
+from insitugen.core.config import RecombinationConfig
+from insitugen.core.errors import InsitugenError
+from synth.report import run_synth, write_report_json
 
 OPERAND_BITS = (4, 6, 8)
 ENGINE_BITS = (2, 3, 4)

@@ -1,10 +1,10 @@
 """``insitugen export CHECKPOINT --out DIR``: a trained MLG model -> the generator's inputs.
 
-For every generated layer (:class:`~insitugen.golden.mlg.MLGConv2d` /
-:class:`~insitugen.golden.mlg.MLGLinear` with at least one level on) the exporter
+For every generated layer (:class:`~golden.mlg.MLGConv2d` /
+:class:`~golden.mlg.MLGLinear` with at least one level on) the exporter
 writes
 
-* ``DIR/<layer>.toml``: the :class:`~insitugen.config.GeneratorConfig` of the layer
+* ``DIR/<layer>.toml``: the :class:`~insitugen.core.config.GeneratorConfig` of the layer
   (shape, effective Bi / Bo, 0 = level off, qb / qu / qv, and the engine / output
   fields given here; default full-precision output, ``out_bits = 0``);
 * ``DIR/<layer>.npz``: the unsigned codes ``B``, ``U``, ``V`` in the config's
@@ -26,11 +26,11 @@ import argparse
 import json
 from pathlib import Path
 
-from insitugen.config import GeneratorConfig
-from insitugen.errors import ConfigError, InsitugenError
-from insitugen.golden.codes import atomic_write, save_codes, validate_codes
-from insitugen.golden.mlg import MLGConv2d, MLGLayerBase, QuantLinear
-from insitugen.golden.mlgify import load_checkpoint
+from insitugen.core.config import GeneratorConfig
+from insitugen.core.errors import ConfigError, InsitugenError
+from golden.codes import atomic_write, save_codes, validate_codes
+from golden.mlg import MLGConv2d, MLGLayerBase, QuantLinear
+from golden.mlgify import load_checkpoint
 
 #: Engine / output fields the exporter passes to every layer's config.
 HARDWARE_FIELDS = ("engine_bits", "lanes", "out_bits", "shift", "rounding", "recombination")
@@ -94,7 +94,7 @@ def _plain(v):
 
 
 def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, **hardware) -> dict:
-    """Load an MLG checkpoint (:func:`insitugen.golden.mlgify.save_checkpoint`) and export it."""
+    """Load an MLG checkpoint (:func:`golden.mlgify.save_checkpoint`) and export it."""
     model, info = load_checkpoint(checkpoint)
     if info["mlg"] is None:
         raise InsitugenError(f"checkpoint '{checkpoint}' is a plain model (no MLG settings): "

@@ -1,4 +1,4 @@
-"""PNG plots of a design-space sweep (rows of :func:`insitugen.gen.sweep.run_sweep`).
+"""PNG plots of a design-space sweep (rows of :func:`gen.sweep.run_sweep`).
 
 Four figures, each written atomically as ``<dir>/<name>.png`` by :func:`draw_plots`:
 
@@ -252,7 +252,7 @@ PLOTS: dict[str, Callable[[Rows, Figure, Any], None]] = {
 
 def draw_plots(rows: Rows, out_dir: str | Path) -> dict[str, Path]:
     """Draw every plot of :data:`PLOTS` into ``out_dir/<name>.png``; returns name -> path."""
-    from insitugen.golden.codes import atomic_write
+    from golden.codes import atomic_write
     out_dir = Path(out_dir)
     written = {}
     for name, draw in PLOTS.items():

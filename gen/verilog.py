@@ -16,8 +16,8 @@ import tempfile
 from pathlib import Path
 
 from insitugen import __version__
-from insitugen.config import Config, GeneratorConfig, RecombinationConfig
-from insitugen.errors import ConfigError, ToolError
+from insitugen.core.config import Config, GeneratorConfig, RecombinationConfig
+from insitugen.core.errors import ConfigError, ToolError
 
 __all__ = ["build_top", "top_name", "emit_verilog", "write_verilog", "sidecar",
            "verilator_bin_dir", "verilator_env", "lint_verilog", "LINT_WAIVERS"]
@@ -30,10 +30,10 @@ LINT_WAIVERS = ("-Wno-WIDTH", "-Wno-UNUSED", "-Wno-DECLFILENAME", "-Wno-PROCASSI
 def build_top(cfg: Config):
     """The Amaranth component for ``cfg``."""
     if isinstance(cfg, RecombinationConfig):
-        from insitugen.hdl.recombination import RecombinationUnit
+        from hdl.recombination import RecombinationUnit
         return RecombinationUnit(cfg)
     if isinstance(cfg, GeneratorConfig):
-        from insitugen.hdl.generator import Generator   # lazy: the heavier block
+        from hdl.generator import Generator   # lazy: the heavier block
         return Generator(cfg)
     raise ConfigError(f"no hardware block for config {cfg!r}: expected a generator or "
                       f"recombination config")

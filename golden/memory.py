@@ -1,6 +1,6 @@
 """Memory accounting of MLG models, identical to the reference implementation's.
 
-Stored bits of a model after :func:`~insitugen.golden.mlgify.mlgify`:
+Stored bits of a model after :func:`~golden.mlgify.mlgify`:
 
 * generated layer: ``|B| qb + |U| qu + |V| qv`` (bias, if any, at 32 bits);
 * classifier (:class:`QuantLinear`): every weight at its ``bits`` (8, or 32 in the
@@ -25,7 +25,7 @@ from pathlib import Path
 
 from torch import nn
 
-from insitugen.errors import InsitugenError
+from insitugen.core.errors import InsitugenError
 
 from .codes import atomic_write
 from .mlg import MLGLayerBase, QuantLinear

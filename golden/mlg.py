@@ -22,7 +22,7 @@ scale per tensor, straight-through gradient clamped to [-1, 1]:
 ``t = tanh(x)``, ``r = max|t|`` (not differentiated), ``n = 2^b - 1``,
 code ``c = round(n * (t / (2r) + 0.5))`` (round half to even), value
 ``(c / n) * 2r - r = (r / n) * (2c - n)``: the odd integer ``m = 2c - n`` of the
-hardware (:func:`insitugen.golden.arith.odd_value`) times the scale ``r / n``.
+hardware (:func:`golden.arith.odd_value`) times the scale ``r / n``.
 Special widths as in the reference: ``b = 32`` is ``tanh(x) / max|tanh(x)|``
 (float, not exportable); ``b = 1`` is ``sign(x) * mean|x|`` without tanh, which
 is the odd mapping with ``m = +-1`` and scale ``mean|x|`` (code 1 for
@@ -50,8 +50,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from insitugen.config import GeneratorConfig
-from insitugen.errors import InsitugenError
+from insitugen.core.config import GeneratorConfig
+from insitugen.core.errors import InsitugenError
 
 from .generate import full_precision
 

@@ -14,7 +14,7 @@
   layers have k = 1, so cross-only), else stays float.
 
 Biases (and the classifier's weight) are copied from the replaced module; generated
-tensors start from the reference's random init (use :mod:`insitugen.golden.train`
+tensors start from the reference's random init (use :mod:`golden.train`
 to project them onto a teacher). Applied to a copy of a trained teacher, the student
 thus inherits BatchNorm statistics, biases and every layer that is not generated.
 """
@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from insitugen.errors import InsitugenError
+from insitugen.core.errors import InsitugenError
 
 from .codes import atomic_write
 from .mlg import MLGConv2d, MLGLayerBase, MLGLinear, QuantLinear, check_bits, generation_levels
@@ -275,7 +275,7 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"checkpoint '{path}' is not an insitugen MLG checkpoint (no "
                               f"'format: {CHECKPOINT_FORMAT}'); write it with "
-                              f"insitugen.golden.mlgify.save_checkpoint")
+                              f"golden.mlgify.save_checkpoint")
     if payload.get("version") != CHECKPOINT_VERSION:
         raise CheckpointError(f"checkpoint '{path}' has version {payload.get('version')!r}; "
                               f"this insitugen reads version {CHECKPOINT_VERSION}")

@@ -1,4 +1,4 @@
-"""The models insitugen ships (ordinary PyTorch; :func:`insitugen.golden.mlgify.mlgify`
+"""The models insitugen ships (ordinary PyTorch; :func:`golden.mlgify.mlgify`
 turns them into MLG students).
 
 * ``resnet18``: the CIFAR variant of the MLG reference (3x3 stem, stride 1, no
@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import nn
 
-from insitugen.errors import InsitugenError
+from insitugen.core.errors import InsitugenError
 
 
 # ---------------------------------------------------------------------------------

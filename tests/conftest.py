@@ -1,7 +1,7 @@
 """Shared pytest setup: slow tests run only with --runslow; helpers to find shared/;
 the functional coverage report of the run.
 
-Functional coverage (``insitugen.verif.coverage``): every simulation that passes
+Functional coverage (``verif.coverage``): every simulation that passes
 writes its coverage to ``<coverage dir>/parts/session-<pid>`` (``run_sim`` reads
 ``$INSITUGEN_COVERAGE_DIR``, which this file sets in the main process; xdist
 workers inherit it); at the end the main process merges the parts into
@@ -34,7 +34,7 @@ def _coverage_parts(config) -> Path:
     """This session's folder of per-run coverage files: one per pytest session (its main
     process's pid), so two test runs at once never mix or delete each other's files.
     xdist workers inherit it through the environment the main process set."""
-    from insitugen.verif.runner import COVERAGE_ENV
+    from verif.runner import COVERAGE_ENV
 
     if hasattr(config, "workerinput") and os.environ.get(COVERAGE_ENV):
         return Path(os.environ[COVERAGE_ENV])
@@ -42,7 +42,7 @@ def _coverage_parts(config) -> Path:
 
 
 def pytest_configure(config):
-    from insitugen.verif.runner import COVERAGE_ENV
+    from verif.runner import COVERAGE_ENV
 
     parts = _coverage_parts(config)
     if not hasattr(config, "workerinput"):
@@ -64,7 +64,7 @@ def pytest_sessionfinish(session, exitstatus):
     parts = _coverage_parts(config)
     if not any(parts.glob("*.json")):
         return
-    from insitugen.verif.coverage import write_folder_report
+    from verif.coverage import write_folder_report
 
     folder = parts.parent.parent
     merged = write_folder_report(parts, folder)
@@ -79,13 +79,13 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     found = getattr(config, "_insitugen_coverage", None)
     if found is None:
         return
-    from insitugen.verif.coverage import format_summary
+    from verif.coverage import format_summary
 
     merged, folder = found
     tr = terminalreporter
     tr.section("functional coverage")
     tr.write(format_summary(merged))
-    from insitugen.verif.coverage import REPORT_STEM
+    from verif.coverage import REPORT_STEM
 
     tr.write_line(f"report: {folder / (REPORT_STEM + '.txt')} (and .json)")
     if getattr(config, "_insitugen_coverage_failed", False):

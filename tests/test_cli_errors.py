@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from insitugen.cli import main
-from insitugen.config import GeneratorConfig
+from insitugen.core.config import GeneratorConfig
 
 SMALL = GeneratorConfig(out_channels=4, in_channels=3, base_in=2, base_out=2, lanes=4)
 
@@ -150,7 +150,7 @@ def _corrupt_codes(rng: random.Random, path, good: dict) -> str:
 
 
 def test_random_corrupted_code_files_refused(tmp_path, capsys):
-    from insitugen.golden.codes import random_codes
+    from golden.codes import random_codes
     rng = random.Random(1129)
     out_dir = tmp_path / "out"
     out_dir.mkdir()

@@ -12,10 +12,10 @@ import json
 
 import pytest
 
-from insitugen.config import GeneratorConfig, RecombinationConfig as R
-from insitugen.errors import ConfigError, ToolError
-from insitugen.golden import arith as G
-from insitugen.verif import formal
+from insitugen.core.config import GeneratorConfig, RecombinationConfig as R
+from insitugen.core.errors import ConfigError, ToolError
+from golden import arith as G
+from verif import formal
 
 # (id, config, method): odd/twos, slice counts 1-3, uneven slices, parallel/serial,
 # pipeline stages 0-2, terms 1-2; sizes kept small so the file runs in about a minute.
@@ -81,7 +81,7 @@ def test_requantizer_full_precision_proven():
 
 
 def test_slicing_identity_wide():
-    from insitugen import widths as W
+    from insitugen.core import widths as W
     for op in (W.SlicedOperand("odd", 40, W.default_slice_widths(40, 3)),
                W.SlicedOperand("twos", 48, W.default_slice_widths(48, 5))):
         assert formal.prove_slicing(op).proven
@@ -190,7 +190,7 @@ def test_generator_too_wide_for_a_unit_proves_slicing_only():
 # ---- the Yosys runner the proofs share with synthesis ------------------------------------
 
 def test_run_script_failed_script_is_returned_or_raised(tmp_path):
-    from insitugen.synth.yosys import run_script
+    from synth.yosys import run_script
     run = run_script("read_verilog missing.v\n", tmp_path, check=False)
     assert run.returncode != 0
     assert any("missing.v" in ln for ln in run.error_lines())
@@ -201,7 +201,7 @@ def test_run_script_failed_script_is_returned_or_raised(tmp_path):
 
 
 def test_run_script_timeout_and_missing_yosys_are_tool_errors(tmp_path):
-    from insitugen.synth.yosys import run_script
+    from synth.yosys import run_script
     with pytest.raises(ToolError, match="did not finish the proof 'p' within .* narrower"):
         run_script("help\n", tmp_path, timeout=0.001, what="the proof 'p'",
                    timeout_hint="use narrower operands")

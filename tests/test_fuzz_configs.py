@@ -15,12 +15,12 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from insitugen import widths as W
-from insitugen.config import (MAX_DATAPATH_BITS, GeneratorConfig, RecombinationConfig,
+from insitugen.core import widths as W
+from insitugen.core.config import (MAX_DATAPATH_BITS, GeneratorConfig, RecombinationConfig,
                               config_from_dict)
-from insitugen.errors import ConfigError
-from insitugen.golden import arith as G
-from insitugen.golden.generate import full_precision
+from insitugen.core.errors import ConfigError
+from golden import arith as G
+from golden.generate import full_precision
 
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -208,7 +208,7 @@ def _simulate(cfg: RecombinationConfig, groups: list[list[int]]) -> list[int]:
     """Feed partial vectors (order k) to the unit, valid every cycle, ready always; return outputs."""
     from amaranth.sim import Simulator
 
-    from insitugen.hdl.recombination import RecombinationUnit
+    from hdl.recombination import RecombinationUnit
 
     dut = RecombinationUnit(cfg)
     wd = cfg.widths

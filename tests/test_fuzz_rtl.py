@@ -13,9 +13,9 @@ forms elaborate, match the golden model bit for bit and emit lint-clean Verilog.
   still runs.
 * Random generator and recombination configs emit Verilog that
   ``verilator --lint-only -Wall`` passes with the project's documented waivers
-  (:func:`insitugen.gen.verilog.lint_verilog`).
+  (:func:`gen.verilog.lint_verilog`).
 * A fixed sample (seeded, the same every run) of random configs runs through cocotb on
-  Verilator (:func:`insitugen.verif.runner.run_sim`): generators with two passes and
+  Verilator (:func:`verif.runner.run_sim`): generators with two passes and
   a reload, recombination units with their corner and random vectors.
 
 Every example prints its config and seed; a generator config replays with
@@ -33,14 +33,14 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from insitugen import widths as W
-from insitugen.config import (LAYERS, MAX_DATAPATH_BITS, RECOMBINATION_FORMS, ROUNDINGS,
+from insitugen.core import widths as W
+from insitugen.core.config import (LAYERS, MAX_DATAPATH_BITS, RECOMBINATION_FORMS, ROUNDINGS,
                               GeneratorConfig, RecombinationConfig, config_from_dict)
-from insitugen.errors import ConfigError
-from insitugen.gen.verilog import emit_verilog, lint_verilog, top_name
-from insitugen.golden.codes import CORNERS, random_codes, save_codes
-from insitugen.hdl.generator import Generator
-from insitugen.verif.runner import run_sim
+from insitugen.core.errors import ConfigError
+from gen.verilog import emit_verilog, lint_verilog, top_name
+from golden.codes import CORNERS, random_codes, save_codes
+from hdl.generator import Generator
+from verif.runner import run_sim
 
 from test_fuzz_configs import recombination_dicts
 from test_generator_rtl import check_beats, simulate

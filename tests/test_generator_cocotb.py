@@ -1,7 +1,7 @@
 """Generator Verilog under cocotb (Verilator; a few on Icarus): bit-exact, every form.
 
 Each case emits the Verilog of a small config, builds it (cached per config),
-and runs ``insitugen.verif.tb_generator``: load random codes, two passes back
+and runs ``verif.tb_generator``: load random codes, two passes back
 to back without reloading, then a reloaded second layer, every weight
 compared with the golden model; with the output always ready the cycle count
 must equal the design's ``pass_cycles``. Shapes are kept small: the point is
@@ -15,11 +15,11 @@ import shutil
 import numpy as np
 import pytest
 
-from insitugen.config import GeneratorConfig, default_config
-from insitugen.golden.codes import load_codes, random_codes, save_codes
-from insitugen.golden.generate import generate
-from insitugen.hdl.generator import Generator
-from insitugen.verif.runner import run_sim
+from insitugen.core.config import GeneratorConfig, default_config
+from golden.codes import load_codes, random_codes, save_codes
+from golden.generate import generate
+from hdl.generator import Generator
+from verif.runner import run_sim
 
 BASE = GeneratorConfig(out_channels=4, in_channels=3, kernel=3, base_in=2, base_out=3, qb=3,
                        qu=6, qv=3, engine_bits=3, lanes=4, out_bits=8, shift=6,

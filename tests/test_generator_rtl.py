@@ -19,13 +19,13 @@ import random
 import pytest
 from amaranth.sim import Simulator
 
-from insitugen.config import GeneratorConfig
-from insitugen.golden.codes import CORNERS, load_order, random_codes
-from insitugen.golden.generate import full_precision, generate
-from insitugen.hdl.generator import Generator
-from insitugen.verif.protocol import StreamRules, add_amaranth_monitor
-from insitugen.verif.runner import generator_tb_figures, stream_last_bits
-from insitugen.verif.tb_generator import check_beats as _check_beats
+from insitugen.core.config import GeneratorConfig
+from golden.codes import CORNERS, load_order, random_codes
+from golden.generate import full_precision, generate
+from hdl.generator import Generator
+from verif.protocol import StreamRules, add_amaranth_monitor
+from verif.runner import generator_tb_figures, stream_last_bits
+from verif.tb_generator import check_beats as _check_beats
 
 
 def code_stream(cfg, codes) -> list[int]:
@@ -262,6 +262,6 @@ def test_properties_and_memory_bits():
 
 
 def test_rejects_non_generator_config():
-    from insitugen.config import RecombinationConfig
+    from insitugen.core.config import RecombinationConfig
     with pytest.raises(TypeError, match="GeneratorConfig"):
         Generator(RecombinationConfig())

@@ -11,11 +11,11 @@ from fractions import Fraction
 import pytest
 import torch
 
-from insitugen import widths as W
-from insitugen.config import GeneratorConfig, RecombinationConfig
-from insitugen.golden import arith as A
-from insitugen.golden import codes as C
-from insitugen.golden import generate as G
+from insitugen.core import widths as W
+from insitugen.core.config import GeneratorConfig, RecombinationConfig
+from golden import arith as A
+from golden import codes as C
+from golden import generate as G
 
 
 def compositions(total: int, max_part: int):

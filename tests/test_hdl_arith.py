@@ -7,8 +7,8 @@ import torch
 from amaranth.hdl import Module, Signal, signed
 from amaranth.sim import Simulator
 
-from insitugen.golden.arith import odd_value, requantize
-from insitugen.hdl.arith import odd_from_code, round_shift_saturate
+from golden.arith import odd_value, requantize
+from hdl.arith import odd_from_code, round_shift_saturate
 
 # (value bits, shift, out_bits): ordinary, shift 0/1, shift wider than the value,
 # out_bits wider than the shifted value (no saturation possible)

@@ -1,5 +1,5 @@
 """Export: MLG checkpoint -> per-layer generator configs + codes, regenerated bit-exactly
-by the golden model and by the RTL (``insitugen.verif.runner.run_sim``)."""
+by the golden model and by the RTL (``verif.runner.run_sim``)."""
 
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ import pytest
 import torch
 from torch import nn
 
-from insitugen.config import load_config
-from insitugen.errors import InsitugenError
-from insitugen.gen.export import export_checkpoint, export_model
-from insitugen.golden.codes import load_codes
-from insitugen.golden.generate import full_precision, generate
-from insitugen.golden.mlg import mlg_layers
-from insitugen.golden.mlgify import (CheckpointError, build_mlg_model, load_checkpoint,
+from insitugen.core.config import load_config
+from insitugen.core.errors import InsitugenError
+from gen.export import export_checkpoint, export_model
+from golden.codes import load_codes
+from golden.generate import full_precision, generate
+from golden.mlg import mlg_layers
+from golden.mlgify import (CheckpointError, build_mlg_model, load_checkpoint,
                                      save_checkpoint)
 
 SEED = 77
@@ -119,7 +119,7 @@ def test_export_rtl_regenerates_layer_bit_exactly(tmp_path):
     RTL's weights with the PyTorch layer's integer generation."""
     if shutil.which("iverilog") is None:
         pytest.skip("iverilog (Icarus Verilog) is not on PATH")
-    runner = pytest.importorskip("insitugen.verif.runner",
+    runner = pytest.importorskip("verif.runner",
                                  reason="the RTL runner (verif/runner.py) is not installed")
 
     class Tiny(nn.Module):
@@ -131,7 +131,7 @@ def test_export_rtl_regenerates_layer_bit_exactly(tmp_path):
         def forward(self, x):
             return self.head(self.conv(x).mean((2, 3)))
 
-    from insitugen.golden.mlgify import mlgify
+    from golden.mlgify import mlgify
     net = Tiny()
     mlgify(net, 2, 3, 3, 6, 3)           # 3 -> 4 conv: Bi = 2 < min(3, 9), Bo = 3 < min(4, 27)
     _trained_like(net, SEED + 1)

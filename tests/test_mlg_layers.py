@@ -11,9 +11,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from insitugen.golden.arith import odd_value
-from insitugen.golden.generate import full_precision
-from insitugen.golden.mlg import (ExportError, MLGConv2d, MLGLinear, QuantLinear,
+from golden.arith import odd_value
+from golden.generate import full_precision
+from golden.mlg import (ExportError, MLGConv2d, MLGLinear, QuantLinear,
                                   generation_levels, ortho_loss, quantize, quantize_codes)
 
 SEED = 1234

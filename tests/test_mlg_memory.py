@@ -10,11 +10,11 @@ import pytest
 import torch
 from torch import nn
 
-from insitugen.errors import InsitugenError
-from insitugen.golden.memory import add_memory_args, cmd_memory, memory_report, model_memory
-from insitugen.golden.mlg import MLGConv2d, MLGLinear, QuantLinear
-from insitugen.golden.mlgify import mlgify
-from insitugen.golden.models import build_model, count_parameters
+from insitugen.core.errors import InsitugenError
+from golden.memory import add_memory_args, cmd_memory, memory_report, model_memory
+from golden.mlg import MLGConv2d, MLGLinear, QuantLinear
+from golden.mlgify import mlgify
+from golden.models import build_model, count_parameters
 
 # ResNet-18 CIFAR by hand: (in, out) of every 3x3 conv after the stem, of every 1x1 shortcut
 CONV3 = [(64, 64)] * 4 + [(64, 128)] + [(128, 128)] * 3 + [(128, 256)] + [(256, 256)] * 3 \

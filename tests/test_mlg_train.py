@@ -11,11 +11,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from insitugen.errors import InsitugenError
-from insitugen.golden.memory import model_memory
-from insitugen.golden.mlgify import load_checkpoint
-from insitugen.golden.models import build_model
-from insitugen.golden.train import (DataError, DigitsSettings, accuracy, add_train_cifar_args,
+from insitugen.core.errors import InsitugenError
+from golden.memory import model_memory
+from golden.mlgify import load_checkpoint
+from golden.models import build_model
+from golden.train import (DataError, DigitsSettings, accuracy, add_train_cifar_args,
                                     add_train_digits_args, approximation_loss, cmd_train_cifar,
                                     cmd_train_digits, digits_data, kd_loss, load_cifar10,
                                     make_student, project, project_gradient, project_svd,

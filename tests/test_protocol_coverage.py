@@ -21,8 +21,8 @@ import pytest
 
 import cocotb
 
-from insitugen.verif import coverage as cov
-from insitugen.verif import protocol
+from verif import coverage as cov
+from verif import protocol
 
 LAST_BIT = 8           # payload = {data[7:0], last}: last is bit 8
 READY_PATTERN = "1101" + "0" * 10 + "11" + "0" * 3 + "1" * 5 + "0110"
@@ -166,8 +166,8 @@ async def protocol_reset_during_a_stall_is_not_a_violation(dut):
 def test_protocol_monitor_on_verilator(tmp_path, monkeypatch):
     from cocotb_tools.check_results import get_results
 
-    from insitugen.gen.verilog import verilator_env
-    from insitugen.verif.runner import (TB_TOP, VERILATOR_BUILD_ARGS, make_runner,
+    from gen.verilog import verilator_env
+    from verif.runner import (TB_TOP, VERILATOR_BUILD_ARGS, make_runner,
                                         tb_top_verilog)
 
     monkeypatch.setenv("PATH", verilator_env()["PATH"])
@@ -189,9 +189,9 @@ def test_protocol_monitor_on_verilator(tmp_path, monkeypatch):
 
 
 def test_tb_top_puts_a_monitor_on_every_stream():
-    from insitugen.config import GeneratorConfig, RecombinationConfig
-    from insitugen.gen.verilog import emit_verilog, top_name
-    from insitugen.verif.runner import stream_last_bits, tb_top_verilog
+    from insitugen.core.config import GeneratorConfig, RecombinationConfig
+    from gen.verilog import emit_verilog, top_name
+    from verif.runner import stream_last_bits, tb_top_verilog
 
     for cfg, streams in ((RecombinationConfig(), ("i", "o")),
                          (GeneratorConfig(out_channels=2, in_channels=2, kernel=1, base_in=1,
@@ -245,7 +245,7 @@ def test_bins_defined_for_issue_6():
 
 
 def test_sampling_and_session_delta(tmp_path):
-    from insitugen.config import RecombinationConfig
+    from insitugen.core.config import RecombinationConfig
     import numpy as np
 
     session = cov.CoverageSession()
@@ -309,7 +309,7 @@ def test_merge_sums_hits_and_lists_missing(tmp_path):
 
 
 def test_report_writer_and_bad_files(tmp_path):
-    from insitugen.errors import InsitugenError
+    from insitugen.core.errors import InsitugenError
 
     a = _cov_file(tmp_path, "a", {"p.x": {"b1": 1}})
     out = tmp_path / "report" / "coverage.json"

@@ -1,7 +1,7 @@
 """The emitted RecombinationUnit Verilog under cocotb (Verilator; a subset on Icarus).
 
-Each config runs ``insitugen.verif.tb_recombination`` through
-:func:`insitugen.verif.runner.run_sim`: named corner cases plus random real
+Each config runs ``verif.tb_recombination`` through
+:func:`verif.runner.run_sim`: named corner cases plus random real
 sliced products, every output compared with the golden model, with valid gaps
 and output back-pressure. Seeds are fixed per config (printed by the runner) so
 a failure replays with ``insitugen sim CONFIG --seed N``.
@@ -15,10 +15,10 @@ import shutil
 
 import pytest
 
-from insitugen.config import RecombinationConfig as R
-from insitugen.errors import VerificationError
-from insitugen.gen.verilog import emit_verilog
-from insitugen.verif.runner import run_sim
+from insitugen.core.config import RecombinationConfig as R
+from insitugen.core.errors import VerificationError
+from gen.verilog import emit_verilog
+from verif.runner import run_sim
 
 CONFIGS = {
     # name: (config, backpressure)
@@ -172,15 +172,15 @@ def test_second_run_reuses_the_build(tmp_path):
 
 
 def test_unknown_simulator_is_a_clear_error():
-    from insitugen.errors import ToolError
-    from insitugen.verif.runner import find_simulator
+    from insitugen.core.errors import ToolError
+    from verif.runner import find_simulator
     with pytest.raises(ToolError, match=re.escape("use one of verilator | icarus")):
         find_simulator("modelsim")
 
 
 def test_missing_icarus_is_a_clear_error(monkeypatch, tmp_path):
-    from insitugen.errors import ToolError
-    from insitugen.verif.runner import find_simulator
+    from insitugen.core.errors import ToolError
+    from verif.runner import find_simulator
     monkeypatch.setenv("PATH", str(tmp_path))          # nothing on PATH
     with pytest.raises(ToolError, match="apt-get install iverilog"):
         find_simulator("icarus")
@@ -189,7 +189,7 @@ def test_missing_icarus_is_a_clear_error(monkeypatch, tmp_path):
 def test_failed_build_is_a_tool_error_naming_the_log(tmp_path):
     """A Verilog the simulator rejects ends in ToolError with the build log, no traceback
     from cocotb's runner (it raises a bare RuntimeError)."""
-    from insitugen.errors import ToolError
+    from insitugen.core.errors import ToolError
     cfg = R(a_bits=3, x_bits=3)
     good = emit_verilog(cfg)
     bad = good.replace("endmodule", "  assign o__valid = no_such_signal;\nendmodule", 1)
@@ -206,7 +206,7 @@ def test_testbenches_do_not_import_torch():
     the simulator's embedded Python, pull in neither torch nor the golden model."""
     import subprocess
     import sys
-    code = ("import sys, insitugen.verif.tb_generator, insitugen.verif.tb_recombination; "
-            "bad = [m for m in ('torch', 'insitugen.golden', 'amaranth') if m in sys.modules]; "
+    code = ("import sys, verif.tb_generator, verif.tb_recombination; "
+            "bad = [m for m in ('torch', 'golden', 'amaranth') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)

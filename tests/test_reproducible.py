@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from insitugen.cli import main
-from insitugen.config import GeneratorConfig, RecombinationConfig
-from insitugen.golden.codes import random_codes, save_npz
+from insitugen.core.config import GeneratorConfig, RecombinationConfig
+from golden.codes import random_codes, save_npz
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -172,8 +172,8 @@ def test_verilog_byte_identical_across_processes(tmp_path):
 _CODES_SCRIPT = """
 import hashlib, json, sys
 import numpy as np
-from insitugen.config import GeneratorConfig
-from insitugen.golden.codes import random_codes
+from insitugen.core.config import GeneratorConfig
+from golden.codes import random_codes
 codes = random_codes(GeneratorConfig.from_dict(json.loads(sys.argv[1])), int(sys.argv[2]))
 h = hashlib.sha256()
 for name in sorted(codes):

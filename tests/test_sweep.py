@@ -3,7 +3,7 @@
 Most tests drive the sweep machinery with :func:`model_evaluate`, a cheap
 deterministic stand-in for synthesis (module level, so spawned worker processes
 and Dask can import it); ``test_real_*`` run the real evaluation (Yosys through
-``insitugen.synth.report.run_synth``) on a few small points, and the slow test
+``synth.report.run_synth``) on a few small points, and the slow test
 runs the 48-point example of ``examples/sweep/``.
 """
 
@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from insitugen.config import GeneratorConfig
-from insitugen.errors import ConfigError, ToolError
-from insitugen.gen import sweep as S
-from insitugen.gen.plots import PLOTS
+from insitugen.core.config import GeneratorConfig
+from insitugen.core.errors import ConfigError, ToolError
+from gen import sweep as S
+from gen.plots import PLOTS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_GRID = REPO_ROOT / "examples" / "sweep" / "small_grid.toml"
@@ -186,7 +186,7 @@ def test_config_figures_follow_the_config():
 
 
 def test_cycle_figures_agree_with_the_generator():
-    pytest.importorskip("insitugen.hdl.generator", reason="hdl.generator not written yet")
+    pytest.importorskip("hdl.generator", reason="hdl.generator not written yet")
     for cfg in (GeneratorConfig(out_channels=8, in_channels=8, base_out=4, lanes=5, shift=6),
                 GeneratorConfig(out_channels=4, in_channels=4, base_in=0, base_out=0,
                                 lanes=3, shift=4)):
@@ -396,7 +396,7 @@ def test_outputs_csv_json_and_plots(tmp_path):
 
 
 def test_plots_without_data_still_write_a_readable_png(tmp_path):
-    from insitugen.gen.plots import draw_plots
+    from gen.plots import draw_plots
     written = draw_plots([{"index": 0, "status": "invalid", "reason": "x"}], tmp_path)
     assert set(written) == set(PLOTS)
     for path in written.values():
@@ -476,7 +476,7 @@ option_sets = [["-booth", "-arith_tree"]]
 
 def test_real_sweep_small(tmp_path, capsys):
     """Two points through the CLI entry with real Yosys, then a resume from the cache."""
-    pytest.importorskip("insitugen.hdl.generator", reason="hdl.generator not written yet")
+    pytest.importorskip("hdl.generator", reason="hdl.generator not written yet")
     (tmp_path / "space.toml").write_text(REAL)
     out = tmp_path / "out"
     args = [str(tmp_path / "space.toml"), "--jobs", "2", "--out", str(out), "--no-progress"]
@@ -507,7 +507,7 @@ def test_real_sweep_small(tmp_path, capsys):
 @pytest.mark.slow
 def test_real_example_48_points(tmp_path, capsys):
     """The 48-point example with --jobs 2, then resumed from its cache."""
-    pytest.importorskip("insitugen.hdl.generator", reason="hdl.generator not written yet")
+    pytest.importorskip("hdl.generator", reason="hdl.generator not written yet")
     out = tmp_path / "out"
     args = [str(EXAMPLE_GRID), "--jobs", "2", "--out", str(out), "--no-progress"]
     t0 = time.perf_counter()

@@ -16,13 +16,13 @@ from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
-from insitugen import widths as W
-from insitugen.config import GeneratorConfig, RecombinationConfig
-from insitugen.errors import ToolError
-from insitugen.hdl.reference import EngineLane, FullWidthMultiplier, ReferenceEngine
-from insitugen.synth import yosys as Y
-from insitugen.synth.liberty import read_liberty
-from insitugen.synth.report import (_verilog_of, report_markdown, run_synth,
+from insitugen.core import widths as W
+from insitugen.core.config import GeneratorConfig, RecombinationConfig
+from insitugen.core.errors import ToolError
+from hdl.reference import EngineLane, FullWidthMultiplier, ReferenceEngine
+from synth import yosys as Y
+from synth.liberty import read_liberty
+from synth.report import (_verilog_of, report_markdown, run_synth,
                                     write_report_json)
 
 FAST_OPTIONS = [("-booth", "-arith_tree"), ()]
@@ -222,7 +222,7 @@ def test_small_design_liberty(tmp_path, mac_verilog, liberty_path):
     # same gate-area table: the two mappings agree to within ABC's different choices
     assert 0.7 < ge / generic.nand2_eq < 1.4
     assert run.sequential_area_um2 == pytest.approx(12 * lib.cells["sg13g2_dfrbpq_1"].area)
-    from insitugen.synth.timing import critical_path
+    from synth.timing import critical_path
     t = critical_path(run.netlist(), "mac", lib)
     assert 0.2 < t["delay"] < 20
     assert 1 <= t["cells_on_path"] <= run.depth + 1

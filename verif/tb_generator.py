@@ -1,14 +1,14 @@
 """cocotb testbench of the emitted Generator Verilog (a whole MLG layer, bit-exact).
 
 Parameters come from the JSON file named by ``$INSITUGEN_PARAMS`` (written by
-:func:`insitugen.verif.runner.run_sim`):
+:func:`verif.runner.run_sim`):
 
 * ``config``, ``seed``, ``result_path``, ``clock_period_ns``;
 * ``backpressure``: ``none | periodic | random`` -- the output ``ready``
   pattern and the gaps between input code beats (seeded from
   ``cocotb.RANDOM_SEED``, which cocotb derives from the run seed);
 * ``stimulus``: an ``.npz`` the runner wrote with the torch golden model
-  (:func:`insitugen.verif.runner.write_stimulus`): ``codes`` (the load stream:
+  (:func:`verif.runner.write_stimulus`): ``codes`` (the load stream:
   B, U, V row-major; from ``params["codes"]`` or ``random_codes(cfg, seed)``),
   ``expected`` (``golden.generate.generate`` of them, flat oihw) and, with
   ``reload``, ``codes_reload`` / ``expected_reload`` (``random_codes(cfg, seed+1)``);
@@ -35,7 +35,7 @@ ready pattern) -> scoreboard: every beat's ``count``, ``last`` exactly at the
 final beat of each pass, unused lanes 0, and the concatenated weights of each
 pass compared in bulk (numpy) with the expected weights; nothing may arrive
 after the last pass. The protocol monitors in the testbench top
-(:mod:`insitugen.verif.protocol`, Verilog, every clock) watch both streams; at
+(:mod:`verif.protocol`, Verilog, every clock) watch both streams; at
 the end their counters must show no broken rule, exactly one ``last`` per pass
 and every beat and code accounted for.
 
@@ -69,8 +69,8 @@ import numpy as np
 from cocotb.triggers import Event, ReadOnly, RisingEdge
 from cocotb.utils import get_sim_time
 
-from insitugen.verif.protocol import check_counts, monitor_signal, read_monitor
-from insitugen.verif.tb_params import load_params
+from verif.protocol import check_counts, monitor_signal, read_monitor
+from verif.tb_params import load_params
 
 
 def decode_beats(tb: dict, payloads: list[int]):

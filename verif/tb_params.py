@@ -1,4 +1,4 @@
-"""Parameters of a cocotb testbench run, written by :func:`insitugen.verif.runner.run_sim`.
+"""Parameters of a cocotb testbench run, written by :func:`verif.runner.run_sim`.
 
 Standard library only: the testbenches import nothing heavy inside the simulator.
 """
@@ -15,5 +15,5 @@ def load_params() -> dict:
     path = os.environ.get("INSITUGEN_PARAMS")
     if not path:
         raise RuntimeError("INSITUGEN_PARAMS is not set: run this testbench through "
-                           "insitugen.verif.runner.run_sim")
+                           "verif.runner.run_sim")
     return json.loads(Path(path).read_text())

@@ -1,7 +1,7 @@
 """cocotb testbench of the emitted RecombinationUnit Verilog.
 
 Parameters come from the JSON file named by ``$INSITUGEN_PARAMS`` (written by
-:func:`insitugen.verif.runner.run_sim`): ``config`` (a recombination config
+:func:`verif.runner.run_sim`): ``config`` (a recombination config
 dict), ``seed`` (the run seed), ``backpressure`` (``none | periodic | random``:
 input valid gaps and output ready pattern), ``result_path``, ``stimulus`` (an
 ``.npz`` with ``names``, ``vectors`` [n, count] and the golden model's
@@ -12,7 +12,7 @@ The stimulus (named corner cases: real sliced products of extreme operands,
 partials at the rails, zero, alternating, one-hot per shift; then random real
 sliced products) and the expected recombined values are computed by the runner
 in its own process with the torch golden model
-(:func:`insitugen.verif.runner.write_stimulus`): this module imports only
+(:func:`verif.runner.write_stimulus`): this module imports only
 numpy and cocotb, so the simulator's embedded Python starts in a fraction of
 the time.
 
@@ -21,7 +21,7 @@ Structure: driver (valid gaps from a numpy generator seeded with
 scoreboard (expected values of what the input monitor saw) <- output monitor
 (seeded ready pattern). Every output is compared; the test ends by checking
 the count and that nothing extra arrives, and that the protocol monitors of
-the testbench top (:mod:`insitugen.verif.protocol`, Verilog, every clock) saw
+the testbench top (:mod:`verif.protocol`, Verilog, every clock) saw
 no broken rule on either stream and every beat; their counters go to
 ``result.json`` (``protocol``). The clock runs inside the simulation
 (the runner's testbench top); one coroutine drives and samples both interfaces,
@@ -40,8 +40,8 @@ import cocotb
 import numpy as np
 from cocotb.triggers import ReadOnly, RisingEdge
 
-from insitugen.verif.protocol import check_counts, read_monitor
-from insitugen.verif.tb_params import load_params
+from verif.protocol import check_counts, read_monitor
+from verif.tb_params import load_params
 
 
 def gap_patterns(mode: str, rng: np.random.Generator, length: int):

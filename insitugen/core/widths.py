@@ -1,8 +1,8 @@
 """Width derivation shared by the golden model and the hardware.
 
 Everything here is exact integer interval arithmetic on plain Python ints: the
-golden model (``insitugen.golden``) and the Amaranth components
-(``insitugen.hdl``) call these same functions, so the two can never disagree on
+golden model (``golden``) and the Amaranth components
+(``hdl``) call these same functions, so the two can never disagree on
 a width. Ranges are closed intervals ``(lo, hi)``.
 
 Encodings (see DESIGN.md section 1):
