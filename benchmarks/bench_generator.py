@@ -41,7 +41,7 @@ LAYERS = {
 
 
 def layer_config(name: str):
-    from insitugen.core.config import default_config
+    from insitugen.config import default_config
     return default_config().replace(**LAYERS[name])
 
 

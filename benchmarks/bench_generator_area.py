@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from insitugen.core.config import GeneratorConfig
+from insitugen.config import GeneratorConfig
 from synth.report import run_synth
 
 LANES = (4, 16, 64)

@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from insitugen.core.config import RecombinationConfig
+from insitugen.config import RecombinationConfig
 from gen.verilog import emit_verilog
 from verif.runner import run_sim
 

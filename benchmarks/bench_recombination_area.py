@@ -21,8 +21,8 @@ import sys
 import time
 from pathlib import Path
 
-from insitugen.core.config import RecombinationConfig
-from insitugen.core.errors import InsitugenError
+from insitugen.config import RecombinationConfig
+from insitugen.errors import InsitugenError
 from synth.report import run_synth, write_report_json
 
 OPERAND_BITS = (4, 6, 8)

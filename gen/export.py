@@ -4,7 +4,7 @@ For every generated layer (:class:`~golden.mlg.MLGConv2d` /
 :class:`~golden.mlg.MLGLinear` with at least one level on) the exporter
 writes
 
-* ``DIR/<layer>.toml``: the :class:`~insitugen.core.config.GeneratorConfig` of the layer
+* ``DIR/<layer>.toml``: the :class:`~insitugen.config.GeneratorConfig` of the layer
   (shape, effective Bi / Bo, 0 = level off, qb / qu / qv, and the engine / output
   fields given here; default full-precision output, ``out_bits = 0``);
 * ``DIR/<layer>.npz``: the unsigned codes ``B``, ``U``, ``V`` in the config's
@@ -26,8 +26,8 @@ import argparse
 import json
 from pathlib import Path
 
-from insitugen.core.config import GeneratorConfig
-from insitugen.core.errors import ConfigError, InsitugenError
+from insitugen.config import GeneratorConfig
+from insitugen.errors import ConfigError, InsitugenError
 from golden.codes import atomic_write, save_codes, validate_codes
 from golden.mlg import MLGConv2d, MLGLayerBase, QuantLinear
 from golden.mlgify import load_checkpoint

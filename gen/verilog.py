@@ -16,8 +16,8 @@ import tempfile
 from pathlib import Path
 
 from insitugen import __version__
-from insitugen.core.config import Config, GeneratorConfig, RecombinationConfig
-from insitugen.core.errors import ConfigError, ToolError
+from insitugen.config import Config, GeneratorConfig, RecombinationConfig
+from insitugen.errors import ConfigError, ToolError
 
 __all__ = ["build_top", "top_name", "emit_verilog", "write_verilog", "sidecar",
            "verilator_bin_dir", "verilator_env", "lint_verilog", "LINT_WAIVERS"]

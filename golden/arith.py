@@ -11,7 +11,7 @@ from typing import Sequence
 
 import torch
 
-from insitugen.core import widths as W
+from insitugen import widths as W
 
 ROUNDINGS = ("floor", "half_up", "half_even")
 

@@ -17,8 +17,8 @@ from typing import Mapping
 import numpy as np
 import torch
 
-from insitugen.core.config import GeneratorConfig
-from insitugen.core.errors import CodesError
+from insitugen.config import GeneratorConfig
+from insitugen.errors import CodesError
 
 #: Named corner cases of code sets (each a test id).
 CORNERS = ("random", "max", "min", "alternating", "zero_heavy")

@@ -13,7 +13,7 @@ from typing import Mapping
 
 import torch
 
-from insitugen.core.config import GeneratorConfig
+from insitugen.config import GeneratorConfig
 
 from .arith import as_int64, odd_value, recombine, requantize, sliced_partials
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from torch import nn
 
-from insitugen.core.errors import InsitugenError
+from insitugen.errors import InsitugenError
 
 from .codes import atomic_write
 from .mlg import MLGLayerBase, QuantLinear

@@ -50,8 +50,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from insitugen.core.config import GeneratorConfig
-from insitugen.core.errors import InsitugenError
+from insitugen.config import GeneratorConfig
+from insitugen.errors import InsitugenError
 
 from .generate import full_precision
 

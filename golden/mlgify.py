@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from insitugen.core.errors import InsitugenError
+from insitugen.errors import InsitugenError
 
 from .codes import atomic_write
 from .mlg import MLGConv2d, MLGLayerBase, MLGLinear, QuantLinear, check_bits, generation_levels

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import nn
 
-from insitugen.core.errors import InsitugenError
+from insitugen.errors import InsitugenError
 
 
 # ---------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from insitugen.core.errors import InsitugenError
+from insitugen.errors import InsitugenError
 
 from .codes import atomic_write
 from .memory import memory_report

@@ -1,6 +1,6 @@
 """Arithmetic building blocks shared by the recombination unit and the generator.
 
-Each function returns Amaranth values; widths come from :mod:`insitugen.core.widths`
+Each function returns Amaranth values; widths come from :mod:`insitugen.widths`
 (the same derivation the golden model uses).
 
 Odd-code mapping in hardware is free: for a ``w``-bit code ``n``,
@@ -14,7 +14,7 @@ from typing import Sequence
 
 from amaranth.hdl import Cat, Const, Mux, Value, signed, unsigned
 
-from insitugen.core import widths as W
+from insitugen import widths as W
 
 
 def odd_from_code(code: Value, width: int) -> Value:

@@ -4,7 +4,7 @@
 DESIGN.md section 1) into on-chip memories, then, on every ``start``, streams
 the layer's weights ``W[p, q, k, k]`` in ``oihw`` order, computed exactly as
 :func:`golden.generate.generate` does (same widths from
-:mod:`insitugen.core.widths`, same requantization from :mod:`hdl.arith`).
+:mod:`insitugen.widths`, same requantization from :mod:`hdl.arith`).
 
 Notation: ``p`` = out_channels, ``q`` = in_channels, ``K`` = kernel^2,
 ``N = q*K`` (weights per output channel), ``L`` = lanes, ``R = ceil(N / L)``
@@ -38,7 +38,7 @@ Recombination (``cfg.recombination``):
 
 * ``"fused"``: per lane one ``W1`` and one ``W`` accumulator; each step adds
   ``product << shift`` (shift = sum of the slice offsets of the step's pair).
-  Accumulator width: ``insitugen.core.widths.sum_abs_bound`` over all terms (holds
+  Accumulator width: ``insitugen.widths.sum_abs_bound`` over all terms (holds
   every prefix sum).
 * ``"separate"``: per lane one partial accumulator per slice pair (level 1:
   ``S_U*S_B`` partials summing ``Bi`` products; level 2: ``S_V*S_W1`` partials
@@ -113,8 +113,8 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from insitugen.core import widths as W
-from insitugen.core.config import GeneratorConfig
+from insitugen import widths as W
+from insitugen.config import GeneratorConfig
 
 from .arith import counter_shape, odd_from_code, operand_slices, round_shift_saturate, shift_add_levels
 
@@ -142,7 +142,7 @@ def _fused_accumulator(m: Module, name: str, pairs, a_op: W.SlicedOperand,
     """A lane accumulator of the ``fused`` form: adds ``prod << shift`` of the step's slice
     pair (``pairs[pair_index] = (a slice, x slice, shift)``) when ``enable``, restarting
     on ``first``. Its width holds every prefix sum of ``terms`` such sums
-    (:func:`insitugen.core.widths.sum_abs_bound`)."""
+    (:func:`insitugen.widths.sum_abs_bound`)."""
     bound = W.sum_abs_bound([(W.product_range(a_op.ranges[ja], x_op.ranges[jx]), sh)
                              for ja, jx, sh in pairs] * terms)
     acc = Signal(signed(W.signed_bits(-bound, bound)), name=name)
@@ -161,7 +161,7 @@ def _separate_recombination(m: Module, name: str, a_op: W.SlicedOperand,
                             enable, first):
     """The ``separate`` form: one partial accumulator per slice pair ``k`` (summing ``terms``
     products while ``enable & pair_is[k]``, restarting on ``first``), widths and shifts from
-    :func:`insitugen.core.widths.recombination_widths`, recombined by the shift-add tree of the
+    :func:`insitugen.widths.recombination_widths`, recombined by the shift-add tree of the
     stand-alone unit into a signed ``out_bits`` value."""
     rw = W.recombination_widths(a_op, x_op, terms)
     parts = []

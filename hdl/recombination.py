@@ -9,7 +9,7 @@ of a dot product, and hands this unit the partials ``P[k]``,
 
 which equals ``a * x`` (or ``sum_i a_i x_i``) by the slicing identities of
 DESIGN.md ("Bit-level generation"). Widths (all from
-:func:`insitugen.core.widths.recombination_widths`, shared with the golden model):
+:func:`insitugen.widths.recombination_widths`, shared with the golden model):
 
 * ``partial_bits = pb``: the fewest bits holding every engine partial
   (``terms`` products of one slice pair), or the configured larger value;
@@ -26,8 +26,8 @@ from amaranth.hdl import Module, Mux, Signal, Value, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from insitugen.core import widths as W
-from insitugen.core.config import RecombinationConfig
+from insitugen import widths as W
+from insitugen.config import RecombinationConfig
 
 from .arith import shift_add_levels, shifted
 
@@ -64,7 +64,7 @@ def register_boundaries(levels: int, stages: int) -> list[int]:
 class RecombinationUnit(wiring.Component):
     """Recombine the engine's sliced partial products into the exact product.
 
-    Built from a :class:`~insitugen.core.config.RecombinationConfig` ``cfg``; with
+    Built from a :class:`~insitugen.config.RecombinationConfig` ``cfg``; with
     ``pb = cfg.widths.partial_bits``, ``ob = cfg.widths.out_bits``,
     ``n = cfg.widths.count`` (slices of ``a`` times slices of ``x``) and
     ``s_k = cfg.widths.shifts[k]``;

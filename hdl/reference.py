@@ -28,7 +28,7 @@ from amaranth.hdl import Module, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from insitugen.core import widths as W
+from insitugen import widths as W
 
 from .arith import odd_from_code
 
@@ -91,7 +91,7 @@ def _operand_value(code, operand: W.SlicedOperand):
 class FullWidthMultiplier(wiring.Component):
     """The unsliced reference: ``acc += value(a) * value(x)`` of the full operands.
 
-    ``a_op`` / ``x_op``: the operands (:class:`insitugen.core.widths.SlicedOperand`;
+    ``a_op`` / ``x_op``: the operands (:class:`insitugen.widths.SlicedOperand`;
     only their encoding and width matter here). Odd codes are mapped with
     :func:`hdl.arith.odd_from_code` (free wiring), two's-complement
     operands are used as signed.

@@ -3,11 +3,12 @@
 The rooms are top-level packages named after the folders the design card asks
 for, each module importable under exactly one name, its path:
 
-* ``insitugen.core`` - the frozen config, the width derivation, errors, versions;
+* ``insitugen`` (this package) - the base floor: the frozen config, the one width
+  derivation, errors and versions; it imports no other room, nor torch or Amaranth;
 * ``golden`` - exact integer and PyTorch models; ``hdl`` - Amaranth components;
 * ``gen`` - config -> Verilog and files; ``verif`` - cocotb testbenches;
   ``synth`` - Yosys area and timing reports;
-* ``insitugen`` itself - the command line and the flows that run the rooms.
+* ``flows`` - the top floor: the ``insitugen`` command line, the flow and the sweep.
 
 Importing ``insitugen`` checks that every room comes from the same source tree
 (a second clone beside an old editable install would otherwise mix the two
@@ -22,7 +23,7 @@ from pathlib import Path
 __version__ = "0.1.0"
 
 #: The top-level packages that make up insitugen, besides ``insitugen`` itself.
-ROOMS = ("golden", "hdl", "gen", "verif", "synth")
+ROOMS = ("golden", "hdl", "gen", "verif", "synth", "flows")
 
 
 def _check_one_tree() -> None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from insitugen.core.errors import ToolError
+from insitugen.errors import ToolError
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Synthesis reports: the block next to the designs it is compared with, in one run.
 
-:func:`run_synth` synthesizes, for a :class:`~insitugen.core.config.RecombinationConfig`:
+:func:`run_synth` synthesizes, for a :class:`~insitugen.config.RecombinationConfig`:
 
 * ``recombination`` -- the bit-level recombination unit (``gen.verilog.emit_verilog(cfg)``);
 * ``engine_lane`` -- the engine lane it attaches to: an ``(s+1) x (s+1)``-bit signed
@@ -8,7 +8,7 @@
 * ``full_width_multiplier`` -- the unsliced MAC of the full operands at the same
   throughput as the parallel sliced path (:class:`hdl.reference.FullWidthMultiplier`);
 
-and for a :class:`~insitugen.core.config.GeneratorConfig` (when ``hdl.generator`` exists):
+and for a :class:`~insitugen.config.GeneratorConfig` (when ``hdl.generator`` exists):
 
 * ``generator`` -- the MLG generator (memories reported as bits, not area);
 * ``reference_engine`` -- ``cfg.lanes`` engine lanes, same multipliers and a
@@ -42,8 +42,8 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from insitugen import __version__
-from insitugen.core.config import GeneratorConfig, RecombinationConfig
-from insitugen.core.errors import ConfigError, InsitugenError
+from insitugen.config import GeneratorConfig, RecombinationConfig
+from insitugen.errors import ConfigError, InsitugenError
 
 from . import yosys as Y
 from .liberty import read_liberty

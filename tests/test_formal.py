@@ -12,8 +12,8 @@ import json
 
 import pytest
 
-from insitugen.core.config import GeneratorConfig, RecombinationConfig as R
-from insitugen.core.errors import ConfigError, ToolError
+from insitugen.config import GeneratorConfig, RecombinationConfig as R
+from insitugen.errors import ConfigError, ToolError
 from golden import arith as G
 from verif import formal
 
@@ -81,7 +81,7 @@ def test_requantizer_full_precision_proven():
 
 
 def test_slicing_identity_wide():
-    from insitugen.core import widths as W
+    from insitugen import widths as W
     for op in (W.SlicedOperand("odd", 40, W.default_slice_widths(40, 3)),
                W.SlicedOperand("twos", 48, W.default_slice_widths(48, 5))):
         assert formal.prove_slicing(op).proven

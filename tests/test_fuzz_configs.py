@@ -15,10 +15,10 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from insitugen.core import widths as W
-from insitugen.core.config import (MAX_DATAPATH_BITS, GeneratorConfig, RecombinationConfig,
+from insitugen import widths as W
+from insitugen.config import (MAX_DATAPATH_BITS, GeneratorConfig, RecombinationConfig,
                               config_from_dict)
-from insitugen.core.errors import ConfigError
+from insitugen.errors import ConfigError
 from golden import arith as G
 from golden.generate import full_precision
 

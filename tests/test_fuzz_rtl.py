@@ -33,10 +33,10 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from insitugen.core import widths as W
-from insitugen.core.config import (LAYERS, MAX_DATAPATH_BITS, RECOMBINATION_FORMS, ROUNDINGS,
+from insitugen import widths as W
+from insitugen.config import (LAYERS, MAX_DATAPATH_BITS, RECOMBINATION_FORMS, ROUNDINGS,
                               GeneratorConfig, RecombinationConfig, config_from_dict)
-from insitugen.core.errors import ConfigError
+from insitugen.errors import ConfigError
 from gen.verilog import emit_verilog, lint_verilog, top_name
 from golden.codes import CORNERS, random_codes, save_codes
 from hdl.generator import Generator

@@ -15,7 +15,7 @@ import shutil
 import numpy as np
 import pytest
 
-from insitugen.core.config import GeneratorConfig, default_config
+from insitugen.config import GeneratorConfig, default_config
 from golden.codes import load_codes, random_codes, save_codes
 from golden.generate import generate
 from hdl.generator import Generator

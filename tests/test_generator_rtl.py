@@ -19,7 +19,7 @@ import random
 import pytest
 from amaranth.sim import Simulator
 
-from insitugen.core.config import GeneratorConfig
+from insitugen.config import GeneratorConfig
 from golden.codes import CORNERS, load_order, random_codes
 from golden.generate import full_precision, generate
 from hdl.generator import Generator
@@ -262,6 +262,6 @@ def test_properties_and_memory_bits():
 
 
 def test_rejects_non_generator_config():
-    from insitugen.core.config import RecombinationConfig
+    from insitugen.config import RecombinationConfig
     with pytest.raises(TypeError, match="GeneratorConfig"):
         Generator(RecombinationConfig())

@@ -11,8 +11,8 @@ from fractions import Fraction
 import pytest
 import torch
 
-from insitugen.core import widths as W
-from insitugen.core.config import GeneratorConfig, RecombinationConfig
+from insitugen import widths as W
+from insitugen.config import GeneratorConfig, RecombinationConfig
 from golden import arith as A
 from golden import codes as C
 from golden import generate as G

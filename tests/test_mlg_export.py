@@ -12,8 +12,8 @@ import pytest
 import torch
 from torch import nn
 
-from insitugen.core.config import load_config
-from insitugen.core.errors import InsitugenError
+from insitugen.config import load_config
+from insitugen.errors import InsitugenError
 from gen.export import export_checkpoint, export_model
 from golden.codes import load_codes
 from golden.generate import full_precision, generate

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from insitugen.core.errors import InsitugenError
+from insitugen.errors import InsitugenError
 from golden.memory import add_memory_args, cmd_memory, memory_report, model_memory
 from golden.mlg import MLGConv2d, MLGLinear, QuantLinear
 from golden.mlgify import mlgify

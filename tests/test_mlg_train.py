@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from insitugen.core.errors import InsitugenError
+from insitugen.errors import InsitugenError
 from golden.memory import model_memory
 from golden.mlgify import load_checkpoint
 from golden.models import build_model

@@ -189,7 +189,7 @@ def test_protocol_monitor_on_verilator(tmp_path, monkeypatch):
 
 
 def test_tb_top_puts_a_monitor_on_every_stream():
-    from insitugen.core.config import GeneratorConfig, RecombinationConfig
+    from insitugen.config import GeneratorConfig, RecombinationConfig
     from gen.verilog import emit_verilog, top_name
     from verif.runner import stream_last_bits, tb_top_verilog
 
@@ -245,7 +245,7 @@ def test_bins_defined_for_issue_6():
 
 
 def test_sampling_and_session_delta(tmp_path):
-    from insitugen.core.config import RecombinationConfig
+    from insitugen.config import RecombinationConfig
     import numpy as np
 
     session = cov.CoverageSession()
@@ -309,7 +309,7 @@ def test_merge_sums_hits_and_lists_missing(tmp_path):
 
 
 def test_report_writer_and_bad_files(tmp_path):
-    from insitugen.core.errors import InsitugenError
+    from insitugen.errors import InsitugenError
 
     a = _cov_file(tmp_path, "a", {"p.x": {"b1": 1}})
     out = tmp_path / "report" / "coverage.json"
@@ -331,7 +331,7 @@ def test_report_writer_and_bad_files(tmp_path):
 def test_sim_cli_reports_protocol_and_coverage(tmp_path, capsys):
     """``insitugen sim --coverage DIR``: protocol counts printed, the run's coverage file
     written under DIR/parts and merged into DIR/functional_coverage.txt."""
-    from insitugen.cli import main
+    from flows.cli import main
 
     cfg = Path(__file__).resolve().parent.parent / "examples" / "recombination" / \
         "odd6x6_parallel.toml"

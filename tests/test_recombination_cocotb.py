@@ -15,8 +15,8 @@ import shutil
 
 import pytest
 
-from insitugen.core.config import RecombinationConfig as R
-from insitugen.core.errors import VerificationError
+from insitugen.config import RecombinationConfig as R
+from insitugen.errors import VerificationError
 from gen.verilog import emit_verilog
 from verif.runner import run_sim
 
@@ -172,14 +172,14 @@ def test_second_run_reuses_the_build(tmp_path):
 
 
 def test_unknown_simulator_is_a_clear_error():
-    from insitugen.core.errors import ToolError
+    from insitugen.errors import ToolError
     from verif.runner import find_simulator
     with pytest.raises(ToolError, match=re.escape("use one of verilator | icarus")):
         find_simulator("modelsim")
 
 
 def test_missing_icarus_is_a_clear_error(monkeypatch, tmp_path):
-    from insitugen.core.errors import ToolError
+    from insitugen.errors import ToolError
     from verif.runner import find_simulator
     monkeypatch.setenv("PATH", str(tmp_path))          # nothing on PATH
     with pytest.raises(ToolError, match="apt-get install iverilog"):
@@ -189,7 +189,7 @@ def test_missing_icarus_is_a_clear_error(monkeypatch, tmp_path):
 def test_failed_build_is_a_tool_error_naming_the_log(tmp_path):
     """A Verilog the simulator rejects ends in ToolError with the build log, no traceback
     from cocotb's runner (it raises a bare RuntimeError)."""
-    from insitugen.core.errors import ToolError
+    from insitugen.errors import ToolError
     cfg = R(a_bits=3, x_bits=3)
     good = emit_verilog(cfg)
     bad = good.replace("endmodule", "  assign o__valid = no_such_signal;\nendmodule", 1)

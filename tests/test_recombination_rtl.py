@@ -15,11 +15,11 @@ import pytest
 import torch
 from amaranth.sim import Simulator
 
-from insitugen.core.config import RecombinationConfig
+from insitugen.config import RecombinationConfig
 from golden import arith
 from hdl.recombination import RecombinationUnit, register_boundaries
 from verif.protocol import StreamRules, add_amaranth_monitor
-from insitugen.core import widths as W
+from insitugen import widths as W
 
 SEED = 20260511
 
@@ -251,7 +251,7 @@ def test_rejects_generator_config():
     import gc
     import warnings
 
-    from insitugen.core.config import GeneratorConfig
+    from insitugen.config import GeneratorConfig
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")   # the half-built object is never elaborated
         with pytest.raises(TypeError, match="RecombinationConfig"):

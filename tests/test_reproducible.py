@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from insitugen.cli import main
-from insitugen.core.config import GeneratorConfig, RecombinationConfig
+from flows.cli import main
+from insitugen.config import GeneratorConfig, RecombinationConfig
 from golden.codes import random_codes, save_npz
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -154,7 +154,7 @@ def test_verilog_byte_identical_across_processes(tmp_path):
         (work / "small.toml").write_text(cfg_text)
         cfg, out = ((str(work / "small.toml"), str(work / "out.v")) if absolute
                     else ("small.toml", "out.v"))
-        _run_python(["-m", "insitugen.cli", "verilog", cfg, "-o", out], work, hash_seed)
+        _run_python(["-m", "flows.cli", "verilog", cfg, "-o", out], work, hash_seed)
         outs.append(work / "out.v")
     v1, v2 = (p.read_bytes() for p in outs)
     assert v1 == v2, "Verilog differs between processes"
@@ -172,7 +172,7 @@ def test_verilog_byte_identical_across_processes(tmp_path):
 _CODES_SCRIPT = """
 import hashlib, json, sys
 import numpy as np
-from insitugen.core.config import GeneratorConfig
+from insitugen.config import GeneratorConfig
 from golden.codes import random_codes
 codes = random_codes(GeneratorConfig.from_dict(json.loads(sys.argv[1])), int(sys.argv[2]))
 h = hashlib.sha256()

@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from insitugen.core.config import GeneratorConfig
-from insitugen.core.errors import ConfigError, ToolError
-from gen import sweep as S
-from gen.plots import PLOTS
+from insitugen.config import GeneratorConfig
+from insitugen.errors import ConfigError, ToolError
+from flows import sweep as S
+from flows.sweep_plots import PLOTS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_GRID = REPO_ROOT / "examples" / "sweep" / "small_grid.toml"
@@ -396,7 +396,7 @@ def test_outputs_csv_json_and_plots(tmp_path):
 
 
 def test_plots_without_data_still_write_a_readable_png(tmp_path):
-    from gen.plots import draw_plots
+    from flows.sweep_plots import draw_plots
     written = draw_plots([{"index": 0, "status": "invalid", "reason": "x"}], tmp_path)
     assert set(written) == set(PLOTS)
     for path in written.values():

@@ -16,9 +16,9 @@ from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
-from insitugen.core import widths as W
-from insitugen.core.config import GeneratorConfig, RecombinationConfig
-from insitugen.core.errors import ToolError
+from insitugen import widths as W
+from insitugen.config import GeneratorConfig, RecombinationConfig
+from insitugen.errors import ToolError
 from hdl.reference import EngineLane, FullWidthMultiplier, ReferenceEngine
 from synth import yosys as Y
 from synth.liberty import read_liberty

@@ -62,7 +62,7 @@ from typing import Any, Iterable, Sequence
 
 from cocotb_coverage.coverage import CoverPoint, coverage_db
 
-from insitugen.core.errors import InsitugenError
+from insitugen.errors import InsitugenError
 
 __all__ = ["FORMAT", "point_names", "point_bins", "sample_recombination_config",
            "sample_requant", "sample_codes", "sample_stream", "sample_generator_event",
@@ -141,7 +141,7 @@ def sample_requant(values, *, shift: int, rounding: str, out_bits: int) -> None:
     """Ties of the rounding mode and saturation, over the full-precision values entering
     the requantizer (any int array; ``out_bits = 0``: nothing to sample)."""
     from golden.arith import as_int64, round_shift
-    from insitugen.core.widths import twos_range
+    from insitugen.widths import twos_range
 
     if rounding not in ROUNDINGS:
         raise ValueError(f"rounding must be one of {ROUNDINGS}, not {rounding!r}")

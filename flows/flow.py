@@ -11,7 +11,7 @@ import json
 import time
 from pathlib import Path
 
-from .core.config import Config, GeneratorConfig, RecombinationConfig
+from insitugen.config import Config, GeneratorConfig, RecombinationConfig
 
 
 def _describe(cfg: Config) -> str:

@@ -11,9 +11,9 @@ import sys
 import time
 from pathlib import Path
 
-from . import __version__
-from .core.config import Config, GeneratorConfig, default_config, load_config
-from .core.errors import ConfigError, InsitugenError
+from insitugen import __version__
+from insitugen.config import Config, GeneratorConfig, default_config, load_config
+from insitugen.errors import ConfigError, InsitugenError
 
 SIMULATORS = ("verilator", "icarus")
 BACKPRESSURE = ("none", "periodic", "random")
@@ -215,7 +215,7 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
 #: Commands of the other rooms: name -> (module, argument adder, handler, help). Their
 #: modules import torch or matplotlib, so each is imported only when its command runs.
 OPTIONAL_COMMANDS = {
-    "sweep": ("gen.sweep", "add_sweep_args", "cmd_sweep",
+    "sweep": ("flows.sweep", "add_sweep_args", "cmd_sweep",
               "design-space sweep in parallel processes or on Dask, cached, CSV + JSON + PNG "
               "plots"),
     "memory": ("golden.memory", "add_memory_args", "cmd_memory",

@@ -1,0 +1,2 @@
+"""The top floor: the ``insitugen`` command line and the flows that run the rooms
+(one layer's flow, the design-space sweep). Nothing below imports from here."""
