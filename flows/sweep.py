@@ -123,6 +123,7 @@ from typing import Any, Callable, Mapping, Sequence
 from insitugen import __version__
 from insitugen.config import GeneratorConfig
 from insitugen.errors import ConfigError, InsitugenError, ToolError
+from synth.liberty import resolve_liberty
 
 __all__ = [
     "SweepSpace", "RangeAxis", "Point", "SweepResult",
@@ -585,10 +586,7 @@ def tool_versions(liberty: str | Path | None = None, *, yosys: bool = True) -> d
     if yosys:
         versions["yosys"] = yosys_version()
     if liberty is not None:
-        if not Path(liberty).is_file():
-            raise ToolError(f"liberty file '{liberty}' does not exist: pass the path of a "
-                            f".lib file (--liberty)")
-        versions["liberty_sha256"] = _file_sha256(liberty)
+        versions["liberty_sha256"] = _file_sha256(resolve_liberty(liberty))
     else:
         versions["liberty_sha256"] = "none"
     return versions
@@ -944,8 +942,9 @@ def add_sweep_args(parser: argparse.ArgumentParser) -> None:
                              "(default: %(default)s)")
     parser.add_argument("--cache-dir",
                         help="folder of per-point cached results (default: OUT/cache)")
-    parser.add_argument("--liberty", help="Liberty file for area in um^2 (default: "
-                                          "PDK-free NAND2 equivalents)")
+    parser.add_argument("--liberty", help="Liberty file for area in um^2, or 'ihp' for the "
+                                          "shipped IHP SG13G2 library (default: PDK-free "
+                                          "NAND2 equivalents)")
     parser.add_argument("--no-plots", action="store_true", help="write CSV and JSON only")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -956,12 +955,10 @@ def cmd_sweep(args) -> int:
     space = load_space(args.space)
     if args.jobs < 1:
         raise ConfigError(f"--jobs must be >= 1, not {args.jobs}")
-    if args.liberty is not None and not Path(args.liberty).is_file():
-        raise ToolError(f"liberty file '{args.liberty}' does not exist: pass the path of a "
-                        f".lib file")
+    liberty = resolve_liberty(args.liberty) if args.liberty is not None else None
     out = Path(args.out)
     cache_dir = Path(args.cache_dir) if args.cache_dir else out / "cache"
-    result = run_sweep(space, liberty=args.liberty, jobs=args.jobs, scheduler=args.scheduler,
+    result = run_sweep(space, liberty=liberty, jobs=args.jobs, scheduler=args.scheduler,
                        cache_dir=cache_dir, progress=not args.no_progress)
     written = write_outputs(result, out, plots=not args.no_plots)
     print(result.summary())

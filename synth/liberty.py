@@ -11,6 +11,7 @@ extrapolation outside the table), as a static timing tool does.
 from __future__ import annotations
 
 import bisect
+import os
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -122,15 +123,25 @@ def _numbers(s: str) -> tuple[float, ...]:
     return tuple(float(x) for x in re.findall(r"[-+0-9.eE]+", s.replace("\\", " ")))
 
 
-def _table(body: str) -> Table:
-    i1 = re.search(r"index_1\s*\(\s*\"([^\"]*)\"", body)
-    i2 = re.search(r"index_2\s*\(\s*\"([^\"]*)\"", body)
+def _indices(body: str) -> tuple[tuple[float, ...] | None, tuple[float, ...] | None]:
+    """The ``index_1`` / ``index_2`` a table or template group states (None where absent)."""
+    found = []
+    for name in ("index_1", "index_2"):
+        m = re.search(rf"{name}\s*\(\s*\"([^\"]*)\"", body)
+        found.append(_numbers(m.group(1)) if m else None)
+    return found[0], found[1]
+
+
+def _table(body: str, template: tuple[tuple[float, ...] | None, tuple[float, ...] | None]
+           ) -> Table:
+    """A lookup table; an index the table does not state comes from its ``lu_table_template``
+    (``template``), as Liberty specifies."""
+    i1, i2 = _indices(body)
     vals = re.search(r"values\s*\((.*?)\)\s*;", body, re.S)
     if vals is None:
         raise ToolError("liberty timing table without values")
     rows = tuple(_numbers(r) for r in re.findall(r"\"([^\"]*)\"", vals.group(1)))
-    return Table(_numbers(i1.group(1)) if i1 else (0.0,),
-                 _numbers(i2.group(1)) if i2 else (0.0,), rows)
+    return Table(i1 or template[0] or (0.0,), i2 or template[1] or (0.0,), rows)
 
 
 def _attr(body: str, name: str) -> str | None:
@@ -159,6 +170,7 @@ def _read(path: str, mtime: float) -> Library:
     if lib is None:
         raise ToolError(f"'{path}' is not a Liberty file (no 'library (...)' group)")
     time_unit = _attr(text[:20000], "time_unit") or "1ns"
+    templates = {name: _indices(body) for name, body, _, _ in _groups(text, "lu_table_template")}
     cells: dict[str, Cell] = {}
     for name, body, _, _ in _groups(text, "cell"):
         own = _strip_subgroups(body)
@@ -175,8 +187,9 @@ def _read(path: str, mtime: float) -> Library:
                 cell.outputs.append(pin)
                 for _, tbody, _, _ in _groups(pbody, "timing"):
                     town = _strip_subgroups(tbody)
-                    tables = tuple(_table(b) for kind in ("cell_rise", "cell_fall")
-                                   for _, b, _, _ in _groups(tbody, kind))
+                    tables = tuple(_table(b, templates.get(tmpl, (None, None)))
+                                   for kind in ("cell_rise", "cell_fall")
+                                   for tmpl, b, _, _ in _groups(tbody, kind))
                     if tables:
                         cell.arcs.append(Arc(related_pin=_attr(town, "related_pin") or "",
                                              pin=pin,
@@ -189,10 +202,39 @@ def _read(path: str, mtime: float) -> Library:
                    time_unit=time_unit)
 
 
-def read_liberty(path) -> Library:
-    """Parse a Liberty file (cached by path and modification time)."""
-    p = Path(path)
-    if not p.is_file():
-        raise ToolError(f"liberty file '{p}' does not exist: pass the path of a .lib file "
-                        f"(e.g. ../shared/pdk/sg13g2_stdcell_typ_1p20V_25C.lib)")
+#: Folder of the Liberty files shipped with the package (provenance and licence: its README).
+PDK_DIR = Path(__file__).resolve().parent / "pdk"
+
+#: Names ``--liberty`` accepts instead of a path -> file in :data:`PDK_DIR`.
+SHIPPED_LIBERTIES: dict[str, str] = {
+    "ihp": "sg13g2_stdcell_typ_1p20V_25C.lib",
+    "ihp-sg13g2": "sg13g2_stdcell_typ_1p20V_25C.lib",
+}
+
+
+def resolve_liberty(value: str | os.PathLike) -> Path:
+    """The Liberty file ``value`` names: a shipped library's name (:data:`SHIPPED_LIBERTIES`,
+    e.g. ``ihp``; a file of that name is reached as ``./ihp``) or the path of a ``.lib`` file.
+
+    The one place that checks a liberty exists: every command and function taking a
+    liberty calls it, so a missing file is the same one-line error everywhere."""
+    name = os.fspath(value)
+    shipped = SHIPPED_LIBERTIES.get(name.lower())
+    if shipped is not None:
+        path = PDK_DIR / shipped
+        if not path.is_file():
+            raise ToolError(f"the shipped liberty '{path}' is missing from this installation: "
+                            f"reinstall insitugen (pip install -e .)")
+        return path
+    path = Path(name)
+    if not path.is_file():
+        names = ", ".join(sorted(SHIPPED_LIBERTIES))
+        raise ToolError(f"liberty file '{path}' does not exist: pass the path of a .lib file "
+                        f"or a shipped library ({names})")
+    return path
+
+
+def read_liberty(path: str | os.PathLike) -> Library:
+    """Parse a Liberty file, a path or a shipped name (cached by path and modification time)."""
+    p = resolve_liberty(path)
     return _read(str(p.resolve()), p.stat().st_mtime)

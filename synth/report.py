@@ -152,8 +152,8 @@ def _liberty_info(liberty) -> tuple[dict[str, Any] | None, Any]:
         return None, None
     lib = read_liberty(liberty)
     nand2 = lib.nand2
-    sha = hashlib.sha256(Path(liberty).read_bytes()).hexdigest()
-    return ({"file": Path(liberty).name, "sha256": sha, "library": lib.name,
+    sha = hashlib.sha256(lib.path.read_bytes()).hexdigest()      # lib.path: name resolved
+    return ({"file": lib.path.name, "sha256": sha, "library": lib.name,
              "nand2_cell": nand2.name, "nand2_area_um2": nand2.area,
              "time_unit": lib.time_unit}, lib)
 

@@ -33,7 +33,7 @@ from typing import Any
 from .liberty import Library
 
 #: PDK-free delay estimate: ns per level of generic-gate logic depth. Calibrated on
-#: the default generator report with ../shared/pdk (IHP sg13g2, typical corner):
+#: the default generator report with the shipped IHP sg13g2 liberty (typical corner):
 #: the liberty estimates above divided by the PDK-free depth of the same designs gave
 #: 0.097-0.177 ns per level (generator 5.45 ns / 35 levels = 0.156); 0.15 is used, so a
 #: PDK-free delay is good to about +-35 % and only for comparing designs of one report.

@@ -39,7 +39,7 @@ a chip they would be SRAM macros. Their area is *not* in the logic area.
 
 PDK-free area: NAND2 equivalents (GE) of the internal gate cells, table
 :data:`GATE_NAND2_EQ`. Source: the area of the matching drive-1 cell of the
-IHP SG13G2 standard-cell library shipped in ``shared/pdk`` divided by the area
+IHP SG13G2 standard-cell library shipped in ``synth/pdk`` divided by the area
 of ``sg13g2_nand2_1`` (7.2576 um^2); a cell IHP lacks takes the sum of the
 cells that build it. So the PDK-free GE and the liberty GE of the same netlist
 agree up to ABC's different choices, and the table needs no file at run time.
@@ -414,10 +414,8 @@ def synthesize_many(designs: Sequence[tuple[str, str, str]], workdir: str | os.P
             (workdir / f"{p}{out}").unlink(missing_ok=True)
         (workdir / f"{p}design.v").write_text(verilog)
     if liberty is not None:
-        lib = Path(liberty)
-        if not lib.is_file():
-            raise ToolError(f"liberty file '{lib}' does not exist: pass the path of a .lib "
-                            f"file (e.g. ../shared/pdk/sg13g2_stdcell_typ_1p20V_25C.lib)")
+        from .liberty import resolve_liberty
+        lib = resolve_liberty(liberty)
         dst = workdir / _LIB_NAME
         if not dst.is_file() or dst.stat().st_size != lib.stat().st_size:
             shutil.copyfile(lib, dst)

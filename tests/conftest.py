@@ -1,14 +1,15 @@
-"""Shared pytest setup: slow tests run only with --runslow; helpers to find shared/;
-the functional coverage report of the run.
+"""Shared pytest setup: slow tests run only with --runslow; the liberty fixtures (the
+shipped IHP library, the tiny test library); the functional coverage report of the run.
 
 Functional coverage (``verif.coverage``): every simulation that passes
 writes its coverage to ``<coverage dir>/parts/session-<pid>`` (``run_sim`` reads
 ``$INSITUGEN_COVERAGE_DIR``, which this file sets in the main process; xdist
 workers inherit it); at the end the main process merges the parts into
 ``functional_coverage.json`` and ``functional_coverage.txt``, removes its parts
-folder and prints the summary, naming any bin not hit. The folder is ``coverage_report/`` at the repo
-root unless ``--coverage-dir`` says otherwise. When the whole default suite ran
-(no path, ``-k`` or ``-m`` selection) and passed, a missing bin fails the run.
+folder and prints the summary, naming any bin not hit. The folder is
+``coverage_report/`` at the repo root unless ``--coverage-dir`` says otherwise. When
+the whole default suite ran (no path, ``-k`` or ``-m`` selection) and passed, a missing
+bin fails the run.
 """
 
 from __future__ import annotations
@@ -102,19 +103,19 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip_slow)
 
 
-def shared_pdk_liberty() -> Path | None:
-    """The IHP sg13g2 liberty in ../shared/pdk beside the repo (or $INSITUGEN_LIBERTY)."""
-    env = os.environ.get("INSITUGEN_LIBERTY")
-    if env and Path(env).is_file():
-        return Path(env)
-    lib = REPO_ROOT.parent / "shared" / "pdk" / "sg13g2_stdcell_typ_1p20V_25C.lib"
-    return lib if lib.is_file() else None
+#: Test data kept in the repository (tests/data/README.md says what each file is).
+DATA = Path(__file__).resolve().parent / "data"
 
 
 @pytest.fixture
 def liberty_path() -> Path:
-    lib = shared_pdk_liberty()
-    if lib is None:
-        pytest.skip("no liberty: ../shared/pdk/sg13g2_stdcell_typ_1p20V_25C.lib is absent "
-                    "and INSITUGEN_LIBERTY is unset")
-    return lib
+    """The IHP SG13G2 typical liberty shipped in the package (synth/pdk)."""
+    from synth.liberty import resolve_liberty
+
+    return resolve_liberty("ihp")
+
+
+@pytest.fixture
+def tiny_liberty_path() -> Path:
+    """A hand-written eight-cell liberty with round numbers (tests/data/tiny.lib)."""
+    return DATA / "tiny.lib"

@@ -232,16 +232,33 @@ def test_stream_rules_unit():
 
 # ---- coverage ----------------------------------------------------------------------------
 
-def test_bins_defined_for_issue_6():
-    names = cov.point_names()
-    for want in ("insitugen.recombination.a_slices", "insitugen.recombination.x_slices",
-                 "insitugen.requant.floor", "insitugen.requant.half_up",
-                 "insitugen.requant.half_even", "insitugen.requant.saturation",
-                 "insitugen.codes.B", "insitugen.codes.U", "insitugen.codes.V",
-                 "insitugen.backpressure", "insitugen.generator.events"):
-        assert want in names
-    bins = cov.point_bins("insitugen.recombination.a_slices")
-    assert set(bins) == {f"{n}x{e}" for n in range(1, 5) for e in ("odd", "twos")}
+def test_slice_bins_counted_from_constructed_configs():
+    """The slice-count bins, counted from configs built here (not from the bin list): on a
+    2-bit engine, a_bits = x_bits = 1..9 in both encodings give 1..5 slices per operand.
+    Every (slices, encoding) pair from 1 to 4 slices must land in its own bin; 5 slices
+    fall in no bin; no bin is left over."""
+    from insitugen.config import RecombinationConfig
+
+    session = cov.CoverageSession()
+    built = {"a_slices": [], "x_slices": []}
+    for encoding in ("odd", "twos"):
+        for bits in range(1, 10):
+            cfg = RecombinationConfig(engine_bits=2, a_bits=bits, a_encoding=encoding,
+                                      x_bits=bits, x_encoding=encoding)
+            built["a_slices"].append((cfg.a.count, encoding))
+            built["x_slices"].append((cfg.x.count, encoding))
+            cov.sample_recombination_config(cfg)
+    delta = session.snapshot_delta()
+    for point, pairs in built.items():
+        bins = delta[f"insitugen.recombination.{point}"]["bins"]
+        reachable = {p for p in pairs if p[0] <= 4}
+        assert len(reachable) == 8 and (5, "odd") in pairs        # the sample is what we think
+        hits = {b: h for b, h in bins.items() if h}
+        assert len(hits) == len(bins) == len(reachable), (point, bins)
+        assert sum(hits.values()) == sum(1 for p in pairs if p[0] <= 4)
+        for n, encoding in reachable:
+            assert hits[f"{n}x{encoding}"] == pairs.count((n, encoding))
+    assert sum(delta["insitugen.recombination.mode"]["bins"].values()) == len(built["a_slices"])
 
 
 def test_sampling_and_session_delta(tmp_path):

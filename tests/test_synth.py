@@ -7,6 +7,7 @@ minutes on two cores.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 
@@ -21,7 +22,7 @@ from insitugen.config import GeneratorConfig, RecombinationConfig
 from insitugen.errors import ToolError
 from hdl.reference import EngineLane, FullWidthMultiplier, ReferenceEngine
 from synth import yosys as Y
-from synth.liberty import read_liberty
+from synth.liberty import read_liberty, resolve_liberty
 from synth.report import (_verilog_of, report_markdown, run_synth,
                                     write_report_json)
 
@@ -110,10 +111,15 @@ def test_parse_stat_json_yosys_070():
         Y.parse_stat_json('{"modules": {}}', "other")
 
 
-def test_nand2_equivalents_table():
+def test_nand2_equivalents_table(liberty_path):
+    """The sum is taken against the IHP cells' own areas, not the table it reads."""
     ge, unknown = Y.nand2_equivalents({"$_NAND_": 4, "$_XOR_": 2, "$_DFF_P_": 1,
                                        "$mem_v2": 3, "$_WEIRD_": 1})
-    assert ge == pytest.approx(4 + 4 + 6.75)
+    area = read_liberty(liberty_path).cells
+    nand2 = area["sg13g2_nand2_1"].area
+    assert nand2 == pytest.approx(7.2576)
+    expect = (4 * nand2 + 2 * area["sg13g2_xor2_1"].area + area["sg13g2_dfrbpq_1"].area) / nand2
+    assert ge == pytest.approx(expect, abs=0.01)
     assert unknown == ["$_WEIRD_"]
 
 
@@ -155,11 +161,132 @@ def test_table_matches_ihp_liberty(liberty_path):
     assert 0 < arc.delay(0.1, 0.01) < 1.0
 
 
+def test_shipped_liberty_by_name(liberty_path):
+    assert resolve_liberty("ihp") == resolve_liberty("IHP-SG13G2") == liberty_path
+    assert liberty_path.parent.name == "pdk" and liberty_path.parent.parent.name == "synth"
+    assert (liberty_path.parent / "LICENSE-Apache-2.0.txt").is_file()
+    assert "IHP-Open-PDK" in (liberty_path.parent / "README.md").read_text()
+    assert read_liberty("ihp").name == "sg13g2_stdcell_typ_1p20V_25C"
+
+
 def test_missing_liberty_is_one_clear_error(tmp_path):
+    with pytest.raises(ToolError, match="liberty file .* does not exist: .* or a shipped "
+                                        "library \\(ihp, ihp-sg13g2\\)"):
+        resolve_liberty(tmp_path / "nope.lib")
     with pytest.raises(ToolError, match="liberty file .* does not exist"):
         read_liberty(tmp_path / "nope.lib")
     with pytest.raises(ToolError, match="liberty file .* does not exist"):
         Y.synthesize("module t(); endmodule\n", "t", tmp_path / "w", liberty=tmp_path / "x.lib")
+
+
+# ---- the tiny liberty (tests/data/tiny.lib): every expected figure worked out by hand ---------
+# Cell numbers are in the file's header comment: delay = d0 + k * load at slew 0.1 ns.
+
+def _cell(name, kind, **pins):
+    """A Yosys write_json cell: ``pins`` maps port -> (direction, bit numbers)."""
+    return name, {"type": kind, "port_directions": {p: d for p, (d, _) in pins.items()},
+                  "connections": {p: list(b) for p, (_, b) in pins.items()}}
+
+
+def _netlist(ports, *cells):
+    return {"modules": {"t": {"ports": {n: {"direction": d, "bits": list(b)}
+                                        for n, (d, b) in ports.items()},
+                              "cells": dict(cells)}}}
+
+
+def test_tiny_liberty_reads_the_numbers_written_in_it(tiny_liberty_path):
+    lib = read_liberty(tiny_liberty_path)
+    assert lib.name == "tiny" and lib.time_unit == "1ns"
+    assert {n: c.area for n, c in lib.cells.items()} == {
+        "tiny_inv_1": 3.0, "tiny_buf_1": 4.0, "tiny_buf_16": 12.0, "tiny_nand2_1": 4.0,
+        "tiny_nor2_1": 4.0, "tiny_xor2_1": 8.0, "tiny_mux2_1": 10.0, "tiny_dff_1": 20.0}
+    assert lib.nand2.name == "tiny_nand2_1"
+    assert lib.sequential_cells == ["tiny_dff_1"]
+    assert [n for n, c in lib.cells.items() if c.dont_use] == ["tiny_buf_16"]
+    assert lib.cells["tiny_dff_1"].inputs == {"D": 0.02, "CLK": 0.01}
+    assert lib.cells["tiny_mux2_1"].inputs == {"A0": 0.01, "A1": 0.01, "S": 0.01}
+    dff = lib.cells["tiny_dff_1"]
+    assert [(a.related_pin, a.pin) for a in dff.clock_to_q_arcs] == [("CLK", "Q")]
+    assert dff.combinational_arcs == []
+    nand_a = lib.nand2.combinational_arcs[0]
+    rise, fall = nand_a.tables
+    # indices stated inline (nand2) and taken from the lu_table_template (inv) agree
+    inv_rise = lib.cells["tiny_inv_1"].combinational_arcs[0].tables[0]
+    assert rise.index_1 == inv_rise.index_1 == (0.1, 1.0)
+    assert rise.index_2 == inv_rise.index_2 == (0.0, 0.1)
+    # on the grid, between grid points (bilinear), beyond it (linear extrapolation)
+    assert rise.at(0.1, 0.0) == pytest.approx(0.10)
+    assert rise.at(0.55, 0.05) == pytest.approx((0.15 + 0.65) / 2)
+    assert rise.at(0.1, 0.3) == pytest.approx(0.10 + 0.3)
+    assert inv_rise.at(0.1, 0.04) == pytest.approx(0.05 + 0.5 * 0.04)
+    # an arc's delay is the larger of rise (0.10 + L) and fall (0.12 + L)
+    assert nand_a.delay(0.1, 0.02) == pytest.approx(0.14)
+    assert lib.cells["tiny_nor2_1"].combinational_arcs[0].delay(0.1, 0.02) == pytest.approx(
+        0.15 + 1.5 * 0.02)
+
+
+def test_critical_path_worked_by_hand(tiny_liberty_path):
+    """a, b -> nand u1 -> inv u2 -> dff u3 (D); u3.Q, a -> nand u4 -> y.
+
+    u1 drives u2.A (0.01 pF): fall 0.12 + 0.01 = 0.13; u2 drives u3.D (0.02): rise
+    0.05 + 0.5 * 0.02 = 0.06, so D arrives at 0.19. u3 clock-to-Q into u4.A (0.01):
+    0.30 + 0.01 = 0.31; u4 drives the port only (no load): 0.12; y at 0.43, 2 cells."""
+    from synth.timing import critical_path
+    lib = read_liberty(tiny_liberty_path)
+    net = _netlist({"a": ("input", [2]), "b": ("input", [3]), "clk": ("input", [4]),
+                    "y": ("output", [8])},
+                   _cell("u1", "tiny_nand2_1", A=("input", [2]), B=("input", [3]),
+                         Y=("output", [5])),
+                   _cell("u2", "tiny_inv_1", A=("input", [5]), Y=("output", [6])),
+                   _cell("u3", "tiny_dff_1", D=("input", [6]), CLK=("input", [4]),
+                         Q=("output", [7])),
+                   _cell("u4", "tiny_nand2_1", A=("input", [7]), B=("input", [2]),
+                         Y=("output", [8])))
+    t = critical_path(net, "t", lib)
+    assert t["delay"] == pytest.approx(0.43) and t["cells_on_path"] == 2
+    assert t["unit"] == "1ns"
+    # without the flop's output path the worst endpoint is the flop's D input at 0.19
+    del net["modules"]["t"]["cells"]["u4"]
+    net["modules"]["t"]["ports"]["y"]["bits"] = [6]
+    t = critical_path(net, "t", lib)
+    assert t["delay"] == pytest.approx(0.19) and t["cells_on_path"] == 2
+
+
+def test_buffer_tree_worked_by_hand(tiny_liberty_path):
+    """An inverter driving 20 NAND2 inputs (0.2 pF) sees the buffered limit of 8 NAND2 loads
+    (0.08): 0.05 + 0.5 * 0.08 = 0.09, plus ceil(log4(0.2 / 0.08)) = 1 level of tiny_buf_1
+    at that load (0.08 + 0.5 * 0.08 = 0.12; the faster tiny_buf_16 is dont_use), then a
+    NAND2 into a port: 0.12. Total 0.33 over 2 cells."""
+    from synth.timing import BUFFERED_LOADS, critical_path
+    assert BUFFERED_LOADS == 8
+    lib = read_liberty(tiny_liberty_path)
+    loads = [_cell(f"n{i}", "tiny_nand2_1", A=("input", [3]), B=("input", [3]),
+                   Y=("output", [10 + i])) for i in range(10)]
+    net = _netlist({"a": ("input", [2]), "y": ("output", [10 + i for i in range(10)])},
+                   _cell("drv", "tiny_inv_1", A=("input", [2]), Y=("output", [3])), *loads)
+    t = critical_path(net, "t", lib)
+    assert t["delay"] == pytest.approx(0.33) and t["cells_on_path"] == 2
+
+
+def test_tiny_liberty_through_yosys(tmp_path, tiny_liberty_path):
+    """y = ~(a & b) ^ c and a flop of ~(a & b): the smallest mapping is one NAND2 (4),
+    one XOR2 (8) and one flop (20) = 32 um^2, 20 of them sequential. The NAND2 drives
+    the XOR2 and the flop's D (0.01 + 0.02 pF): 0.12 + 0.03 = 0.15; the XOR2 into
+    the port: 0.20; 0.35 ns over 2 cells."""
+    from synth.timing import critical_path
+    lib = read_liberty(tiny_liberty_path)
+    verilog = ("module t(input clk, input a, input b, input c, output reg q, output y);\n"
+               "  assign y = ~(a & b) ^ c;\n"
+               "  always @(posedge clk) q <= ~(a & b);\n"
+               "endmodule\n")
+    run = Y.synthesize(verilog, "t", tmp_path, liberty=tiny_liberty_path,
+                       sequential_cells=lib.sequential_cells)
+    assert run.cells == {"tiny_nand2_1": 1, "tiny_xor2_1": 1, "tiny_dff_1": 1}
+    assert run.area_um2 == pytest.approx(32.0)
+    assert run.sequential_area_um2 == pytest.approx(20.0)
+    assert run.area_um2 / lib.nand2.area == pytest.approx(8.0)      # GE
+    t = critical_path(run.netlist(), "t", lib)
+    assert t["delay"] == pytest.approx(0.35) and t["cells_on_path"] == 2
 
 
 def test_missing_yosys_is_one_clear_error(tmp_path):
@@ -253,10 +380,9 @@ def test_wider_multiplier_is_bigger(tmp_path):
 
 @pytest.fixture(scope="module")
 def recombination_report(tmp_path_factory):
-    from conftest import shared_pdk_liberty
     cfg = RecombinationConfig(engine_bits=2, a_bits=4, x_bits=4, x_encoding="twos")
-    lib = shared_pdk_liberty()
-    report = run_synth(cfg, liberty=lib, option_sets=FAST_OPTIONS,
+    lib = resolve_liberty("ihp")
+    report = run_synth(cfg, liberty="ihp", option_sets=FAST_OPTIONS,      # by its name
                        workdir=tmp_path_factory.mktemp("synth"))
     return cfg, report, lib
 
@@ -266,6 +392,8 @@ def test_report_carries_three_designs_and_ratios(recombination_report, tmp_path)
     assert set(report["designs"]) == {"recombination", "engine_lane", "full_width_multiplier"}
     assert report["tools"]["yosys"].startswith("Yosys 0.70")
     assert report["config"] == cfg.to_dict()
+    assert report["liberty"]["file"] == lib.name
+    assert report["liberty"]["sha256"] == hashlib.sha256(lib.read_bytes()).hexdigest()
     for name, d in report["designs"].items():
         pf = d["pdk_free"]
         assert pf["nand2_eq"] > 0 and pf["logic_depth"] > 0, name
@@ -273,10 +401,9 @@ def test_report_carries_three_designs_and_ratios(recombination_report, tmp_path)
         assert pf["nand2_eq"] == min(pf["tried"].values())
         assert "synth -flatten" in pf["script"]
         assert d["memory_bits"] == 0
-        if lib is not None:
-            lb = d["liberty"]
-            assert lb["ge"] == pytest.approx(lb["area_um2"] / 7.2576, rel=1e-3)
-            assert lb["delay_estimate"] > 0
+        lb = d["liberty"]
+        assert lb["ge"] == pytest.approx(lb["area_um2"] / 7.2576, rel=1e-3)
+        assert lb["delay_estimate"] > 0
     lanes = report["ratios"]["engine_lanes_needed"]["value"]
     assert lanes == cfg.widths.count == 4
     for name, r in report["ratios"].items():
