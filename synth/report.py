@@ -34,7 +34,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-import os
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -52,10 +51,9 @@ from .timing import critical_path
 
 
 def _verilog_of(component, name: str) -> str:
-    from amaranth.back import verilog
+    from gen.verilog import amaranth_verilog
 
-    os.environ["AMARANTH_USE_YOSYS"] = "builtin"
-    return verilog.convert(component, name=name, emit_src=False)
+    return amaranth_verilog(component, name)
 
 
 def _flops(cells: dict[str, int], sequential: Sequence[str]) -> int:

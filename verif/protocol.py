@@ -25,7 +25,7 @@ from time 0) of the first broken rule, 0 when none.
 Two implementations of the one rule set, one per simulator family:
 
 * :func:`monitor_verilog` -- Verilog placed in the cocotb testbench top
-  (:func:`verif.runner.tb_top_verilog` puts one on every stream of the
+  (:func:`verif.tb_top.tb_top_verilog` puts one on every stream of the
   design, inputs and outputs), so the check runs at simulator speed on every
   clock of every Verilator / Icarus run, the 3.2-million-cycle layers included;
   the testbench reads the counters once at the end (:func:`read_monitor`).

@@ -8,7 +8,7 @@ Parameters come from the JSON file named by ``$INSITUGEN_PARAMS`` (written by
   pattern and the gaps between input code beats (seeded from
   ``cocotb.RANDOM_SEED``, which cocotb derives from the run seed);
 * ``stimulus``: an ``.npz`` the runner wrote with the torch golden model
-  (:func:`verif.runner.write_stimulus`): ``codes`` (the load stream:
+  (:func:`verif.stimulus.write_stimulus`): ``codes`` (the load stream:
   B, U, V row-major; from ``params["codes"]`` or ``random_codes(cfg, seed)``),
   ``expected`` (``golden.generate.generate`` of them, flat oihw) and, with
   ``reload``, ``codes_reload`` / ``expected_reload`` (``random_codes(cfg, seed+1)``);
@@ -39,8 +39,9 @@ after the last pass. The protocol monitors in the testbench top
 the end their counters must show no broken rule, exactly one ``last`` per pass
 and every beat and code accounted for.
 
-The random ready pattern alternates runs of 1-6 ready cycles with stalls of 1-5
-cycles, one stall in ten lasting 8-20 cycles (long stalls are a coverage bin).
+Valid gaps and ready patterns are those of :mod:`verif.backpressure` (random
+ready: runs of 1-6 ready cycles, stalls of 1-5 cycles, one stall in ten lasting
+8-20 cycles, the ``long_stall_8plus`` coverage bin).
 
 The clock runs inside the simulation (the runner's testbench top), so idle
 cycles cost Python nothing: the output monitor sleeps on ``valid`` rising and
@@ -60,7 +61,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import time
 from pathlib import Path
 
@@ -69,6 +69,7 @@ import numpy as np
 from cocotb.triggers import Event, ReadOnly, RisingEdge
 from cocotb.utils import get_sim_time
 
+from verif.backpressure import generators, ready_levels, valid_levels
 from verif.protocol import check_counts, monitor_signal, read_monitor
 from verif.tb_params import load_params
 
@@ -132,13 +133,15 @@ class GeneratorTB:
         self.params = params
         self.tb = params["tb"]
         self.seed = int(params["seed"])
-        self.rng = random.Random(cocotb.RANDOM_SEED)
         self.bp = params.get("backpressure", "random")
         self.payloads: list[int] = []
         self.pass_end_ns: list[float] = []
         self.pass_done = Event()
-        self._gap_n = 0
-        self._ready = self.ready_levels()
+        # the valid pattern steps once per cycle the source is not holding a code, the
+        # ready pattern once per cycle the output is valid (verif.backpressure)
+        valid_rng, ready_rng = generators(cocotb.RANDOM_SEED)
+        self._offers = valid_levels(self.bp, valid_rng)
+        self._ready = ready_levels(self.bp, ready_rng)
 
     # ---- stimulus --------------------------------------------------------------------
     async def reset(self):
@@ -153,14 +156,6 @@ class GeneratorTB:
         d.rst.value = 0
         await RisingEdge(d.clk)
 
-    def _gap(self) -> int:
-        if self.bp == "none":
-            return 0
-        if self.bp == "periodic":
-            self._gap_n += 1
-            return 1 if self._gap_n % 7 == 0 else 0
-        return self.rng.choice((0, 0, 0, 1, 2)) if self.rng.random() < 0.3 else 0
-
     async def load(self, stream: list[int], expect_loaded: bool = True):
         """Drive every code once; a beat is taken at an edge where valid & ready.
         ``expect_loaded``: the stream is a whole layer (``loaded`` must rise)."""
@@ -168,10 +163,10 @@ class GeneratorTB:
         clk = d.clk
         valid, ready, payload = d.codes__valid, d.codes__ready, d.codes__payload
         for code in stream:
-            gap = self._gap()
-            if gap:
+            if not next(self._offers):
                 valid.value = 0
-                for _ in range(gap):
+                await RisingEdge(clk)
+                while not next(self._offers):
                     await RisingEdge(clk)
             payload.value = code
             valid.value = 1
@@ -188,20 +183,6 @@ class GeneratorTB:
                                          f"(seed {self.seed})")
 
     # ---- output side -------------------------------------------------------------------
-    def ready_levels(self):
-        """Endless ready level per cycle of the pattern (stepped while valid is high)."""
-        if self.bp == "none":
-            while True:
-                yield 1
-        elif self.bp == "periodic":
-            while True:
-                yield from (1, 1, 1, 0, 0)
-        else:
-            while True:
-                yield from [1] * self.rng.randint(1, 6)
-                long = self.rng.random() < 0.1
-                yield from [0] * (self.rng.randint(8, 20) if long else self.rng.randint(1, 5))
-
     async def monitor(self, n_last: int):
         """Record payloads until ``n_last`` beats with ``last`` set have been taken.
 
@@ -276,13 +257,66 @@ class GeneratorTB:
         await pulse_reset("in the middle of a pass")
 
 
+async def run_passes(tb: GeneratorTB, passes: int) -> float:
+    """Request ``passes`` passes of the loaded layer and collect their beats; the time
+    (ns) of the edge that sampled the first ``start``. ``start`` is held two cycles: the
+    first starts pass 1, the second queues pass 2; later passes are requested at the
+    previous pass's last beat."""
+    dut, clk = tb.dut, tb.dut.clk
+    mon = cocotb.start_soon(tb.monitor(passes))
+    dut.start.value = 1
+    await RisingEdge(clk)
+    start_ns = get_sim_time(unit="ns")
+    if passes > 1:
+        await RisingEdge(clk)
+    dut.start.value = 0
+    for requested in range(2, passes):
+        while len(tb.pass_end_ns) < requested - 1:
+            tb.pass_done.clear()
+            await tb.pass_done.wait()
+        dut.start.value = 1
+        await RisingEdge(clk)
+        dut.start.value = 0
+    await mon
+    return start_ns
+
+
+def pass_cycles(tb: GeneratorTB, start_ns: float, period: float) -> list[int]:
+    """Cycles of each pass (pass 1 from the start-sampling edge, later ones from the
+    previous pass's last beat); exact against the design's figures without back-pressure."""
+    fig, ends = tb.tb, tb.pass_end_ns
+    cycles = [round((ends[0] - start_ns) / period)]
+    cycles += [round((ends[k] - ends[k - 1]) / period) for k in range(1, len(ends))]
+    if tb.bp == "none":
+        assert cycles[0] == fig["pass_cycles"], (
+            f"pass 1 took {cycles[0]} cycles, the design's formula says {fig['pass_cycles']}")
+        per_pass = int(fig["n_beats"]) * int(fig["steps_per_round"])
+        if len(cycles) > 1:
+            assert cycles[1] == per_pass, (f"pass 2 followed pass 1 after {cycles[1]} cycles, "
+                                           f"expected {per_pass} (no bubble)")
+    return cycles
+
+
+async def check_reload(tb: GeneratorTB, stim: dict) -> None:
+    """Load the second layer while idle, run one pass, check it bit-exact."""
+    dut, nb = tb.dut, int(tb.tb["n_beats"])
+    tb.payloads.clear()
+    tb.pass_end_ns.clear()
+    await tb.load(stim["codes_reload"].tolist())
+    mon = cocotb.start_soon(tb.monitor(1))
+    dut.start.value = 1
+    await RisingEdge(dut.clk)
+    dut.start.value = 0
+    await mon
+    check_beats(tb.tb, tb.payloads[:nb], stim["expected_reload"], "reloaded layer", tb.seed)
+
+
 @cocotb.test()
 async def generate_layer(dut):
     """Load a layer, regenerate it ``passes`` times back to back, optionally reload; bit-exact."""
     params = load_params()
     tb = GeneratorTB(dut, params)
     fig, seed = tb.tb, tb.seed
-    period = float(params.get("clock_period_ns", 10))
     passes = int(params.get("passes", 2))
     if passes < 1:
         raise ValueError("params 'passes' must be >= 1")
@@ -303,67 +337,22 @@ async def generate_layer(dut):
     t0 = time.perf_counter()
     await tb.load(stim["codes"].tolist())
     load_s = time.perf_counter() - t0
-
-    mon = cocotb.start_soon(tb.monitor(passes))
-    clk = dut.clk
     t0 = time.perf_counter()
-    # start held for two cycles: the first starts pass 1, the second queues pass 2
-    dut.start.value = 1
-    await RisingEdge(clk)
-    start_ns = get_sim_time(unit="ns")
-    if passes == 1:
-        dut.start.value = 0
-    else:
-        await RisingEdge(clk)
-        dut.start.value = 0
-        requested = 2
-        while requested < passes:
-            while len(tb.pass_end_ns) < requested - 1:
-                tb.pass_done.clear()
-                await tb.pass_done.wait()
-            dut.start.value = 1
-            await RisingEdge(clk)
-            dut.start.value = 0
-            requested += 1
-    await mon
+    start_ns = await run_passes(tb, passes)
     sim_wall = time.perf_counter() - t0
-    W = None
-    for k in range(passes):
-        got = check_beats(fig, tb.payloads[k * nb:(k + 1) * nb], stim["expected"],
-                          f"pass {k + 1}", seed)
-        if W is None:
-            W = got
+    W = [check_beats(fig, tb.payloads[k * nb:(k + 1) * nb], stim["expected"],
+                     f"pass {k + 1}", seed) for k in range(passes)][0]
     # nothing extra may arrive
     for _ in range(int(fig["steps_per_round"]) + int(fig["latency"]) + 2):
-        await RisingEdge(clk)
+        await RisingEdge(dut.clk)
     assert len(tb.payloads) == passes * nb, (f"{len(tb.payloads) - passes * nb} extra beats "
                                              f"after the last pass (seed {seed})")
     assert dut.busy.value == 0, f"busy still high after the last pass (seed {seed})"
+    cycles = pass_cycles(tb, start_ns, float(params.get("clock_period_ns", 10)))
 
-    cycles = [round((tb.pass_end_ns[0] - start_ns) / period)]
-    for k in range(1, passes):
-        cycles.append(round((tb.pass_end_ns[k] - tb.pass_end_ns[k - 1]) / period))
-    if tb.bp == "none":
-        assert cycles[0] == fig["pass_cycles"], (
-            f"pass 1 took {cycles[0]} cycles, the design's formula says {fig['pass_cycles']}")
-        if passes > 1:
-            per_pass = nb * int(fig["steps_per_round"])
-            assert cycles[1] == per_pass, (f"pass 2 followed pass 1 after {cycles[1]} cycles, "
-                                           f"expected {per_pass} (no bubble)")
-
-    reload_checked = False
-    if params.get("reload"):
-        tb.payloads.clear()
-        tb.pass_end_ns.clear()
-        await tb.load(stim["codes_reload"].tolist())
-        mon = cocotb.start_soon(tb.monitor(1))
-        dut.start.value = 1
-        await RisingEdge(clk)
-        dut.start.value = 0
-        await mon
-        check_beats(fig, tb.payloads[:nb], stim["expected_reload"], "reloaded layer", seed)
-        reload_checked = True
-
+    reload_checked = bool(params.get("reload"))
+    if reload_checked:
+        await check_reload(tb, stim)
     n_passes = passes + int(reload_checked)
     n_codes = len(stim["codes"]) + (len(stim["codes_reload"]) if reload_checked else 0)
     await ReadOnly()                # the last handshake's edge has updated the counters
@@ -371,10 +360,7 @@ async def generate_layer(dut):
     check_counts("weights", protocol["weights"], since=since["weights"],
                  expected_last=n_passes, expected_handshakes=n_passes * nb)
     check_counts("codes", protocol["codes"], since=since["codes"], expected_handshakes=n_codes)
-    if passes > 1:
-        events.append("regenerate_back_to_back")
-    if reload_checked:
-        events.append("reload_while_idle")
+    events += ["regenerate_back_to_back"] * (passes > 1) + ["reload_while_idle"] * reload_checked
 
     bound = int(fig["cycles_lower_bound"])
     result = {
@@ -392,13 +378,18 @@ async def generate_layer(dut):
     if tb.bp == "none":
         result["cycles_no_backpressure"] = cycles[0]
     dut._log.info(f"tb_generator: {json.dumps(result)}")
+    _write_outputs(params, result, W)
+
+
+def _write_outputs(params: dict, result: dict, W: np.ndarray) -> None:
+    """``result.json`` and, when asked (``params["out"]``), the RTL's weights."""
     if params.get("result_path"):
         _atomic_write(params["result_path"],
                       lambda f: f.write((json.dumps(result, indent=2, sort_keys=True)
                                          + "\n").encode()))
     if params.get("out"):
         _atomic_write(params["out"], lambda f: np.savez(f, W=W.astype(np.int64),
-                                                        cycles=np.int64(cycles[0])))
+                                                        cycles=np.int64(result["cycles"])))
 
 
 def _atomic_write(path, write) -> None:
