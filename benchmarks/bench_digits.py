@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from golden.codes import atomic_write
+from insitugen.files import atomic_write
 from golden.train import DigitsSettings, add_train_digits_args, reproduce_digits
 
 

@@ -122,7 +122,7 @@ def cmd_synth(args) -> int:
         write_report_json(report, args.json)
     md = report_markdown(report)
     if args.markdown:
-        from golden.codes import atomic_write
+        from insitugen.files import atomic_write
         atomic_write(args.markdown, lambda tmp: Path(tmp).write_text(md))
     print(md)
     return 0

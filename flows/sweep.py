@@ -615,7 +615,7 @@ def _read_cache(path: Path, cfg: GeneratorConfig) -> dict[str, Any] | None:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    from golden.codes import atomic_write
+    from insitugen.files import atomic_write
     text = json.dumps(data, indent=1, sort_keys=False, default=str) + "\n"
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
@@ -898,7 +898,7 @@ def _csv_cell(v: Any) -> Any:
 def write_outputs(result: SweepResult, out_dir: str | Path, *, plots: bool = True) -> dict[str, Path]:
     """Write ``results.csv``, ``results.json`` and (``plots``) ``plots/*.png`` under
     ``out_dir``; returns name -> path of everything written."""
-    from golden.codes import atomic_write
+    from insitugen.files import atomic_write
     out_dir = Path(out_dir)
     cols = _columns(result.rows)
     buf = io.StringIO()

@@ -252,7 +252,7 @@ PLOTS: dict[str, Callable[[Rows, Figure, Any], None]] = {
 
 def draw_plots(rows: Rows, out_dir: str | Path) -> dict[str, Path]:
     """Draw every plot of :data:`PLOTS` into ``out_dir/<name>.png``; returns name -> path."""
-    from golden.codes import atomic_write
+    from insitugen.files import atomic_write
     out_dir = Path(out_dir)
     written = {}
     for name, draw in PLOTS.items():

@@ -28,7 +28,8 @@ from pathlib import Path
 
 from insitugen.config import GeneratorConfig
 from insitugen.errors import ConfigError, InsitugenError
-from golden.codes import atomic_write, save_codes, validate_codes
+from golden.codes import save_codes, validate_codes
+from insitugen.files import atomic_write
 from golden.mlg import MLGConv2d, MLGLayerBase, QuantLinear
 from golden.mlgify import load_checkpoint
 

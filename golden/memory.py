@@ -27,7 +27,7 @@ from torch import nn
 
 from insitugen.errors import InsitugenError
 
-from .codes import atomic_write
+from insitugen.files import atomic_write
 from .mlg import MLGLayerBase, QuantLinear
 from .models import MODELS
 

@@ -36,7 +36,7 @@ from torch import nn
 
 from insitugen.errors import InsitugenError
 
-from .codes import atomic_write
+from insitugen.files import atomic_write
 from .memory import memory_report
 from .mlg import MLGLayerBase, QuantLinear, mlg_layers, ortho_loss
 from .mlgify import mlgify, save_checkpoint
