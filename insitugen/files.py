@@ -12,7 +12,9 @@ import zipfile
 from pathlib import Path
 from typing import Callable
 
-__all__ = ["atomic_write", "atomic_write_text", "save_npz",
+from .errors import ToolError
+
+__all__ = ["atomic_write", "atomic_write_text", "save_npz", "require_liberty",
            "NPZ_DATE_TIME", "NPZ_CREATE_SYSTEM", "NPZ_EXTERNAL_ATTR"]
 
 
@@ -40,6 +42,14 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     """Write ``text`` to ``path`` atomically (:func:`atomic_write`); returns the path."""
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
     return Path(path)
+
+
+def require_liberty(path: str | Path | None) -> None:
+    """A liberty path that names no file is one clear error, before any work starts
+    (``None``: no liberty, nothing to check)."""
+    if path is not None and not Path(path).is_file():
+        raise ToolError(f"liberty file '{path}' does not exist: pass the path of a .lib file "
+                        f"(--liberty)")
 
 
 #: Zip member metadata :func:`save_npz` pins (what ``np.savez`` writes on Linux under

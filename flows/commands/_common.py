@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
-from pathlib import Path
 from typing import Any, Iterator
 
 from insitugen.config import Config, GeneratorConfig, default_config, load_config
-from insitugen.errors import ConfigError, ToolError
+from insitugen.errors import ConfigError
 
 
 class LazyChoices:
@@ -40,13 +39,6 @@ def need_generator(cfg: Config, what: str) -> GeneratorConfig:
         raise ConfigError(f"'{what}' needs a generator config (block = \"generator\"), "
                           f"not block = \"{cfg.BLOCK}\"")
     return cfg
-
-
-def check_liberty(path: str | None) -> None:
-    """A ``--liberty`` that names no file is one clear error before any work starts."""
-    if path is not None and not Path(path).is_file():
-        raise ToolError(f"liberty file '{path}' does not exist: pass the path of a .lib file "
-                        f"(--liberty)")
 
 
 def add_simulator_arg(p: argparse.ArgumentParser) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._common import add_simulator_arg, check_liberty, config_or_default
+from insitugen.files import require_liberty
+
+from ._common import add_simulator_arg, config_or_default
 
 HELP = ("verilog + sim + synth on one config, one short report (built-in default config "
         "when none is given)")
@@ -26,6 +28,6 @@ def run(args: argparse.Namespace) -> int:
     from flows.flow import run_flow
 
     cfg = config_or_default(args.config)
-    check_liberty(args.liberty)
+    require_liberty(args.liberty)
     return run_flow(cfg, out_dir=Path(args.out_dir), simulator=args.simulator, seed=args.seed,
                     liberty=args.liberty, skip_synth=args.no_synth)

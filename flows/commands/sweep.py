@@ -6,8 +6,7 @@ import argparse
 from pathlib import Path
 
 from insitugen.errors import ConfigError
-
-from ._common import check_liberty
+from insitugen.files import require_liberty
 
 HELP = ("design-space sweep in parallel processes or on Dask, cached, CSV + JSON + PNG "
         "plots")
@@ -41,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     space = load_space(args.space)
     if args.jobs < 1:
         raise ConfigError(f"--jobs must be >= 1, not {args.jobs}")
-    check_liberty(args.liberty)
+    require_liberty(args.liberty)
     out = Path(args.out)
     cache_dir = Path(args.cache_dir) if args.cache_dir else out / "cache"
     result = run_sweep(space, liberty=args.liberty, jobs=args.jobs, scheduler=args.scheduler,

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 
 from insitugen.config import load_config
-
-from ._common import check_liberty
+from insitugen.files import require_liberty
 
 HELP = "Yosys synthesis: area of each block and the overheads"
 
@@ -24,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
     from synth.report import report_markdown, run_synth, write_report_json
 
     cfg = load_config(args.config)
-    check_liberty(args.liberty)
+    require_liberty(args.liberty)
     report = run_synth(cfg, liberty=args.liberty, yosys=args.yosys)
     if args.json:
         write_report_json(report, args.json)

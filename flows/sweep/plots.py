@@ -171,7 +171,7 @@ def plot_area_vs_qu(rows: Rows, fig: Figure, ax) -> None:
         axes = list(fig.subplots(*shape, squeeze=False).flat)
         for a in axes[len(lanes):]:
             fig.delaxes(a)
-        for a, lane in zip(axes, lanes):
+        for a, lane in zip(axes, lanes, strict=False):
             _area_panel(a, [r for r in data if r.get("lanes") == lane], colour)
             a.set_title(f"lanes = {lane}", fontsize="medium")
         axes = axes[:len(lanes)]
