@@ -15,25 +15,20 @@ import json
 import os
 import platform
 import sys
-from pathlib import Path
 
 import torch
 
-from golden.codes import atomic_write
-from golden.train import DigitsSettings, add_train_digits_args, reproduce_digits
+from flows.commands import train_digits
+from golden.train import reproduce_digits
+from insitugen.files import atomic_write_text
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_train_digits_args(parser)
+    train_digits.add_args(parser)
     parser.add_argument("--json", metavar="OUT", default=None, help="write the figures as JSON")
     args = parser.parse_args(argv)
-    s = DigitsSettings(base_in=args.base_in, base_out=args.base_out, qb=args.qb, qu=args.qu,
-                       qv=args.qv, teacher_epochs=args.teacher_epochs,
-                       student_epochs=args.student_epochs, projection=args.projection,
-                       projection_steps=args.projection_steps, ortho_weight=args.ortho_weight,
-                       kd=args.kd, seed=args.seed, threads=args.threads)
-    r = reproduce_digits(s, args.out)
+    r = reproduce_digits(train_digits.settings(args), args.out)
     r["machine"] = {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                     "torch": torch.__version__, "python": platform.python_version()}
     ok = r["accuracy_gap_pp"] <= 2.0 and r["compression_fp32"] >= 10.0
@@ -44,8 +39,7 @@ def main(argv=None) -> int:
           f"{r['compression_int8']:.1f}x | {r['wall_s']:.0f} |")
     print("target (gap <= 2 pp, >= 10x):", "met" if ok else "MISSED")
     if args.json:
-        text = json.dumps(r, indent=2)
-        atomic_write(Path(args.json), lambda tmp: Path(tmp).write_text(text))
+        atomic_write_text(args.json, json.dumps(r, indent=2))
     return 0 if ok else 1
 
 

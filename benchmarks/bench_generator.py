@@ -126,7 +126,7 @@ def main(argv=None) -> int:
         print(json.dumps(worker(json.loads(args.worker))))
         return 0
 
-    from golden.codes import atomic_write
+    from insitugen.files import atomic_write
 
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="bench_generator_"))
     rows = []

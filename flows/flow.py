@@ -18,8 +18,9 @@ def _describe(cfg: Config) -> str:
     if isinstance(cfg, RecombinationConfig):
         w = cfg.widths
         return (f"recombination unit: {cfg.a_bits}-bit {cfg.a_encoding} {list(cfg.a_slices)} x "
-                f"{cfg.x_bits}-bit {cfg.x_encoding} {list(cfg.x_slices)} on a {cfg.engine_bits}-bit "
-                f"engine, {w.count} partials of {w.partial_bits} bits -> {w.out_bits} bits, "
+                f"{cfg.x_bits}-bit {cfg.x_encoding} {list(cfg.x_slices)} on a "
+                f"{cfg.engine_bits}-bit engine, {w.count} partials of {w.partial_bits} bits -> "
+                f"{w.out_bits} bits, "
                 f"{cfg.mode}, {cfg.pipeline_stages} pipeline stages")
     shape = (f"{cfg.in_channels} -> {cfg.out_channels}, "
              + (f"{cfg.kernel}x{cfg.kernel} conv" if cfg.layer == "conv" else "linear"))

@@ -22,15 +22,14 @@ cannot be exported (a 32-bit float width) leaves no partial export behind.
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
-from insitugen.config import GeneratorConfig
-from insitugen.errors import ConfigError, InsitugenError
-from golden.codes import atomic_write, save_codes, validate_codes
+from golden.codes import save_codes, validate_codes
 from golden.mlg import MLGConv2d, MLGLayerBase, QuantLinear
 from golden.mlgify import load_checkpoint
+from insitugen.errors import ConfigError, InsitugenError
+from insitugen.files import atomic_write_text
 
 #: Engine / output fields the exporter passes to every layer's config.
 HARDWARE_FIELDS = ("engine_bits", "lanes", "out_bits", "shift", "rounding", "recombination")
@@ -81,11 +80,10 @@ def export_model(model, out_dir: str | Path, **hardware) -> dict:
         raise InsitugenError("the model has no generated MLG layer to export (was it "
                              "trained with mlgify and base_in / base_out > 0?)")
     for name, cfg, codes, scales in staged:
-        text = f"# MLG layer '{name}' exported by insitugen export\n" + cfg.to_toml()
-        atomic_write(out_dir / f"{name}.toml", lambda tmp, t=text: Path(tmp).write_text(t))
+        atomic_write_text(out_dir / f"{name}.toml",
+                          f"# MLG layer '{name}' exported by insitugen export\n" + cfg.to_toml())
         save_codes(out_dir / f"{name}.npz", codes, **scales)
-    text = json.dumps(index, indent=2) + "\n"
-    atomic_write(out_dir / "layers.json", lambda tmp: Path(tmp).write_text(text))
+    atomic_write_text(out_dir / "layers.json", json.dumps(index, indent=2) + "\n")
     return index
 
 
@@ -100,34 +98,3 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, **hardware) -
         raise InsitugenError(f"checkpoint '{checkpoint}' is a plain model (no MLG settings): "
                              f"export takes a trained MLG student")
     return export_model(model, out_dir, **hardware)
-
-
-def add_export_args(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``insitugen export``."""
-    d = GeneratorConfig()
-    parser.add_argument("checkpoint", metavar="CHECKPOINT",
-                        help="MLG checkpoint (.pt written by insitugen train-digits / train-cifar)")
-    parser.add_argument("--out", metavar="DIR", required=True,
-                        help="folder for <layer>.toml, <layer>.npz and layers.json")
-    parser.add_argument("--engine-bits", type=int, default=d.engine_bits,
-                        help="engine multiplier width (default: %(default)s)")
-    parser.add_argument("--lanes", type=int, default=d.lanes,
-                        help="multipliers working in parallel (default: %(default)s)")
-    parser.add_argument("--out-bits", type=int, default=0,
-                        help="requantize generated weights to this width; 0 = full precision "
-                             "(default: %(default)s)")
-    parser.add_argument("--shift", type=int, default=0,
-                        help="right shift before requantization (default: %(default)s)")
-    parser.add_argument("--rounding", choices=("floor", "half_up", "half_even"),
-                        default=d.rounding, help="(default: %(default)s)")
-
-
-def cmd_export(args: argparse.Namespace) -> int:
-    index = export_checkpoint(args.checkpoint, args.out, engine_bits=args.engine_bits,
-                              lanes=args.lanes, out_bits=args.out_bits, shift=args.shift,
-                              rounding=args.rounding)
-    print(f"exported {len(index['layers'])} MLG layers to {args.out} "
-          f"({len(index['not_exported'])} layers not generated; see layers.json)")
-    for name in index["layers"]:
-        print(f"  {name}: {name}.toml + {name}.npz")
-    return 0

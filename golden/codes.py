@@ -8,8 +8,6 @@ off) and optional float scales ``sB``, ``sU``, ``sV``. Files are opened with
 
 from __future__ import annotations
 
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Mapping
@@ -19,6 +17,7 @@ import torch
 
 from insitugen.config import GeneratorConfig
 from insitugen.errors import CodesError
+from insitugen.files import save_npz
 
 #: Named corner cases of code sets (each a test id).
 CORNERS = ("random", "max", "min", "alternating", "zero_heavy")
@@ -103,53 +102,6 @@ def random_codes(cfg: GeneratorConfig, seed: int, corner: str = "random") -> dic
                               dtype=torch.int64)
         out[name] = t
     return out
-
-
-def atomic_write(path: str | Path, write) -> None:
-    """Write through a temporary file in the same folder, then rename into place,
-    so a failure never leaves a partial file behind."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)      # mkstemp makes 0600; give the usual file mode
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-#: Zip member metadata :func:`save_npz` pins (what ``np.savez`` writes on Linux under
-#: Python 3.11). ``np.savez`` takes it from ``zipfile``, where it varies: the creating
-#: system is 0 on Windows and 3 elsewhere, the file mode is 0 up to Python 3.12 and
-#: 0o600 from 3.13, and some writers stamp members with the current time.
-NPZ_DATE_TIME = (1980, 1, 1, 0, 0, 0)
-NPZ_CREATE_SYSTEM = 3
-NPZ_EXTERNAL_ATTR = 0
-
-
-def save_npz(path: str | Path, **arrays) -> None:
-    """Save ``arrays`` as an uncompressed ``.npz`` (the layout ``np.savez`` writes),
-    atomically and byte-reproducibly on any host: members ``<name>.npy`` in argument
-    order, the zip metadata above, no pickles (object arrays are refused).
-    ``np.load(path, allow_pickle=False)`` reads it."""
-    data = {k: np.asarray(v) for k, v in arrays.items()}
-
-    def write(tmp):
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
-            for name, a in data.items():
-                info = zipfile.ZipInfo(f"{name}.npy", date_time=NPZ_DATE_TIME)
-                info.compress_type = zipfile.ZIP_STORED
-                info.create_system = NPZ_CREATE_SYSTEM
-                info.external_attr = NPZ_EXTERNAL_ATTR
-                with zf.open(info, "w", force_zip64=True) as f:     # as np.savez does
-                    np.lib.format.write_array(f, a, allow_pickle=False)
-    atomic_write(path, write)
 
 
 def save_codes(path: str | Path, codes: Mapping[str, torch.Tensor], **scales) -> None:

@@ -18,18 +18,12 @@ The parameter ratio is stored parameters over the original parameters.
 
 from __future__ import annotations
 
-import argparse
 import json
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 from torch import nn
 
-from insitugen.errors import InsitugenError
-
-from .codes import atomic_write
 from .mlg import MLGLayerBase, QuantLinear
-from .models import MODELS
 
 NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.GroupNorm, nn.LayerNorm)
 
@@ -213,43 +207,3 @@ def model_memory(model_name: str, base_in: int, base_out: int, qb: int, qu: int,
                classifier_bits=classifier_bits)
     model, report = build_mlg_model(model_name, num_classes, in_channels, mlg)
     return memory_report(model, report.settings(), model_name)
-
-
-# ---------------------------------------------------------------------------------
-# command line: insitugen memory MODEL ...
-# ---------------------------------------------------------------------------------
-def add_memory_args(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``insitugen memory``."""
-    parser.add_argument("model", metavar="MODEL", choices=sorted(MODELS),
-                        help="shipped model: " + ", ".join(sorted(MODELS)))
-    parser.add_argument("--num-classes", type=int, default=10,
-                        help="classifier outputs (default: %(default)s)")
-    parser.add_argument("--in-channels", type=int, default=None,
-                        help="input channels (default: the model's own, 3 or 1)")
-    parser.add_argument("--base-in", type=int, required=True, help="Bi (0 = intra level off)")
-    parser.add_argument("--base-out", type=int, required=True, help="Bo (0 = cross level off)")
-    parser.add_argument("--qb", type=int, required=True, help="basis bits (32 = float)")
-    parser.add_argument("--qu", type=int, required=True, help="intra coefficient bits")
-    parser.add_argument("--qv", type=int, required=True, help="cross coefficient bits")
-    parser.add_argument("--classifier-bits", type=int, default=None,
-                        help="classifier weight bits (default: 8; 32 when qb = qu = qv = 32)")
-    parser.add_argument("--json", metavar="OUT", default=None,
-                        help="also write the table and totals as JSON to OUT")
-
-
-def cmd_memory(args: argparse.Namespace) -> int:
-    """Print the per-layer table and the totals; optionally write JSON. Returns 0."""
-    if args.num_classes < 1:
-        raise InsitugenError(f"--num-classes = {args.num_classes} must be >= 1")
-    rep = model_memory(args.model, args.base_in, args.base_out, args.qb, args.qu, args.qv,
-                       num_classes=args.num_classes, in_channels=args.in_channels,
-                       classifier_bits=args.classifier_bits)
-    s = rep.settings
-    print(f"{args.model} ({args.num_classes} classes), (Bi, Bo, qb, qu, qv) = "
-          f"({s['base_in']}, {s['base_out']}, {s['qb']}, {s['qu']}, {s['qv']}), classifier "
-          f"{s['classifier_bits']} bits\n")
-    print(rep)
-    if args.json:
-        text = rep.to_json()
-        atomic_write(Path(args.json), lambda tmp: Path(tmp).write_text(text))
-    return 0

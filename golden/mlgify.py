@@ -30,7 +30,7 @@ from torch import nn
 
 from insitugen.errors import InsitugenError
 
-from .codes import atomic_write
+from insitugen.files import atomic_write
 from .mlg import MLGConv2d, MLGLayerBase, MLGLinear, QuantLinear, check_bits, generation_levels
 from .models import MODELS, build_model
 

@@ -15,34 +15,48 @@ scikit-learn's 8x8 digits, and a ResNet-18 / CIFAR-10 script for data on disk.
    lr 2e-3, weight decay 5e-4, cosine schedule.
 
 Nothing here downloads anything: the digits ship inside scikit-learn, CIFAR-10 is read
-from a folder the user gives (``--data``).
+from a folder the user gives (``--data``); both live in :mod:`golden.datasets`. The
+settings are in :mod:`golden.train_settings` (torch-free, for the command line).
 """
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from insitugen.errors import InsitugenError
+from insitugen.files import atomic_write_text
 
-from .codes import atomic_write
+from .datasets import (
+    batches,
+    digits_data,
+    load_cifar10,
+    normalize_cifar,
+    random_crop_flip,
+)
 from .memory import memory_report
 from .mlg import MLGLayerBase, QuantLinear, mlg_layers, ortho_loss
 from .mlgify import mlgify, save_checkpoint
 from .models import build_model
+from .train_settings import (
+    PROJECTIONS,
+    CifarSettings,
+    DigitsSettings,
+    MLGSettings,
+    TrainSettings,
+)
 
-PROJECTIONS = ("svd", "gradient", "svd+gradient", "none")
+__all__ = ["approximation_loss", "project_gradient", "project_svd", "project", "kd_loss",
+           "train", "accuracy", "make_student", "reproduce_digits", "train_cifar",
+           "PROJECTIONS", "TrainSettings", "DigitsSettings", "CifarSettings"]
 
 
 # ---------------------------------------------------------------------------------
@@ -108,7 +122,7 @@ def project_gradient(student: nn.Module, teacher: nn.Module, steps: int = 3000,
         loss.backward()
         opt.step()
     with torch.no_grad():
-        for p, b in zip(params, best_state):
+        for p, b in zip(params, best_state, strict=True):
             p.copy_(b)
     return best
 
@@ -130,7 +144,7 @@ def project_svd(student: nn.Module, teacher: nn.Module,
     the quantized values approximate them. The classifier copies the teacher weight.
     Returns the summed weight MSE afterwards."""
     pairs = _teacher_pairs(student, teacher)
-    for name, m, w in pairs:
+    for _name, m, w in pairs:
         if isinstance(m, QuantLinear):
             m.weight.copy_(w)
             continue
@@ -194,18 +208,6 @@ def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: 
     kl = F.kl_div(F.log_softmax(student_logits / T, dim=1),
                   F.softmax(teacher_logits / T, dim=1), reduction="batchmean")
     return alpha * T * T * kl + (1 - alpha) * F.cross_entropy(student_logits, labels)
-
-
-@dataclass
-class TrainSettings:
-    epochs: int = 200
-    lr: float = 2e-3
-    weight_decay: float = 5e-4
-    optimizer: str = "radam"          # radam | sgd
-    ortho_weight: float = 0.05
-    T: float = 3.0
-    alpha: float = 0.9
-    max_steps_per_epoch: int = 0      # 0 = the whole loader
 
 
 def _optimizer(model: nn.Module, s: TrainSettings) -> torch.optim.Optimizer:
@@ -278,34 +280,6 @@ def accuracy(model: nn.Module, batches: Iterable, device: str | torch.device = "
     return 100.0 * correct / max(1, n)
 
 
-def _batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool,
-             gen: torch.Generator | None = None, augment: Callable | None = None):
-    idx = torch.randperm(len(x), generator=gen) if shuffle else torch.arange(len(x))
-    for i in range(0, len(x), batch_size):
-        j = idx[i:i + batch_size]
-        xb = x[j]
-        if augment is not None:
-            xb = augment(xb, gen)
-        yield xb, y[j]
-
-
-def random_crop_flip(x: torch.Tensor, gen: torch.Generator | None, pad: int,
-                     flip: bool) -> torch.Tensor:
-    """Random crop after zero padding by ``pad`` pixels (and random horizontal flip)."""
-    n, _, h, w = x.shape
-    xp = F.pad(x, (pad, pad, pad, pad))
-    dy = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
-    dx = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
-    rows = (dy[:, None] + torch.arange(h)[None, :])                  # [n, h]
-    cols = (dx[:, None] + torch.arange(w)[None, :])                  # [n, w]
-    out = xp[torch.arange(n)[:, None, None, None], torch.arange(x.shape[1])[None, :, None, None],
-             rows[:, None, :, None], cols[:, None, None, :]]
-    if flip:
-        f = torch.rand(n, generator=gen) < 0.5
-        out[f] = out[f].flip(-1)
-    return out
-
-
 def make_student(teacher: nn.Module, base_in: int, base_out: int, qb: int, qu: int, qv: int,
                  classifier_bits: int | None = None):
     """``(student, report)``: mlgify of a deep copy of the teacher."""
@@ -314,80 +288,58 @@ def make_student(teacher: nn.Module, base_in: int, base_out: int, qb: int, qu: i
     return student, report
 
 
+def _check_student_settings(s: MLGSettings, model: str, num_classes: int,
+                            in_channels: int) -> None:
+    """Check the MLG settings before minutes of data loading and teacher training."""
+    if s.projection not in PROJECTIONS:
+        raise InsitugenError(f"projection '{s.projection}' is unknown: use one of "
+                             f"{', '.join(PROJECTIONS)}")
+    mlgify(build_model(model, num_classes, in_channels), **s.mlg())
+
+
 # ---------------------------------------------------------------------------------
 # digits reproduction (CPU, minutes)
 # ---------------------------------------------------------------------------------
-@dataclass
-class DigitsSettings:
-    base_in: int = 2
-    base_out: int = 44
-    qb: int = 3
-    qu: int = 6
-    qv: int = 3
-    teacher_epochs: int = 40
-    student_epochs: int = 60
-    batch_size: int = 64
-    teacher_lr: float = 3e-3
-    student_lr: float = 2e-3
-    projection: str = "svd+gradient"
-    projection_steps: int = 300
-    ortho_weight: float = 0.05
-    kd: bool = True
-    seed: int = 0
-    threads: int = 1
-
-
-def digits_data(seed: int = 0):
-    """scikit-learn's 8x8 digits (shipped with the package, no download): a stratified
-    75/25 split, pixels scaled to [0, 1], as float tensors ``[N, 1, 8, 8]``."""
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-    d = load_digits()
-    x = (d.images.astype(np.float32) / 16.0)[:, None]
-    xtr, xte, ytr, yte = train_test_split(x, d.target, test_size=0.25, random_state=seed,
-                                          stratify=d.target)
-    t = lambda a: torch.from_numpy(np.ascontiguousarray(a))
-    return t(xtr), t(ytr).long(), t(xte), t(yte).long()
-
-
 def reproduce_digits(s: DigitsSettings | None = None, out_dir: str | Path | None = None,
                      log: Callable[[str], None] | None = print) -> dict:
     """Teacher and MLG student (SmallCNN) on the digits; returns accuracies, memory
     compression and wall time. ``out_dir`` (optional) receives ``teacher.pt``,
     ``student.pt`` (MLG checkpoints) and ``digits.json``."""
     s = s or DigitsSettings()
-    if s.projection not in PROJECTIONS:
-        raise InsitugenError(f"projection '{s.projection}' is unknown: use one of "
-                             f"{', '.join(PROJECTIONS)}")
-    # check the MLG settings before minutes of teacher training
-    mlgify(build_model("smallcnn", 10, 1), s.base_in, s.base_out, s.qb, s.qu, s.qv)
+    _check_student_settings(s, "smallcnn", 10, 1)
     t0 = time.perf_counter()
     torch.set_num_threads(max(1, s.threads))
     torch.manual_seed(s.seed)
     xtr, ytr, xte, yte = digits_data(s.seed)
     gen = torch.Generator().manual_seed(s.seed)
-    aug = lambda xb, g: random_crop_flip(xb, g, pad=1, flip=False)
-    batches = lambda epoch: _batches(xtr, ytr, s.batch_size, True, gen, aug)
-    test_acc = lambda m: accuracy(m, _batches(xte, yte, 512, False))
+
+    def augment(xb, g):
+        return random_crop_flip(xb, g, pad=1, flip=False)
+
+    def train_batches(epoch):
+        return batches(xtr, ytr, s.batch_size, True, gen, augment)
+
+    def test_acc(m):
+        return accuracy(m, batches(xte, yte, 512, False))
 
     teacher = build_model("smallcnn", 10, 1)
     if log:
         log(f"teacher: SmallCNN, {sum(p.numel() for p in teacher.parameters())} parameters, "
             f"{len(xtr)} train / {len(xte)} test images")
-    train(teacher, batches, TrainSettings(epochs=s.teacher_epochs, lr=s.teacher_lr,
-                                          ortho_weight=0.0), log=None)
+    train(teacher, train_batches, TrainSettings(epochs=s.teacher_epochs, lr=s.teacher_lr,
+                                                ortho_weight=0.0), log=None)
     teacher_acc = test_acc(teacher)
     if log:
         log(f"teacher accuracy {teacher_acc:.2f}%")
 
-    student, report = make_student(teacher, s.base_in, s.base_out, s.qb, s.qu, s.qv)
+    student, report = make_student(teacher, **s.mlg())
     mem = memory_report(student, report.settings(), "smallcnn")
     proj = project(student, teacher, s.projection, s.projection_steps, log=log)
     projected_acc = test_acc(student)
     if log:
         log(f"student after projection: accuracy {projected_acc:.2f}%")
-    train(student, batches, TrainSettings(epochs=s.student_epochs, lr=s.student_lr,
-                                          ortho_weight=s.ortho_weight),
+    train(student, train_batches, TrainSettings(epochs=s.student_epochs, lr=s.student_lr,
+                                                ortho_weight=s.ortho_weight),
           teacher=teacher if s.kd else None, log=None)
     student_acc = test_acc(student)
     wall = time.perf_counter() - t0
@@ -412,196 +364,75 @@ def reproduce_digits(s: DigitsSettings | None = None, out_dir: str | Path | None
         save_checkpoint(out_dir / "teacher.pt", teacher, "smallcnn", 10, 1, None)
         save_checkpoint(out_dir / "student.pt", student, "smallcnn", 10, 1, report.settings(),
                         {"accuracy": student_acc})
-        text = json.dumps(result, indent=2)
-        atomic_write(out_dir / "digits.json", lambda tmp: Path(tmp).write_text(text))
+        atomic_write_text(out_dir / "digits.json", json.dumps(result, indent=2))
     return result
-
-
-def _add_mlg_args(p: argparse.ArgumentParser, d) -> None:
-    p.add_argument("--base-in", type=int, default=d.base_in, help="Bi (default: %(default)s)")
-    p.add_argument("--base-out", type=int, default=d.base_out, help="Bo (default: %(default)s)")
-    p.add_argument("--qb", type=int, default=d.qb, help="basis bits (default: %(default)s)")
-    p.add_argument("--qu", type=int, default=d.qu,
-                   help="intra coefficient bits (default: %(default)s)")
-    p.add_argument("--qv", type=int, default=d.qv,
-                   help="cross coefficient bits (default: %(default)s)")
-    p.add_argument("--projection", choices=PROJECTIONS, default=d.projection,
-                   help="projection initialization (default: %(default)s)")
-    p.add_argument("--projection-steps", type=int, default=d.projection_steps,
-                   help="gradient projection steps (default: %(default)s)")
-    p.add_argument("--ortho-weight", type=float, default=d.ortho_weight,
-                   help="orthonormality regularization weight (default: %(default)s)")
-    p.add_argument("--no-kd", dest="kd", action="store_false",
-                   help="train the student on labels only (no knowledge distillation)")
-    p.add_argument("--seed", type=int, default=d.seed, help="random seed (default: %(default)s)")
-    p.add_argument("--threads", type=int, default=d.threads,
-                   help="torch CPU threads (default: %(default)s)")
-
-
-def add_train_digits_args(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``insitugen train-digits``."""
-    d = DigitsSettings()
-    _add_mlg_args(parser, d)
-    parser.add_argument("--teacher-epochs", type=int, default=d.teacher_epochs,
-                        help="teacher epochs (default: %(default)s)")
-    parser.add_argument("--student-epochs", type=int, default=d.student_epochs,
-                        help="student epochs (default: %(default)s)")
-    parser.add_argument("--out", metavar="DIR", default=None,
-                        help="write teacher.pt, student.pt and digits.json to DIR")
-
-
-def cmd_train_digits(args: argparse.Namespace) -> int:
-    """Run the digits reproduction; exit 0 (the figures are printed)."""
-    s = DigitsSettings(base_in=args.base_in, base_out=args.base_out, qb=args.qb, qu=args.qu,
-                       qv=args.qv, teacher_epochs=args.teacher_epochs,
-                       student_epochs=args.student_epochs, projection=args.projection,
-                       projection_steps=args.projection_steps, ortho_weight=args.ortho_weight,
-                       kd=args.kd, seed=args.seed, threads=args.threads)
-    reproduce_digits(s, args.out)
-    return 0
 
 
 # ---------------------------------------------------------------------------------
 # CIFAR-10 (data on disk)
 # ---------------------------------------------------------------------------------
-CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
-CIFAR_STD = (0.2470, 0.2435, 0.2616)
-CIFAR_TRAIN_FILES = tuple(f"data_batch_{i}.bin" for i in range(1, 6))
-CIFAR_TEST_FILE = "test_batch.bin"
+def _cifar_teacher(s: CifarSettings, teacher: str | Path | None, train_batches, out: Path,
+                   device: str, log: Callable[[str], None]) -> nn.Module:
+    """The teacher: a plain ResNet-18 checkpoint when given, else one trained here (SGD,
+    lr 0.1) and saved as ``out/teacher.pt``."""
+    if teacher is not None:
+        from .mlgify import load_checkpoint
+        model, info = load_checkpoint(teacher)
+        if info["mlg"] is not None or info["model"]["name"] != "resnet18":
+            raise InsitugenError(f"--teacher '{teacher}' must be a plain resnet18 checkpoint")
+        return model.to(device)
+    model = build_model("resnet18", 10, 3).to(device)
+    train(model, train_batches, TrainSettings(epochs=s.teacher_epochs, lr=0.1, optimizer="sgd",
+                                              ortho_weight=0.0,
+                                              max_steps_per_epoch=s.max_steps_per_epoch),
+          device=device, log=log)
+    save_checkpoint(out / "teacher.pt", model, "resnet18", 10, 3, None)
+    return model
 
 
-class DataError(InsitugenError, ValueError):
-    """The data folder given with --data is missing files or holds the wrong format."""
+def train_cifar(data: str | Path, out: str | Path, s: CifarSettings | None = None, *,
+                teacher: str | Path | None = None,
+                log: Callable[[str], None] = print) -> dict:
+    """Teacher (trained or loaded from ``teacher``) -> MLG student with projection, KD,
+    orthonormality regularization and QAT, on CIFAR-10 read from ``data``. Writes
+    ``out/student.pt`` (and ``teacher.pt`` when trained here) and ``out/cifar.json``;
+    returns the figures of ``cifar.json``."""
+    s = s or CifarSettings()
+    _check_student_settings(s, "resnet18", 10, 3)
+    torch.set_num_threads(max(1, s.threads))
+    torch.manual_seed(s.seed)
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if s.device == "auto" \
+        else s.device
+    xtr, ytr, xte, yte = load_cifar10(data)
+    out = Path(out)
+    gen = torch.Generator().manual_seed(s.seed)
 
-
-def _read_cifar_bin(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    raw = np.fromfile(path, dtype=np.uint8)
-    rec = 1 + 3 * 32 * 32
-    if raw.size == 0 or raw.size % rec:
-        raise DataError(f"'{path}' is not a CIFAR-10 binary batch: {raw.size} bytes is not a "
-                        f"multiple of the {rec}-byte record (1 label byte + 3x32x32 pixels)")
-    raw = raw.reshape(-1, rec)
-    labels = raw[:, 0].astype(np.int64)
-    if labels.max() > 9:
-        raise DataError(f"'{path}' holds label {labels.max()} > 9: not CIFAR-10")
-    return raw[:, 1:].reshape(-1, 3, 32, 32), labels
-
-
-def load_cifar10(path: str | Path):
-    """CIFAR-10 from the *binary version* (``cifar-10-batches-bin``: ``data_batch_1..5.bin``,
-    ``test_batch.bin``), given as that folder or its parent. The Python version is a
-    pickle and is refused (it could run code). Returns uint8 ``[N, 3, 32, 32]`` images and
-    int64 labels, train and test."""
-    path = Path(path)
-    for cand in (path, path / "cifar-10-batches-bin"):
-        if (cand / CIFAR_TEST_FILE).is_file():
-            path = cand
-            break
-    else:
-        if (path / "data_batch_1").is_file() or (path / "cifar-10-batches-py").is_dir():
-            raise DataError(f"'{path}' holds the Python (pickle) version of CIFAR-10, which is "
-                            f"refused: use the binary version (cifar-10-batches-bin)")
-        raise DataError(f"'{path}' holds no CIFAR-10 binary batches: pass the folder "
-                        f"cifar-10-batches-bin (data_batch_1.bin .. data_batch_5.bin, "
-                        f"test_batch.bin) or its parent")
-    missing = [f for f in CIFAR_TRAIN_FILES if not (path / f).is_file()]
-    if missing:
-        raise DataError(f"'{path}' lacks {missing[0]} (CIFAR-10 binary version needs "
-                        f"{', '.join(CIFAR_TRAIN_FILES)}, {CIFAR_TEST_FILE})")
-    parts = [_read_cifar_bin(path / f) for f in CIFAR_TRAIN_FILES]
-    xtr = np.concatenate([p[0] for p in parts])
-    ytr = np.concatenate([p[1] for p in parts])
-    xte, yte = _read_cifar_bin(path / CIFAR_TEST_FILE)
-    return (torch.from_numpy(xtr), torch.from_numpy(ytr), torch.from_numpy(xte),
-            torch.from_numpy(yte))
-
-
-def _normalize(x: torch.Tensor) -> torch.Tensor:
-    mean = torch.tensor(CIFAR_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(CIFAR_STD).view(1, 3, 1, 1)
-    return (x.float() / 255.0 - mean) / std
-
-
-def add_train_cifar_args(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``insitugen train-cifar``."""
-    parser.add_argument("--data", metavar="PATH", required=True,
-                        help="CIFAR-10 binary version folder (cifar-10-batches-bin) or its parent")
-    parser.add_argument("--out", metavar="DIR", required=True,
-                        help="folder for teacher.pt, student.pt and cifar.json")
-    parser.add_argument("--teacher", metavar="CHECKPOINT", default=None,
-                        help="trained teacher checkpoint (default: train one first)")
-    parser.add_argument("--teacher-epochs", type=int, default=200,
-                        help="teacher epochs when no --teacher is given (default: %(default)s)")
-    parser.add_argument("--epochs", type=int, default=200,
-                        help="student epochs (default: %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=128, help="(default: %(default)s)")
-    parser.add_argument("--lr", type=float, default=2e-3,
-                        help="student RAdam learning rate (default: %(default)s)")
-    parser.add_argument("--max-steps-per-epoch", type=int, default=0,
-                        help="stop each epoch after N batches; 0 = whole epoch "
-                             "(default: %(default)s)")
-    parser.add_argument("--device", default="auto",
-                        help="cpu, cuda or auto (default: %(default)s)")
-    d = DigitsSettings(projection_steps=3000)
-    _add_mlg_args(parser, d)
-
-
-def cmd_train_cifar(args: argparse.Namespace) -> int:
-    """Teacher (trained or loaded) -> MLG student with projection, KD, orthonormality
-    regularization and QAT, on CIFAR-10 from disk. Writes checkpoints and cifar.json."""
-    from .mlgify import load_checkpoint
-    # check the MLG settings before reading data or training
-    mlgify(build_model("resnet18", 10, 3), args.base_in, args.base_out, args.qb, args.qu, args.qv)
-    if args.projection not in PROJECTIONS:
-        raise InsitugenError(f"projection '{args.projection}' is unknown: use one of "
-                             f"{', '.join(PROJECTIONS)}")
-    torch.set_num_threads(max(1, args.threads))
-    torch.manual_seed(args.seed)
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" \
-        else args.device
-    xtr, ytr, xte, yte = load_cifar10(args.data)
-    out = Path(args.out)
-    gen = torch.Generator().manual_seed(args.seed)
-
-    def batches(epoch):
-        for xb, yb in _batches(xtr, ytr, args.batch_size, True, gen):
-            yield random_crop_flip(_normalize(xb), gen, pad=4, flip=True), yb
+    def train_batches(epoch):
+        for xb, yb in batches(xtr, ytr, s.batch_size, True, gen):
+            yield random_crop_flip(normalize_cifar(xb), gen, pad=4, flip=True), yb
 
     def test_acc(m):
-        return accuracy(m, ((_normalize(xb), yb) for xb, yb in
-                            _batches(xte, yte, 512, False)), device)
+        return accuracy(m, ((normalize_cifar(xb), yb) for xb, yb in
+                            batches(xte, yte, 512, False)), device)
 
-    if args.teacher:
-        teacher, info = load_checkpoint(args.teacher)
-        if info["mlg"] is not None or info["model"]["name"] != "resnet18":
-            raise InsitugenError(f"--teacher '{args.teacher}' must be a plain resnet18 checkpoint")
-        teacher = teacher.to(device)
-    else:
-        teacher = build_model("resnet18", 10, 3).to(device)
-        train(teacher, batches, TrainSettings(epochs=args.teacher_epochs, lr=0.1,
-                                              optimizer="sgd", ortho_weight=0.0,
-                                              max_steps_per_epoch=args.max_steps_per_epoch),
-              device=device, log=print)
-        save_checkpoint(out / "teacher.pt", teacher, "resnet18", 10, 3, None)
-    teacher_acc = test_acc(teacher)
-    print(f"teacher accuracy {teacher_acc:.2f}%")
-    student, report = make_student(teacher, args.base_in, args.base_out, args.qb, args.qu,
-                                   args.qv)
+    teacher_model = _cifar_teacher(s, teacher, train_batches, out, device, log)
+    teacher_acc = test_acc(teacher_model)
+    log(f"teacher accuracy {teacher_acc:.2f}%")
+    student, report = make_student(teacher_model, **s.mlg())
     mem = memory_report(student, report.settings(), "resnet18")
-    project(student, teacher, args.projection, args.projection_steps, log=print)
-    train(student, batches, TrainSettings(epochs=args.epochs, lr=args.lr,
-                                          ortho_weight=args.ortho_weight,
-                                          max_steps_per_epoch=args.max_steps_per_epoch),
-          teacher=teacher if args.kd else None, device=device,
-          evaluate_fn=test_acc, log=print)
+    project(student, teacher_model, s.projection, s.projection_steps, log=log)
+    train(student, train_batches, TrainSettings(epochs=s.epochs, lr=s.lr,
+                                                ortho_weight=s.ortho_weight,
+                                                max_steps_per_epoch=s.max_steps_per_epoch),
+          teacher=teacher_model if s.kd else None, device=device,
+          evaluate_fn=test_acc, log=log)
     student_acc = test_acc(student)
     save_checkpoint(out / "student.pt", student.cpu(), "resnet18", 10, 3, report.settings(),
                     {"accuracy": student_acc})
     result = {"teacher_accuracy": teacher_acc, "student_accuracy": student_acc,
               "memory_ratio_fp32": mem.memory_ratio, "param_ratio": mem.param_ratio,
               **report.settings()}
-    text = json.dumps(result, indent=2)
-    atomic_write(out / "cifar.json", lambda tmp: Path(tmp).write_text(text))
-    print(f"student accuracy {student_acc:.2f}% (teacher {teacher_acc:.2f}%), memory ratio "
-          f"{mem.memory_ratio:.4f}")
-    return 0
+    atomic_write_text(out / "cifar.json", json.dumps(result, indent=2))
+    log(f"student accuracy {student_acc:.2f}% (teacher {teacher_acc:.2f}%), memory ratio "
+        f"{mem.memory_ratio:.4f}")
+    return result

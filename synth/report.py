@@ -482,7 +482,7 @@ def run_synth(cfg, *, liberty=None, yosys=None, workdir=None,
 
 def write_report_json(report: dict[str, Any], path) -> Path:
     """Write ``report`` as JSON atomically (a failure leaves no partial file)."""
-    from golden.codes import atomic_write
+    from insitugen.files import atomic_write
 
     path = Path(path)
     text = json.dumps(report, indent=2, sort_keys=False) + "\n"

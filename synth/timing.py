@@ -27,7 +27,6 @@ timing.
 from __future__ import annotations
 
 import math
-import sys
 from typing import Any
 
 from .liberty import Library
@@ -65,13 +64,9 @@ def _bits(conn) -> list:
     return [b for b in conn if isinstance(b, int)]
 
 
-def critical_path(netlist: dict[str, Any], top: str, lib: Library) -> dict[str, Any]:
-    """Estimated critical-path delay (library time unit) and the cells on that path."""
-    mods = netlist["modules"]
-    mod = mods.get(top) or mods.get(f"\\{top}")
-    if mod is None:
-        raise KeyError(top)
-    cells = mod.get("cells", {})
+def _drivers_and_loads(cells: dict[str, Any], lib: Library):
+    """``bit -> (cell, output port)`` of every driven net bit, and ``bit -> input pin
+    capacitance`` it drives (liberty cells only)."""
     drivers: dict[int, tuple[str, str]] = {}
     load_cap: dict[int, float] = {}
     for name, c in cells.items():
@@ -85,6 +80,60 @@ def critical_path(netlist: dict[str, Any], top: str, lib: Library) -> dict[str, 
                 cap = lc.inputs.get(port, 0.0)
                 for b in _bits(conn):
                     load_cap[b] = load_cap.get(b, 0.0) + cap
+    return drivers, load_cap
+
+
+def _endpoints(mod: dict[str, Any], cells: dict[str, Any], lib: Library) -> list[int]:
+    """Bits where paths end: output ports, flop inputs, memory / black-box inputs."""
+    endpoints: list[int] = []
+    for p in mod.get("ports", {}).values():
+        if p["direction"] == "output":
+            endpoints += _bits(p["bits"])
+    for c in cells.values():
+        lc = lib.cells.get(c["type"])
+        if lc is None or lc.sequential:
+            dirs = c.get("port_directions", {})
+            for port, conn in c["connections"].items():
+                if dirs.get(port) == "input":
+                    endpoints += _bits(conn)
+    return endpoints
+
+
+def _fanin_order(endpoints: list[int], fanin) -> list[int]:
+    """Every bit reachable backwards from ``endpoints``, each after all of its fan-in
+    (depth-first post-order, iterative: netlists are far deeper than Python's stack).
+
+    An edge back into a bit still being visited (a combinational loop) is cut there: at
+    that point the bit is not yet in the order, so the forward pass reads it as a path
+    start (time 0)."""
+    order: list[int] = []
+    seen: set[int] = set()
+    for root in endpoints:
+        if root in seen:
+            continue
+        seen.add(root)
+        stack = [(root, iter(fanin(root)))]
+        while stack:
+            bit, inputs = stack[-1]
+            for b in inputs:
+                if b not in seen:
+                    seen.add(b)
+                    stack.append((b, iter(fanin(b))))
+                    break
+            else:
+                stack.pop()
+                order.append(bit)
+    return order
+
+
+def critical_path(netlist: dict[str, Any], top: str, lib: Library) -> dict[str, Any]:
+    """Estimated critical-path delay (library time unit) and the cells on that path."""
+    mods = netlist["modules"]
+    mod = mods.get(top) or mods.get(f"\\{top}")
+    if mod is None:
+        raise KeyError(top)
+    cells = mod.get("cells", {})
+    drivers, load_cap = _drivers_and_loads(cells, lib)
 
     nand2_cap = max(lib.nand2.inputs.values())
     limit = BUFFERED_LOADS * nand2_cap
@@ -97,11 +146,33 @@ def critical_path(netlist: dict[str, Any], top: str, lib: Library) -> dict[str, 
             return load, 0.0
         return limit, math.ceil(math.log(load / limit, 4)) * buf_delay
 
-    arrival: dict[int, tuple[float, int, str | None]] = {}   # bit -> (time, cells, prev bit)
+    def combinational(bit: int):
+        """The liberty cell driving ``bit`` when it is combinational (a path goes through
+        it), else None (undriven, a flop, a memory or a black box: a path start)."""
+        drv = drivers.get(bit)
+        if drv is None:
+            return None
+        lc = lib.cells.get(cells[drv[0]]["type"])
+        return lc if lc is not None and not lc.sequential else None
 
-    def cell_out(name: str, port: str, bit: int) -> tuple[float, int]:
-        c = cells[name]
-        lc = lib.cells.get(c["type"])
+    def input_pins(cell: dict[str, Any]):
+        dirs = cell.get("port_directions", {})
+        return [(pin, conn) for pin, conn in cell["connections"].items()
+                if dirs.get(pin) == "input"]
+
+    def fanin(bit: int) -> list[int]:
+        if combinational(bit) is None:
+            return []
+        return [b for _, conn in input_pins(cells[drivers[bit][0]]) for b in _bits(conn)]
+
+    arrival: dict[int, tuple[float, int]] = {}        # bit -> (time, cells on the path)
+
+    def cell_out(bit: int) -> tuple[float, int]:
+        drv = drivers.get(bit)
+        if drv is None:
+            return 0.0, 0
+        name, port = drv
+        lc = lib.cells.get(cells[name]["type"])
         load, tree = load_and_tree(bit)
         if lc is None:                    # $mem_v2 or an unknown black box: a path start
             return tree, 0
@@ -109,51 +180,23 @@ def critical_path(netlist: dict[str, Any], top: str, lib: Library) -> dict[str, 
             arcs = [a for a in lc.clock_to_q_arcs if a.pin == port] or lc.clock_to_q_arcs
             return (max(a.delay(NOMINAL_SLEW, load) for a in arcs) if arcs else 0.0) + tree, 1
         best, best_cells = 0.0, 1
-        dirs = c.get("port_directions", {})
-        for pin, conn in c["connections"].items():
-            if dirs.get(pin) != "input":
-                continue
+        for pin, conn in input_pins(cells[name]):
             arcs = [a for a in lc.combinational_arcs if a.related_pin == pin and a.pin == port]
             arcs = arcs or lc.combinational_arcs
             d = max((a.delay(NOMINAL_SLEW, load) for a in arcs), default=0.0)
             for b in _bits(conn):
-                t, n, _ = arrive(b)
+                t, n = arrival.get(b, (0.0, 0))     # absent: a loop cut here (time 0)
                 if t + d > best or (t + d == best and n + 1 > best_cells):
                     best, best_cells = t + d, n + 1
         return best + tree, best_cells
 
-    def arrive(bit: int) -> tuple[float, int, str | None]:
-        if bit in arrival:
-            return arrival[bit]
-        drv = drivers.get(bit)
-        if drv is None:
-            arrival[bit] = (0.0, 0, None)
-        else:
-            arrival[bit] = (0.0, 0, "visiting")
-            t, n = cell_out(drv[0], drv[1], bit)
-            arrival[bit] = (t, n, drv[0])
-        return arrival[bit]
-
-    endpoints: list[int] = []
-    for p in mod.get("ports", {}).values():
-        if p["direction"] == "output":
-            endpoints += _bits(p["bits"])
-    for name, c in cells.items():
-        lc = lib.cells.get(c["type"])
-        if lc is None or lc.sequential:
-            dirs = c.get("port_directions", {})
-            for port, conn in c["connections"].items():
-                if dirs.get(port) == "input":
-                    endpoints += _bits(conn)
-    old = sys.getrecursionlimit()
-    sys.setrecursionlimit(max(old, 20 * len(cells) + 1000))
-    try:
-        worst, worst_cells = 0.0, 0
-        for b in endpoints:
-            t, n, _ = arrive(b)
-            if t > worst:
-                worst, worst_cells = t, n
-    finally:
-        sys.setrecursionlimit(old)
+    endpoints = _endpoints(mod, cells, lib)
+    for bit in _fanin_order(endpoints, fanin):
+        arrival[bit] = cell_out(bit)
+    worst, worst_cells = 0.0, 0
+    for b in endpoints:
+        t, n = arrival[b]
+        if t > worst:
+            worst, worst_cells = t, n
     return {"delay": round(worst, 4), "cells_on_path": worst_cells, "unit": lib.time_unit,
             "slew": NOMINAL_SLEW}

@@ -16,6 +16,7 @@ from insitugen.config import GeneratorConfig, RecombinationConfig as R
 from insitugen.errors import ConfigError, ToolError
 from golden import arith as G
 from verif import formal
+from flows.commands import prove as prove_command
 
 # (id, config, method): odd/twos, slice counts 1-3, uneven slices, parallel/serial,
 # pipeline stages 0-2, terms 1-2; sizes kept small so the file runs in about a minute.
@@ -151,7 +152,7 @@ def test_generator_recombination_configs():
 
 def _args(path, **kw):
     parser = argparse.ArgumentParser()
-    formal.add_prove_args(parser)
+    prove_command.add_args(parser)
     extra = [f"--{k}={v}" for k, v in kw.items()]
     return parser.parse_args([str(path), *extra])
 
@@ -160,20 +161,20 @@ def test_cmd_prove_recombination_and_generator(tmp_path, capsys):
     small = tmp_path / "rec.toml"
     small.write_text(R(engine_bits=2, a_bits=3, x_bits=3, mode="serial").to_toml())
     out_json = tmp_path / "proofs.json"
-    assert formal.cmd_prove(_args(small, json=out_json)) == 0
+    assert prove_command.run(_args(small, json=out_json)) == 0
     text = capsys.readouterr().out
     assert "proven" in text and "Yosys" in text
     assert '"result": "proven"' in out_json.read_text()
     tools = json.loads(out_json.read_text())[0]["tools"]       # versions behind the proof
     assert tools["yosys"].startswith("Yosys") and tools["amaranth"] and tools["insitugen"]
-    assert formal.cmd_prove(_args(small, mutant="drop_slice")) == 0   # mutant caught
+    assert prove_command.run(_args(small, mutant="drop_slice")) == 0   # mutant caught
     assert "caught" in capsys.readouterr().out
 
     gen = tmp_path / "gen.toml"
     gen.write_text(GeneratorConfig(out_channels=4, in_channels=4, base_in=2, base_out=3,
                                    qb=2, qu=3, qv=2, engine_bits=2, out_bits=6,
                                    shift=2).to_toml())
-    assert formal.cmd_prove(_args(gen)) == 0
+    assert prove_command.run(_args(gen)) == 0
     text = capsys.readouterr().out
     assert "requantizer" in text and "level1" in text and "level2" in text
 

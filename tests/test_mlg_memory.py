@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from insitugen.errors import InsitugenError
-from golden.memory import add_memory_args, cmd_memory, memory_report, model_memory
+from flows.commands import memory as memory_command
+from golden.memory import memory_report, model_memory
 from golden.mlg import MLGConv2d, MLGLinear, QuantLinear
 from golden.mlgify import mlgify
 from golden.models import build_model, count_parameters
@@ -145,11 +146,11 @@ def test_mlgify_rejects_bad_settings():
 
 def test_cmd_memory_prints_table_and_json(tmp_path, capsys):
     parser = argparse.ArgumentParser()
-    add_memory_args(parser)
+    memory_command.add_args(parser)
     out = tmp_path / "mem.json"
     args = parser.parse_args(["resnet18", "--base-in", "2", "--base-out", "44", "--qb", "3",
                               "--qu", "6", "--qv", "3", "--json", str(out)])
-    assert cmd_memory(args) == 0
+    assert memory_command.run(args) == 0
     text = capsys.readouterr().out
     assert "| layer4.1.conv2 | 512x512x3x3 |" in text
     assert "**0.0080**" in text and "param ratio 0.0497" in text

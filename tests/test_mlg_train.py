@@ -15,11 +15,11 @@ from insitugen.errors import InsitugenError
 from golden.memory import model_memory
 from golden.mlgify import load_checkpoint
 from golden.models import build_model
-from golden.train import (DataError, DigitsSettings, accuracy, add_train_cifar_args,
-                                    add_train_digits_args, approximation_loss, cmd_train_cifar,
-                                    cmd_train_digits, digits_data, kd_loss, load_cifar10,
-                                    make_student, project, project_gradient, project_svd,
-                                    random_crop_flip, reproduce_digits)
+from flows.commands import train_cifar as train_cifar_command
+from flows.commands import train_digits as train_digits_command
+from golden.datasets import DataError, digits_data, load_cifar10, random_crop_flip
+from golden.train import (DigitsSettings, accuracy, approximation_loss, kd_loss, make_student,
+                          project, project_gradient, project_svd, reproduce_digits)
 
 SEED = 5
 
@@ -160,11 +160,11 @@ def test_digits_reproduction_short(tmp_path):
 
 def test_cmd_train_digits_arguments(tmp_path, capsys):
     parser = argparse.ArgumentParser()
-    add_train_digits_args(parser)
+    train_digits_command.add_args(parser)
     args = parser.parse_args(["--teacher-epochs", "1", "--student-epochs", "1",
                               "--projection", "svd", "--threads", "1", "--out", str(tmp_path)])
     assert (args.base_in, args.base_out, args.qb, args.qu, args.qv) == (2, 44, 3, 6, 3)
-    assert cmd_train_digits(args) == 0
+    assert train_digits_command.run(args) == 0
     assert "student accuracy" in capsys.readouterr().out
     assert (tmp_path / "student.pt").is_file()
 
@@ -220,13 +220,13 @@ def test_load_cifar10_errors(tmp_path):
 def test_train_cifar_script_on_synthetic_batches(tmp_path, capsys):
     data = _fake_cifar(tmp_path / "cifar-10-batches-bin")
     parser = argparse.ArgumentParser()
-    add_train_cifar_args(parser)
+    train_cifar_command.add_args(parser)
     out = tmp_path / "run"
     args = parser.parse_args(["--data", str(data), "--out", str(out), "--teacher-epochs", "1",
                               "--epochs", "1", "--batch-size", "4", "--max-steps-per-epoch", "2",
                               "--projection", "svd+gradient", "--projection-steps", "2",
                               "--threads", "1", "--device", "cpu"])
-    assert cmd_train_cifar(args) == 0
+    assert train_cifar_command.run(args) == 0
     result = json.loads((out / "cifar.json").read_text())
     assert round(result["memory_ratio_fp32"], 4) == 0.0080
     student, info = load_checkpoint(out / "student.pt")
@@ -236,5 +236,5 @@ def test_train_cifar_script_on_synthetic_batches(tmp_path, capsys):
                                "--teacher", str(out / "teacher.pt"), "--epochs", "1",
                                "--batch-size", "4", "--max-steps-per-epoch", "1",
                                "--projection", "svd", "--threads", "1", "--device", "cpu"])
-    assert cmd_train_cifar(args2) == 0
+    assert train_cifar_command.run(args2) == 0
     assert "student accuracy" in capsys.readouterr().out

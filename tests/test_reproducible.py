@@ -24,7 +24,8 @@ import numpy as np
 
 from flows.cli import main
 from insitugen.config import GeneratorConfig, RecombinationConfig
-from golden.codes import random_codes, save_npz
+from golden.codes import random_codes
+from insitugen.files import save_npz
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

@@ -22,7 +22,8 @@ import pytest
 from insitugen.config import GeneratorConfig
 from insitugen.errors import ConfigError, ToolError
 from flows import sweep as S
-from flows.sweep_plots import PLOTS
+from flows.commands import sweep as sweep_command
+from flows.sweep.plots import PLOTS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_GRID = REPO_ROOT / "examples" / "sweep" / "small_grid.toml"
@@ -237,18 +238,18 @@ def test_cache_key_covers_config_versions_and_evaluator():
     assert k != S.cache_key(cfg, {**VERSIONS, "liberty_sha256": "ab"}, "e")
     assert k != S.cache_key(cfg, VERSIONS, "other")
     import functools
-    assert (S._evaluator_name(functools.partial(S.evaluate_point, option_sets=(("-booth",),)))
-            != S._evaluator_name(S.evaluate_point))
+    assert (S.evaluator_name(functools.partial(S.evaluate_point, option_sets=(("-booth",),)))
+            != S.evaluator_name(S.evaluate_point))
 
 
 def test_tool_versions_record_liberty_hash(tmp_path, liberty_path):
-    v = S.tool_versions(liberty_path, yosys=False)
+    v = S.cache_versions(liberty_path, yosys=False)
     import hashlib
     assert v["liberty_sha256"] == hashlib.sha256(liberty_path.read_bytes()).hexdigest()
     assert v["insitugen"] and v["amaranth"]
-    assert S.tool_versions(None, yosys=False)["liberty_sha256"] == "none"
+    assert S.cache_versions(None, yosys=False)["liberty_sha256"] == "none"
     with pytest.raises(ToolError, match="does not exist"):
-        S.tool_versions(tmp_path / "missing.lib", yosys=False)
+        S.cache_versions(tmp_path / "missing.lib", yosys=False)
 
 
 @pytest.mark.parametrize("points, front", [
@@ -396,7 +397,7 @@ def test_outputs_csv_json_and_plots(tmp_path):
 
 
 def test_plots_without_data_still_write_a_readable_png(tmp_path):
-    from flows.sweep_plots import draw_plots
+    from flows.sweep.plots import draw_plots
     written = draw_plots([{"index": 0, "status": "invalid", "reason": "x"}], tmp_path)
     assert set(written) == set(PLOTS)
     for path in written.values():
@@ -450,8 +451,8 @@ def test_unreachable_scheduler_is_a_tool_error(tmp_path):
 
 def _cli(argv):
     parser = argparse.ArgumentParser()
-    S.add_sweep_args(parser)
-    return S.cmd_sweep(parser.parse_args(argv))
+    sweep_command.add_args(parser)
+    return sweep_command.run(parser.parse_args(argv))
 
 
 REAL = """

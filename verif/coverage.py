@@ -235,7 +235,7 @@ class CoverageSession:
 
     def write(self, path, *, test: str | None = None) -> dict[str, Any]:
         """Write this test's coverage file (atomically) and return its content."""
-        from golden.codes import atomic_write
+        from insitugen.files import atomic_write
 
         data = {"format": FORMAT, "test": test or Path(path).stem,
                 "points": self.snapshot_delta()}
@@ -315,7 +315,7 @@ def format_summary(merged: dict[str, Any]) -> str:
 
 def write_report(paths: Iterable, json_path, *, text_path=None) -> dict[str, Any]:
     """Merge per-test files into ``json_path`` (and a text summary into ``text_path``)."""
-    from golden.codes import atomic_write
+    from insitugen.files import atomic_write
 
     merged = merge_files(paths)
     blob = json.dumps(merged, indent=1) + "\n"

@@ -76,8 +76,6 @@ unreliable) -- see TOOLCHAIN.md.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import re
 import tempfile
@@ -91,13 +89,12 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from insitugen import widths as W
-from insitugen.config import GeneratorConfig, RecombinationConfig, load_config
+from insitugen.config import GeneratorConfig, RecombinationConfig
 from insitugen.errors import ConfigError, ToolError
 from hdl.arith import operand_slices, round_shift_saturate
 
 __all__ = ["ProofReport", "prove", "prove_requantizer", "prove_slicing", "prove_generator",
-           "generator_recombination_configs", "MUTANTS", "METHODS", "add_prove_args",
-           "cmd_prove"]
+           "generator_recombination_configs", "MUTANTS", "METHODS"]
 
 ROUNDINGS = ("floor", "half_up", "half_even")
 MUTANTS = ("drop_slice", "late_valid")
@@ -621,53 +618,3 @@ def prove_generator(cfg: GeneratorConfig, *, method: str = "auto", workdir=None,
         rep.name = f"{name} recombination"
         reports.append(rep)
     return reports
-
-
-# ---- command line ----------------------------------------------------------------------------
-
-def add_prove_args(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``insitugen prove``."""
-    parser.add_argument("config", help="config TOML (recombination or generator block)")
-    parser.add_argument("--method", choices=METHODS, default="auto",
-                        help="recombination proof: end to end from the operands (product), "
-                             "unit + slicing identities (decomposed), or auto: product up to "
-                             f"{PRODUCT_MAX_BITS}-bit operands and {PRODUCT_MAX_TERMS} terms "
-                             "(default: %(default)s)")
-    parser.add_argument("--mutant", choices=MUTANTS, default=None,
-                        help="break the recombination harness on purpose; the proof must "
-                             "fail with a counterexample (default: none)")
-    parser.add_argument("--json", metavar="FILE", default=None,
-                        help="also write the proof reports as JSON (default: none)")
-    parser.add_argument("--timeout", type=float, default=600,
-                        help="seconds per Yosys SAT run (default: %(default)s)")
-
-
-def cmd_prove(args) -> int:
-    """``insitugen prove CONFIG``: print what was proven and in how long; 1 if any proof failed
-    (0 with ``--mutant`` only when the mutant was caught)."""
-    cfg = load_config(args.config)
-    t0 = time.perf_counter()
-    mutant = getattr(args, "mutant", None)
-    if isinstance(cfg, RecombinationConfig):
-        reports = [prove(cfg, method=args.method, mutant=mutant, timeout=args.timeout)]
-    else:
-        if mutant:
-            raise ConfigError("--mutant applies to recombination configs only")
-        reports = prove_generator(cfg, method=args.method, timeout=args.timeout)
-    for rep in reports:
-        print(rep.summary())
-    if reports:
-        short = reports[0].yosys_version.split(",")[0].rstrip(")") + ")"   # no build paths
-        print(f"({short}; {time.perf_counter() - t0:.1f} s in all)")
-    if args.json:
-        from golden.codes import atomic_write
-        text = json.dumps([r.to_dict() for r in reports], indent=2) + "\n"
-        atomic_write(args.json, lambda tmp: Path(tmp).write_text(text))
-    failed = [r for r in reports if not r.proven]
-    if mutant:
-        if failed:
-            print(f"mutant '{mutant}' caught: the proof fails with a counterexample")
-            return 0
-        print(f"mutant '{mutant}' NOT caught: the proof passed")
-        return 1
-    return 1 if failed else 0

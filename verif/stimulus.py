@@ -42,7 +42,7 @@ def write_stimulus(cfg: Config, params: dict, path: Path, *,
     """
     import numpy as np
 
-    from golden.codes import save_npz
+    from insitugen.files import save_npz
 
     if cfg.BLOCK == "recombination":
         arrays, tb = _recombination_stimulus(cfg, params)

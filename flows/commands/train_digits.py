@@ -1,0 +1,40 @@
+"""``insitugen train-digits``: teacher + MLG student on scikit-learn's digits (CPU, minutes)."""
+
+from __future__ import annotations
+
+import argparse
+
+from golden.train_settings import DigitsSettings
+
+from ._training import add_mlg_args, settings_from_args
+
+HELP = "teacher + MLG student on scikit-learn's digits (CPU, minutes)"
+
+
+def add_args(p: argparse.ArgumentParser) -> None:
+    d = DigitsSettings()
+    add_mlg_args(p, d)
+    p.add_argument("--teacher-epochs", type=int, default=d.teacher_epochs,
+                   help="teacher epochs (default: %(default)s)")
+    p.add_argument("--student-epochs", type=int, default=d.student_epochs,
+                   help="student epochs (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=d.batch_size,
+                   help="(default: %(default)s)")
+    p.add_argument("--teacher-lr", type=float, default=d.teacher_lr,
+                   help="teacher RAdam learning rate (default: %(default)s)")
+    p.add_argument("--student-lr", type=float, default=d.student_lr,
+                   help="student RAdam learning rate (default: %(default)s)")
+    p.add_argument("--out", metavar="DIR", default=None,
+                   help="write teacher.pt, student.pt and digits.json to DIR")
+
+
+def settings(args: argparse.Namespace) -> DigitsSettings:
+    return settings_from_args(DigitsSettings, args)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the digits reproduction; 0 (the figures are printed)."""
+    from golden.train import reproduce_digits
+
+    reproduce_digits(settings(args), args.out)
+    return 0
