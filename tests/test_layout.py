@@ -101,6 +101,12 @@ def test_a_sound_tree_passes_and_the_readme_block_is_rewritten(tmp_path):
     text = (root / "README.md").read_text()
     assert "stale" not in text and "| 3 | `gen` | `golden` |" in text and text.endswith("end\n")
     assert IG.readme_block(root / "README.md") == run.stdout.strip()
+    assert _run("--root", str(root), "--check-readme").returncode == 0
+    (root / "gen" / "d.py").write_text("import insitugen\n")   # a sound edge; README not updated
+    run = _run("--root", str(root), "--check-readme")
+    assert run.returncode == 1
+    assert run.stderr.strip() == ("import_graph: README.md's import graph differs from the "
+                                  "code's: run python scripts/import_graph.py --write-readme")
 
 
 def test_write_readme_without_markers_is_one_clear_error(tmp_path):
