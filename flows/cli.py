@@ -1,4 +1,4 @@
-"""``insitugen`` command line: one subcommand per job (DESIGN.md section 3).
+"""``insitugen`` command line: one subcommand per job (README, Commands).
 
 Every command exits non-zero with one clear line on bad input
 (``insitugen: error: ...``) and leaves no partial output file behind.

@@ -3,7 +3,7 @@
 Two blocks can be generated, chosen by the ``block`` key of the flat TOML table:
 
 * ``block = "generator"`` (the default): a whole MLG layer generator,
-  :class:`GeneratorConfig` (fields of DESIGN.md section 2).
+  :class:`GeneratorConfig` (fields: README, Configs).
 * ``block = "recombination"``: the stand-alone bit-level recombination unit,
   :class:`RecombinationConfig`.
 
@@ -194,7 +194,7 @@ class RecombinationConfig(_ConfigBase):
 
 @dataclass(frozen=True)
 class GeneratorConfig(_ConfigBase):
-    """A whole MLG layer generator (DESIGN.md section 2).
+    """A whole MLG layer generator (fields: README, Configs).
 
     ``base_in = 0`` turns the intra-kernel level off (``B`` is ``[Bo, q, K]``);
     ``base_out = 0`` turns the cross-kernel level off (``Bo = p``, no ``V``).
