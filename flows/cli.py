@@ -1,4 +1,4 @@
-"""``insitugen`` command line: one subcommand per job (DESIGN.md section 3).
+"""``insitugen`` command line: one subcommand per job (README, Commands).
 
 Every command is a module of :mod:`flows.commands` with ``add_args(parser)`` and
 ``run(args) -> int``; the parser is built from all of them at once (their module-level

@@ -71,7 +71,7 @@ def _synth_lines(report: dict) -> list[str]:
         delay = depth * PDK_FREE_NS_PER_LEVEL
         lines.append(f"  {'delay estimate':24s} {depth} logic levels x {PDK_FREE_NS_PER_LEVEL} "
                      f"ns = {delay:.2f} ns -> Fmax ~ {1000.0 / delay:,.0f} MHz (PDK-free, "
-                     f"+-35 %; --liberty for a cell-level estimate)")
+                     f"+-35 %; --liberty ihp for a cell-level estimate)")
     return lines
 
 

@@ -11,7 +11,7 @@ Stored bits of a model after :func:`~golden.mlgify.mlgify`:
 * any other parameter: 32 bits.
 
 Baselines: the same model with every parameter in FP32 (the reference's
-denominator, which reproduces PAPER.md Table 2), and an 8-bit model (every conv and
+denominator, which reproduces Table 2 of the MLG paper), and an 8-bit model (every conv and
 linear weight at 8 bits; biases and normalization at 32 bits, as counted above).
 The parameter ratio is stored parameters over the original parameters.
 """
@@ -78,7 +78,7 @@ class MemoryReport:
 
     @property
     def memory_ratio(self) -> float:
-        """Stored bits / FP32 bits of the original model (PAPER.md Table 2 'memory ratio')."""
+        """Stored bits / FP32 bits of the original model (Table 2 'memory ratio' of MLG)."""
         return self.bits_stored / self.bits_fp32
 
     @property

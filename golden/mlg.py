@@ -1,7 +1,7 @@
 """MLG layers in PyTorch: multi-level in situ generation of conv and linear weights.
 
 A generated layer stores, instead of its weight ``W[p, q, k, k]`` (``q`` = input
-channels per group), the three latent tensors of DESIGN.md section 1:
+channels per group), the three latent tensors of MLG (README, The arithmetic):
 
 | parameter  | shape                            | quantized at |
 |------------|----------------------------------|--------------|
@@ -11,7 +11,8 @@ channels per group), the three latent tensors of DESIGN.md section 1:
 
 and generates ``W = Q(V) @ (Q(U) @ Q(B))`` on every forward pass.
 
-Which levels are on follows the reference implementation's rule (PAPER.md):
+Which levels are on follows the rule of the MLG reference implementation
+(github.com/JeremieMelo/Memory-Efficient-Multi-Level-Generation):
 cross-kernel (V) when ``min(p, q*k*k) > Bo > 0``, intra-kernel (U) when
 ``min(q, k*k) > Bi > 0``. So a 1x1 conv or a linear layer is cross-only, and a
 layer where neither level saves parameters is not generated at all (mlgify

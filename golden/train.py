@@ -1,5 +1,5 @@
-"""The MLG training recipe (PAPER.md "Training recipe"), a CPU-sized reproduction on
-scikit-learn's 8x8 digits, and a ResNet-18 / CIFAR-10 script for data on disk.
+"""The MLG training recipe (Gu et al., ICCV 2021, and its reference code), a CPU-sized
+reproduction on scikit-learn's 8x8 digits, and a ResNet-18 / CIFAR-10 script for data on disk.
 
 1. teacher: the ordinary network, trained normally;
 2. student = :func:`mlgify` of a copy of the teacher (so BatchNorm statistics, biases and

@@ -1,7 +1,7 @@
 """The on-chip MLG weight generator: a whole layer regenerated from its codes, bit-exact.
 
-``Generator(cfg)`` loads the codes of one layer (``B``, ``U``, ``V`` of
-DESIGN.md section 1) into on-chip memories, then, on every ``start``, streams
+``Generator(cfg)`` loads the codes of one layer (``B``, ``U``, ``V``; README,
+The arithmetic) into on-chip memories, then, on every ``start``, streams
 the layer's weights ``W[p, q, k, k]`` in ``oihw`` order, computed exactly as
 :func:`golden.generate.generate` does (same widths from
 :mod:`insitugen.widths`, same requantization from :mod:`hdl.arith`).

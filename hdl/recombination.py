@@ -7,8 +7,8 @@ of a dot product, and hands this unit the partials ``P[k]``,
 
     y = sum_k 2^{s_k} * P[k],        s_k = o_j + p_l   (cfg.widths.shifts)
 
-which equals ``a * x`` (or ``sum_i a_i x_i``) by the slicing identities of
-DESIGN.md ("Bit-level generation"). Widths (all from
+which equals ``a * x`` (or ``sum_i a_i x_i``) by the slicing identities
+``a x = sum_{j,l} 2^{o_j + p_l} a_j x_l`` (README, The arithmetic). Widths (all from
 :func:`insitugen.widths.recombination_widths`, shared with the golden model):
 
 * ``partial_bits = pb``: the fewest bits holding every engine partial

@@ -1,7 +1,7 @@
 """insitugen: hardware generator for multi-level in situ weight generation (MLG).
 
-The rooms are top-level packages named after the folders the design card asks
-for, each module importable under exactly one name, its path:
+The rooms are top-level packages named after their folders, each module
+importable under exactly one name, its path (README, Layout):
 
 * ``insitugen`` (this package) - the base floor: the frozen config, the one width
   derivation, errors and versions; it imports no other room, nor torch or Amaranth;

@@ -3,7 +3,7 @@
 Two blocks can be generated, chosen by the ``block`` key of the flat TOML table:
 
 * ``block = "generator"`` (the default): a whole MLG layer generator,
-  :class:`GeneratorConfig` (fields of DESIGN.md section 2).
+  :class:`GeneratorConfig` (fields: README, Configs).
 * ``block = "recombination"``: the stand-alone bit-level recombination unit,
   :class:`RecombinationConfig`.
 
@@ -21,7 +21,7 @@ import tomllib
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, ClassVar, Mapping
 
 from . import widths as W
 from .errors import ConfigError
@@ -72,6 +72,9 @@ def _check_slices(name: str, value: Any, bits: int, engine_bits: int) -> tuple[i
 class _ConfigBase:
     """Shared loading and hashing of the frozen configs."""
 
+    BLOCK: ClassVar[str]
+    __dataclass_fields__: ClassVar[dict[str, Any]]      # every subclass is a dataclass
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]):
         data = dict(data)
@@ -95,7 +98,7 @@ class _ConfigBase:
             raise ConfigError(str(e)) from None
 
     def to_dict(self) -> dict[str, Any]:
-        d = {"block": self.BLOCK}
+        d: dict[str, Any] = {"block": self.BLOCK}
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
             d[f.name] = list(v) if isinstance(v, tuple) else v
@@ -191,7 +194,7 @@ class RecombinationConfig(_ConfigBase):
 
 @dataclass(frozen=True)
 class GeneratorConfig(_ConfigBase):
-    """A whole MLG layer generator (DESIGN.md section 2).
+    """A whole MLG layer generator (fields: README, Configs).
 
     ``base_in = 0`` turns the intra-kernel level off (``B`` is ``[Bo, q, K]``);
     ``base_out = 0`` turns the cross-kernel level off (``Bo = p``, no ``V``).
@@ -279,7 +282,8 @@ class GeneratorConfig(_ConfigBase):
     def code_shapes(self) -> dict[str, tuple[int, ...]]:
         """Shapes of the code arrays: ``B`` always, ``U`` / ``V`` when their level is on."""
         q, K = self.in_channels, self.K
-        shapes = {"B": (self.Bo, self.Bi, K) if self.level1 else (self.Bo, q, K)}
+        shapes: dict[str, tuple[int, ...]] = {
+            "B": (self.Bo, self.Bi, K) if self.level1 else (self.Bo, q, K)}
         if self.level1:
             shapes["U"] = (self.Bo, q, self.Bi)
         if self.level2:

@@ -5,7 +5,7 @@ golden model (``golden``) and the Amaranth components
 (``hdl``) call these same functions, so the two can never disagree on
 a width. Ranges are closed intervals ``(lo, hi)``.
 
-Encodings (see DESIGN.md section 1):
+Encodings (README, The arithmetic):
 
 * ``odd``  -- an unsigned ``b``-bit code ``n`` stands for the odd integer
   ``m(n, b) = 2n - (2^b - 1)``, range ``[-(2^b - 1), 2^b - 1]``.

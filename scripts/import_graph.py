@@ -16,6 +16,7 @@ Usage (from the repository root)::
     python scripts/import_graph.py              # print the Markdown block; exit 1 on a
                                                 # cycle or an edge against the floors
     python scripts/import_graph.py --write-readme   # also put the block in README.md
+    python scripts/import_graph.py --check-readme   # also fail when README.md's block is stale
 
 The README's Layout section holds the printed block between :data:`BEGIN` and
 :data:`END`; ``tests/test_layout.py`` fails when the two differ, so it cannot drift.
@@ -180,16 +181,22 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--root", default=str(Path(__file__).resolve().parent.parent),
                     help="repository root (default: the one holding this script)")
-    ap.add_argument("--write-readme", action="store_true",
-                    help="replace the block between the markers in ROOT/README.md")
+    mode = ap.add_mutually_exclusive_group()
+    mode.add_argument("--write-readme", action="store_true",
+                      help="replace the block between the markers in ROOT/README.md")
+    mode.add_argument("--check-readme", action="store_true",
+                      help="also fail when ROOT/README.md's block differs from the code's")
     args = ap.parse_args(argv)
     root = Path(args.root)
     edges = collect_edges(root)
     block = markdown(edges)
     print(block)
+    found = problems(edges)
     if args.write_readme:
         write_readme(root / "README.md", block)
-    found = problems(edges)
+    elif args.check_readme and readme_block(root / "README.md") != block:
+        found.append("README.md's import graph differs from the code's: run "
+                     "python scripts/import_graph.py --write-readme")
     for line in found:
         print(f"import_graph: {line}", file=sys.stderr)
     return 1 if found else 0

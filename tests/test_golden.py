@@ -1,4 +1,5 @@
-"""The identities of DESIGN.md hold: exhaustively for small widths, on random large ones.
+"""The identities of the arithmetic (README) hold: exhaustively for small widths, on random
+large ones.
 
 Seeds are fixed per test and printed in the assertion message so a failure replays.
 """
@@ -212,7 +213,8 @@ def test_generation_matches_float_recomputation(case):
 
 def test_extreme_codes_fit_derived_widths_default():
     cfg = GeneratorConfig()
-    assert (cfg.w1_bits, cfg.acc_bits) == (11, 20)   # PAPER.md: (2,44,3,6,3) needs 11 and 20 bits
+    # the MLG paper: level 1 needs qb + qu + log2(Bi) = 11 bits, level 2 adds qv + log2(Bo)
+    assert (cfg.w1_bits, cfg.acc_bits) == (11, 20)
     small = cfg.replace(out_channels=4, in_channels=3)
     for corner in ("max", "min", "alternating"):
         w = G.full_precision(small, C.random_codes(small, 0, corner))

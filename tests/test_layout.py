@@ -46,11 +46,33 @@ def test_rooms_have_no_cycle_and_no_upward_edge():
     assert _run().returncode == 0
 
 
-def test_every_room_folder_is_a_package_of_its_name():
+def _pyproject() -> dict:
+    import tomllib
+    return tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+
+
+def test_every_room_folder_is_a_package_of_its_name_and_installed():
+    """A fresh install gets every package folder under its own name: pyproject's
+    ``packages`` lists exactly the folders (and subfolders) of the rooms that hold an
+    ``__init__.py``, and no package-dir mapping renames them."""
+    tool = _pyproject()["tool"]["setuptools"]
+    assert "package-dir" not in tool
+    found = set()
     for room in IG.floor_of():
         folder = REPO_ROOT / room
         if folder.is_dir() and room != "benchmarks":        # benchmarks: scripts, no package
             assert (folder / "__init__.py").is_file(), room
+            found |= {".".join(p.parent.relative_to(REPO_ROOT).parts)
+                      for p in folder.rglob("__init__.py")}
+    assert set(tool["packages"]) == found
+
+
+def test_package_data_globs_match_files():
+    """Every package-data pattern ships at least one file (no dead globs)."""
+    for package, patterns in _pyproject()["tool"]["setuptools"]["package-data"].items():
+        folder = REPO_ROOT.joinpath(*package.split("."))
+        for pattern in patterns:
+            assert list(folder.glob(pattern)), f"{package}: '{pattern}' matches no file"
 
 
 def _tree(root: Path, files: dict[str, str]) -> Path:
@@ -101,6 +123,12 @@ def test_a_sound_tree_passes_and_the_readme_block_is_rewritten(tmp_path):
     text = (root / "README.md").read_text()
     assert "stale" not in text and "| 3 | `gen` | `golden` |" in text and text.endswith("end\n")
     assert IG.readme_block(root / "README.md") == run.stdout.strip()
+    assert _run("--root", str(root), "--check-readme").returncode == 0
+    (root / "gen" / "d.py").write_text("import insitugen\n")   # a sound edge; README not updated
+    run = _run("--root", str(root), "--check-readme")
+    assert run.returncode == 1
+    assert run.stderr.strip() == ("import_graph: README.md's import graph differs from the "
+                                  "code's: run python scripts/import_graph.py --write-readme")
 
 
 def test_write_readme_without_markers_is_one_clear_error(tmp_path):

@@ -88,7 +88,7 @@ def test_quantizer_straight_through_gradient_clamped(bits):
 
 
 # ---------------------------------------------------------------------------------
-# level rule (PAPER.md)
+# level rule of the MLG reference implementation
 # ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("p,q,K,bi,bo,expect", [
     (64, 64, 9, 2, 44, (2, 44)),     # both levels

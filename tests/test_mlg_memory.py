@@ -1,5 +1,5 @@
 """mlgify and memory accounting: ResNet-18 (CIFAR) against a hand computation and
-PAPER.md Table 2; the per-layer report; the ``insitugen memory`` command function."""
+Table 2 of the MLG paper; the per-layer report; the ``insitugen memory`` command function."""
 
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ def test_resnet18_memory_matches_hand_computation_and_paper(setting, classes, me
     assert rep.bits_fp32 == fp32
     assert rep.params_stored == params
     assert rep.params_full == full
-    assert round(rep.memory_ratio, 4) == mem_ratio          # PAPER.md Table 2
+    assert round(rep.memory_ratio, 4) == mem_ratio          # the MLG paper's Table 2
     assert round(rep.param_ratio, 4) == param_ratio
 
 

@@ -5,8 +5,8 @@ Four figures, each written atomically as ``<dir>/<name>.png`` by :func:`draw_plo
 * ``overhead_vs_engine_bits``: logic overhead of in situ generation
   (``overhead`` = (generator - engine) / engine area, in %) against the engine
   precision ``engine_bits``, one marker per point coloured by ``lanes`` (by
-  ``qu`` when lanes is not swept), medians joined, and the 5% target of
-  DESIGN.md dashed.
+  ``qu`` when lanes is not swept), medians joined, and the 5% overhead target
+  dashed.
 * ``area_vs_qu``: generator logic area against the coefficient precision
   ``qu``, one line per ``engine_bits`` (median over the other swept fields), the
   reference engine's area dotted in the same colour; one panel per ``lanes``
@@ -40,7 +40,7 @@ __all__ = ["PLOTS", "draw_plots", "plot_overhead_vs_engine_bits", "plot_area_vs_
 
 Rows = Sequence[Mapping[str, Any]]
 
-#: Overhead target of DESIGN.md section 4 (in situ generation adds at most 5%).
+#: The project's area target: in situ generation adds at most 5% to the engine it reuses.
 OVERHEAD_TARGET = 0.05
 
 _SIZE = (6.4, 4.4)
