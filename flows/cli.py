@@ -14,9 +14,7 @@ from pathlib import Path
 from insitugen import __version__
 from insitugen.config import Config, GeneratorConfig, default_config, load_config
 from insitugen.errors import ConfigError, InsitugenError
-
-SIMULATORS = ("verilator", "icarus")
-BACKPRESSURE = ("none", "periodic", "random")
+from verif.simulators import BACKPRESSURE, SIMULATORS
 
 
 def _config(path: str | None) -> Config:
