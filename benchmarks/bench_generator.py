@@ -11,7 +11,7 @@ lanes; optionally a smaller one for Icarus) this measures
   separately (a fresh build folder per layer, simulator and C++ option, so build
   time is real; a second back-pressure run on the same build shows build 0), and the CPU
   seconds of the run (its process and the tools it started). The runner clocks the
-  design inside the simulation (``verif.runner.tb_top_verilog``) and computes the
+  design inside the simulation (``verif.tb_top.tb_top_verilog``) and computes the
   golden model before the simulator starts.
 
 Each simulation runs in a child process with a time limit; a run that hits it
@@ -46,7 +46,7 @@ def layer_config(name: str):
 
 
 #: (layer, simulator, Verilator C++ optimization of the per-cycle code or None for the
-#: runner's own choice (-O2 for long layers, see verif.runner.verilator_make_vars),
+#: runner's own choice (-O2 for long layers, see verif.build.verilator_make_vars),
 #: back-pressure)
 PLAN = [
     ("small_16x16_L16", "verilator", None, "none"),

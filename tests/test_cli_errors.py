@@ -14,6 +14,7 @@ import zipfile
 import numpy as np
 import pytest
 
+import insitugen
 from flows.cli import main
 from insitugen.config import GeneratorConfig
 
@@ -199,7 +200,7 @@ def test_valid_golden_writes_weights(tmp_path, capsys):
 
 # ---- external tools: argument lists only ------------------------------------------------------
 
-_PACKAGE_DIRS = ("insitugen", "golden", "hdl", "gen", "verif", "synth")
+_PACKAGE_DIRS = ("insitugen", *insitugen.ROOMS)      # every room, the tool adapters included
 _SPAWNERS = {("subprocess", n) for n in ("run", "Popen", "call", "check_call", "check_output",
                                           "getoutput", "getstatusoutput")}
 _SHELLS = {("os", n) for n in ("system", "popen", "spawnl", "spawnlp", "execl", "execlp")}

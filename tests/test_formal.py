@@ -12,9 +12,10 @@ import json
 
 import pytest
 
-from insitugen.config import GeneratorConfig, RecombinationConfig as R
-from insitugen.errors import ConfigError, ToolError
 from golden import arith as G
+from insitugen.config import ROUNDINGS, GeneratorConfig
+from insitugen.config import RecombinationConfig as R
+from insitugen.errors import ConfigError, ToolError
 from verif import formal
 from flows.commands import prove as prove_command
 
@@ -64,7 +65,7 @@ def test_recombination_proven(cfg, method):
 
 
 REQUANT = [(bits, out_bits, shift, rounding)
-           for rounding in formal.ROUNDINGS
+           for rounding in ROUNDINGS
            for bits, out_bits, shift in ((12, 5, 3), (10, 8, 1), (9, 4, 0), (24, 8, 10))]
 
 
@@ -188,10 +189,10 @@ def test_generator_too_wide_for_a_unit_proves_slicing_only():
     assert "slicing identities" in reps[2].statement and len(reps[2].parts) == 2
 
 
-# ---- the Yosys runner the proofs share with synthesis ------------------------------------
+# ---- the Yosys runner (eda.yosys) the proofs share with synthesis -----------------------
 
 def test_run_script_failed_script_is_returned_or_raised(tmp_path):
-    from synth.yosys import run_script
+    from eda.yosys import run_script
     run = run_script("read_verilog missing.v\n", tmp_path, check=False)
     assert run.returncode != 0
     assert any("missing.v" in ln for ln in run.error_lines())
@@ -202,7 +203,7 @@ def test_run_script_failed_script_is_returned_or_raised(tmp_path):
 
 
 def test_run_script_timeout_and_missing_yosys_are_tool_errors(tmp_path):
-    from synth.yosys import run_script
+    from eda.yosys import run_script
     with pytest.raises(ToolError, match="did not finish the proof 'p' within .* narrower"):
         run_script("help\n", tmp_path, timeout=0.001, what="the proof 'p'",
                    timeout_hint="use narrower operands")

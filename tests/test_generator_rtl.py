@@ -14,18 +14,18 @@ beat and code counted.
 
 from __future__ import annotations
 
-import random
-
 import pytest
 from amaranth.sim import Simulator
 
-from insitugen.config import GeneratorConfig
 from golden.codes import CORNERS, load_order, random_codes
 from golden.generate import full_precision, generate
 from hdl.generator import Generator
+from insitugen.config import GeneratorConfig
+from verif.backpressure import generators, ready_levels, valid_levels
 from verif.protocol import StreamRules, add_amaranth_monitor
-from verif.runner import generator_tb_figures, stream_last_bits
+from verif.stimulus import generator_tb_figures
 from verif.tb_generator import check_beats as _check_beats
+from verif.tb_top import stream_last_bits
 
 
 def code_stream(cfg, codes) -> list[int]:
@@ -106,22 +106,17 @@ def simulate(cfg: GeneratorConfig, layers: list, *, passes: int = 2, backpressur
     ``(payload ints, cycles from the start-sampling edge to its last handshake)``.
     """
     dut = Generator(cfg)
-    rng = random.Random(seed)
+    valid_rng, ready_rng = generators(seed)
+    offers = valid_levels(backpressure, valid_rng)     # verif.backpressure, as in cocotb
+    ready = ready_levels(backpressure, ready_rng)
     last_bit = stream_last_bits(cfg)["weights"]
     out = []
     wl = dut.weights
 
-    def ready_level(cycle):
-        if backpressure == "none":
-            return 1
-        if backpressure == "periodic":
-            return int(cycle % 5 < 3)
-        return int(rng.random() < 0.6)
-
     async def tb(ctx):
         for li, codes in enumerate(layers):
             for code in code_stream(cfg, codes):
-                if backpressure != "none" and rng.random() < 0.25:
+                while not next(offers):
                     ctx.set(dut.codes.valid, 0)
                     await ctx.tick()
                 ctx.set(dut.codes.payload, code)
@@ -140,7 +135,7 @@ def simulate(cfg: GeneratorConfig, layers: list, *, passes: int = 2, backpressur
             cycle, requested, passes_out, beats = 0, min(n_pass, 2), [], []
             pulse_at = None
             while len(passes_out) < n_pass:
-                ctx.set(wl.ready, ready_level(cycle))
+                ctx.set(wl.ready, next(ready))
                 if cycle == 1:
                     ctx.set(dut.start, 0)
                 if pulse_at is not None and cycle == pulse_at:

@@ -177,7 +177,8 @@ def test_protocol_monitor_on_verilator(tmp_path, monkeypatch):
     top.write_text(tb_top_verilog(verilog, "producer", {"o": LAST_BIT}))
     build_verilator([src, top], TB_TOP, tmp_path / "build", log=tmp_path / "build.log")
     results = get_runner("verilator").test(
-        hdl_toplevel=TB_TOP, test_module=Path(__file__).stem, build_dir=tmp_path / "build",
+        hdl_toplevel=TB_TOP, hdl_toplevel_lang="verilog", test_module=Path(__file__).stem,
+        build_dir=tmp_path / "build",
         test_dir=tmp_path / "build", seed=1, timescale=TIMESCALE)
     total, failed = get_results(results)
     assert total == 4 and failed == 0

@@ -15,11 +15,12 @@ import pytest
 import torch
 from amaranth.sim import Simulator
 
-from insitugen.config import RecombinationConfig
 from golden import arith
 from hdl.recombination import RecombinationUnit, register_boundaries
-from verif.protocol import StreamRules, add_amaranth_monitor
 from insitugen import widths as W
+from insitugen.config import RecombinationConfig
+from verif.backpressure import generators, ready_pattern, to_bits, valid_pattern
+from verif.protocol import StreamRules, add_amaranth_monitor
 
 SEED = 20260511
 
@@ -173,8 +174,10 @@ PATTERNS = {
     "ready_gaps": ("1", "1011000"),
     "both_periodic": ("110", "1001"),
     "ready_rarely": ("1", "0001"),
-    "random": ("".join(random.Random(SEED).choice("01") for _ in range(97)),
-               "".join(random.Random(SEED + 1).choice("001") for _ in range(89))),
+    # the testbenches' own random patterns (verif.backpressure), as bit strings
+    "random": tuple(to_bits(pattern("random", rng, n)) for pattern, rng, n in
+                    zip((valid_pattern, ready_pattern), generators(SEED), (97, 89),
+                        strict=True)),
 }
 
 

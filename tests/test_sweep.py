@@ -187,7 +187,6 @@ def test_config_figures_follow_the_config():
 
 
 def test_cycle_figures_agree_with_the_generator():
-    pytest.importorskip("hdl.generator", reason="hdl.generator not written yet")
     for cfg in (GeneratorConfig(out_channels=8, in_channels=8, base_out=4, lanes=5, shift=6),
                 GeneratorConfig(out_channels=4, in_channels=4, base_in=0, base_out=0,
                                 lanes=3, shift=4)):
@@ -477,7 +476,6 @@ option_sets = [["-booth", "-arith_tree"]]
 
 def test_real_sweep_small(tmp_path, capsys):
     """Two points through the CLI entry with real Yosys, then a resume from the cache."""
-    pytest.importorskip("hdl.generator", reason="hdl.generator not written yet")
     (tmp_path / "space.toml").write_text(REAL)
     out = tmp_path / "out"
     args = [str(tmp_path / "space.toml"), "--jobs", "2", "--out", str(out), "--no-progress"]
@@ -508,7 +506,6 @@ def test_real_sweep_small(tmp_path, capsys):
 @pytest.mark.slow
 def test_real_example_48_points(tmp_path, capsys):
     """The 48-point example with --jobs 2, then resumed from its cache."""
-    pytest.importorskip("hdl.generator", reason="hdl.generator not written yet")
     out = tmp_path / "out"
     args = [str(EXAMPLE_GRID), "--jobs", "2", "--out", str(out), "--no-progress"]
     t0 = time.perf_counter()

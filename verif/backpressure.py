@@ -26,7 +26,8 @@ mode           valid (source offers)               ready (sink)
 
 Random patterns come from a ``numpy.random.Generator`` the caller seeds (in a
 testbench: from ``cocotb.RANDOM_SEED``; :func:`generators` gives independent ones for
-the two sides), so a run seed replays them.
+the two sides), so a run seed replays them. Besides numpy it imports only the mode
+names (:data:`verif.simulators.BACKPRESSURE`, standard library).
 """
 
 from __future__ import annotations
@@ -35,12 +36,12 @@ from typing import Iterator
 
 import numpy as np
 
+from verif.simulators import BACKPRESSURE
+
 __all__ = ["BACKPRESSURE", "PERIODIC_VALID", "PERIODIC_READY", "RANDOM_VALID_P",
            "LONG_STALL_P", "check_mode", "generators", "valid_levels", "ready_levels",
            "valid_pattern", "ready_pattern", "bits_levels", "to_bits"]
 
-#: The back-pressure modes a simulation takes (``insitugen sim --backpressure``).
-BACKPRESSURE = ("none", "periodic", "random")
 PERIODIC_VALID = "1110"
 PERIODIC_READY = "11100"
 RANDOM_VALID_P = 0.7

@@ -12,7 +12,8 @@ Bins (every point lives under ``insitugen.``):
 =================================  ===============================================================
 point                              bins
 =================================  ===============================================================
-``recombination.a_slices``         ``{n}x{enc}``: slice count n = 1..4 of operand a x encoding odd/twos
+``recombination.a_slices``         ``{n}x{enc}``: slice count n = 1..4 of operand a x encoding
+                                   odd/twos
 ``recombination.x_slices``         the same for operand x
 ``recombination.mode``             ``parallel``, ``serial``
 ``recombination.pipeline_stages``  ``0``, ``1``, ``2+``
@@ -62,7 +63,9 @@ from typing import Any, Iterable, Sequence
 
 from cocotb_coverage.coverage import CoverPoint, coverage_db
 
+from insitugen.config import ROUNDINGS
 from insitugen.errors import InsitugenError
+from insitugen.widths import ENCODINGS
 
 __all__ = ["FORMAT", "point_names", "point_bins", "sample_recombination_config",
            "sample_requant", "sample_codes", "sample_stream", "sample_generator_event",
@@ -71,8 +74,6 @@ __all__ = ["FORMAT", "point_names", "point_bins", "sample_recombination_config",
 
 FORMAT = "insitugen-coverage-1"
 PREFIX = "insitugen"
-ENCODINGS = ("odd", "twos")
-ROUNDINGS = ("floor", "half_up", "half_even")
 GENERATOR_EVENTS = ("reload_while_idle", "regenerate_back_to_back", "reset_mid_load",
                     "reset_mid_generation")
 

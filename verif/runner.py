@@ -26,9 +26,8 @@ from pathlib import Path
 from gen.verilog import emit_verilog, top_name
 from insitugen.config import Config
 from insitugen.errors import ToolError, VerificationError
-from verif.backpressure import BACKPRESSURE
 from verif.build import TIMESCALE, Build, default_build_dir, locked, verilator_make_vars
-from verif.simulators import find_simulator, simulator_versions
+from verif.simulators import BACKPRESSURE, find_simulator, simulator_versions
 from verif.stimulus import write_stimulus
 from verif.tb_top import CLOCK_PERIOD_NS, TB_TOP, stream_last_bits, tb_top_verilog
 

@@ -1,7 +1,9 @@
-"""The HDL simulators a cocotb run may use, and what a result records of them.
+"""The choices of a simulation run (simulators, back-pressure modes), the check that a
+simulator is usable, and what a result records of it.
 
 Standard library and :mod:`eda` only, so the command line can name the choices without
-loading a simulator, numpy or torch.
+loading a simulator, numpy or torch. The back-pressure patterns themselves are in
+:mod:`verif.backpressure`.
 """
 
 from __future__ import annotations
@@ -11,10 +13,12 @@ import shutil
 
 from insitugen.errors import ToolError
 
-__all__ = ["SIMULATORS", "find_simulator", "simulator_versions"]
+__all__ = ["SIMULATORS", "BACKPRESSURE", "find_simulator", "simulator_versions"]
 
 #: The simulators of ``insitugen sim --simulator`` (the first is the default).
 SIMULATORS = ("verilator", "icarus")
+#: The back-pressure modes of ``insitugen sim --backpressure`` (:mod:`verif.backpressure`).
+BACKPRESSURE = ("none", "periodic", "random")
 
 
 def find_simulator(name: str) -> None:
