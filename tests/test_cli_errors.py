@@ -7,12 +7,9 @@ The generators are seeded; the counts tried are printed (run with -s to see them
 from __future__ import annotations
 
 import io
-import pickle
 import random
-import zipfile
 
 import numpy as np
-import pytest
 
 from flows.cli import main
 from insitugen.config import GeneratorConfig

@@ -53,7 +53,8 @@ def space(text: str, tmp_path: Path, name: str = "space.toml") -> S.SweepSpace:
     return S.load_space(path)
 
 
-SMALL = """
+#: The [base] table of the small spaces: a 4 -> 4 3x3 layer with both levels on.
+BASE = """
 [base]
 out_channels = 4
 in_channels = 4
@@ -61,7 +62,9 @@ kernel = 3
 base_in = 2
 base_out = 2
 shift = 4
-[grid]
+"""
+
+SMALL = BASE + """[grid]
 engine_bits = [2, 3]
 qu = [3, 6]
 lanes = [2, 4]
@@ -157,7 +160,7 @@ def test_random_can_draw_the_whole_space(tmp_path):
     pts = S.expand_space(space("[random]\nsamples = 6\nseed = 0\nqu = [3, 4, 5]\n"
                                "lanes = [1, 2]\n", tmp_path))
     assert sorted((p.params["qu"], p.params["lanes"]) for p in pts) == [
-        (q, l) for q in (3, 4, 5) for l in (1, 2)]
+        (q, n) for q in (3, 4, 5) for n in (1, 2)]
 
 
 def test_examples_are_valid():
@@ -187,7 +190,6 @@ def test_config_figures_follow_the_config():
 
 
 def test_cycle_figures_agree_with_the_generator():
-    pytest.importorskip("hdl.generator", reason="hdl.generator not written yet")
     for cfg in (GeneratorConfig(out_channels=8, in_channels=8, base_out=4, lanes=5, shift=6),
                 GeneratorConfig(out_channels=4, in_channels=4, base_in=0, base_out=0,
                                 lanes=3, shift=4)):
@@ -335,7 +337,7 @@ def test_invalid_and_failing_points_do_not_stop_the_sweep(tmp_path):
                     versions=VERSIONS, progress=False, log=lambda m: None)
     status = {(row["engine_bits"], row["qu"], row["lanes"]): row for row in r.rows}
     assert (r.n_invalid, r.n_failed, r.n_new) == (4, 2, 2)
-    for (eb, qu, lanes), row in status.items():
+    for (_eb, qu, lanes), row in status.items():
         if qu == 17:
             assert row["status"] == "invalid" and "'qu' = 17 is out of range" in row["reason"]
         elif lanes == 4:
@@ -455,17 +457,9 @@ def _cli(argv):
     return sweep_command.run(parser.parse_args(argv))
 
 
-REAL = """
-[base]
-out_channels = 4
-in_channels = 4
-kernel = 3
-base_in = 2
-base_out = 2
-qb = 3
+REAL = BASE + """qb = 3
 qv = 3
 out_bits = 8
-shift = 4
 [grid]
 engine_bits = [2, 4]
 qu = [4]
@@ -477,7 +471,6 @@ option_sets = [["-booth", "-arith_tree"]]
 
 def test_real_sweep_small(tmp_path, capsys):
     """Two points through the CLI entry with real Yosys, then a resume from the cache."""
-    pytest.importorskip("hdl.generator", reason="hdl.generator not written yet")
     (tmp_path / "space.toml").write_text(REAL)
     out = tmp_path / "out"
     args = [str(tmp_path / "space.toml"), "--jobs", "2", "--out", str(out), "--no-progress"]
@@ -508,7 +501,6 @@ def test_real_sweep_small(tmp_path, capsys):
 @pytest.mark.slow
 def test_real_example_48_points(tmp_path, capsys):
     """The 48-point example with --jobs 2, then resumed from its cache."""
-    pytest.importorskip("hdl.generator", reason="hdl.generator not written yet")
     out = tmp_path / "out"
     args = [str(EXAMPLE_GRID), "--jobs", "2", "--out", str(out), "--no-progress"]
     t0 = time.perf_counter()
