@@ -17,6 +17,12 @@ class GenerationLevels:
     """Level flags, basis size and code shapes from ``out_channels``, ``base_in`` and
     ``base_out`` (attributes of the class it is mixed into)."""
 
+    # Declared for type checkers only: no values, so a dataclass (GeneratorConfig) does not
+    # take them as fields and nn.Module (MLGLayerBase) gets no class attributes.
+    out_channels: int
+    base_in: int
+    base_out: int
+
     @property
     def level1(self) -> bool:
         """Intra-kernel generation (``U``) on."""
@@ -45,7 +51,8 @@ class GenerationLevels:
         """Shapes of the stored tensors for ``in_channels`` (per group) and ``kernel_area``
         (``K = k * k``): ``B`` always, ``U`` / ``V`` when their level is on."""
         q, K = in_channels, kernel_area
-        shapes = {"B": (self.Bo, self.Bi, K) if self.level1 else (self.Bo, q, K)}
+        shapes: dict[str, tuple[int, ...]] = {
+            "B": (self.Bo, self.Bi, K) if self.level1 else (self.Bo, q, K)}
         if self.level1:
             shapes["U"] = (self.Bo, q, self.Bi)
         if self.level2:
