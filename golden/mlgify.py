@@ -29,9 +29,17 @@ import torch
 from torch import nn
 
 from insitugen.errors import InsitugenError
-
 from insitugen.files import atomic_write
-from .mlg import MLGConv2d, MLGLayerBase, MLGLinear, QuantLinear, check_bits, generation_levels
+
+from .mlg import (
+    MLGConv2d,
+    MLGLayerBase,
+    MLGLinear,
+    QuantLinear,
+    check_base,
+    check_bits,
+    generation_levels,
+)
 from .models import MODELS, build_model
 
 CHECKPOINT_FORMAT = "insitugen-mlg-checkpoint"
@@ -101,13 +109,6 @@ class MLGReport:
         return head + "\n" + self.to_markdown()
 
 
-def _check_base(name: str, v: Any) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-        raise InsitugenError(f"{name} = {v!r} is not allowed: use an integer >= 0 "
-                             f"(0 turns that generation level off)")
-    return v
-
-
 def default_classifier_bits(qb: int, qu: int, qv: int) -> int:
     """8, or 32 when every MLG width is 32 (the reference's all-float row)."""
     return 32 if qb == qu == qv == 32 else 8
@@ -124,8 +125,8 @@ def mlgify(model: nn.Module, base_in: int, base_out: int, qb: int, qu: int, qv: 
     """Replace every ``nn.Conv2d`` / ``nn.Linear`` of ``model`` in place (see module
     docstring) and return the :class:`MLGReport`. ``base_in`` / ``base_out`` are the one
     global (Bi, Bo); 0 turns that level off everywhere."""
-    _check_base("base_in", base_in)
-    _check_base("base_out", base_out)
+    check_base("base_in", base_in)
+    check_base("base_out", base_out)
     for n, b in (("qb", qb), ("qu", qu), ("qv", qv)):
         check_bits(n, b)
     if classifier_bits is None:

@@ -25,6 +25,7 @@ from typing import Any, ClassVar, Mapping
 
 from . import widths as W
 from .errors import ConfigError
+from .levels import GenerationLevels
 
 ROUNDINGS = ("floor", "half_up", "half_even")
 MODES = ("parallel", "serial")
@@ -193,7 +194,7 @@ class RecombinationConfig(_ConfigBase):
 
 
 @dataclass(frozen=True)
-class GeneratorConfig(_ConfigBase):
+class GeneratorConfig(_ConfigBase, GenerationLevels):
     """A whole MLG layer generator (fields: README, Configs).
 
     ``base_in = 0`` turns the intra-kernel level off (``B`` is ``[Bo, q, K]``);
@@ -249,29 +250,10 @@ class GeneratorConfig(_ConfigBase):
             raise ConfigError(f"config fields qb/qu/qv/base_in/base_out give {self.acc_bits}-bit "
                               f"weights; at most {MAX_DATAPATH_BITS} bits are supported")
 
-    # ---- shape --------------------------------------------------------------------
-    @property
-    def level1(self) -> bool:
-        """Intra-kernel generation (``U``) on."""
-        return self.base_in > 0
-
-    @property
-    def level2(self) -> bool:
-        """Cross-kernel generation (``V``) on."""
-        return self.base_out > 0
-
+    # ---- shape (levels, Bo, Bi: insitugen.levels) ---------------------------------
     @property
     def K(self) -> int:
         return self.kernel * self.kernel
-
-    @property
-    def Bo(self) -> int:
-        """Rows of the basis: ``base_out``, or ``out_channels`` when level 2 is off."""
-        return self.base_out if self.level2 else self.out_channels
-
-    @property
-    def Bi(self) -> int:
-        return self.base_in
 
     @property
     def weight_shape(self) -> tuple[int, ...]:
@@ -281,14 +263,7 @@ class GeneratorConfig(_ConfigBase):
     @property
     def code_shapes(self) -> dict[str, tuple[int, ...]]:
         """Shapes of the code arrays: ``B`` always, ``U`` / ``V`` when their level is on."""
-        q, K = self.in_channels, self.K
-        shapes: dict[str, tuple[int, ...]] = {
-            "B": (self.Bo, self.Bi, K) if self.level1 else (self.Bo, q, K)}
-        if self.level1:
-            shapes["U"] = (self.Bo, q, self.Bi)
-        if self.level2:
-            shapes["V"] = (self.out_channels, self.Bo)
-        return shapes
+        return self.level_shapes(self.in_channels, self.K)
 
     @property
     def code_bits(self) -> dict[str, int]:

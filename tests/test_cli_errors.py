@@ -7,9 +7,7 @@ The generators are seeded; the counts tried are printed (run with -s to see them
 from __future__ import annotations
 
 import io
-import pickle
 import random
-import zipfile
 
 import numpy as np
 import pytest
@@ -240,3 +238,54 @@ def test_tools_are_started_with_argument_lists_never_a_shell():
     print(f"\n{calls} process starts checked in {', '.join(_PACKAGE_DIRS)}")
     assert calls >= 3, "the scan found no subprocess call: is it looking at the package?"
     assert not problems, "\n".join(problems)
+
+
+# ---- the parser is light ------------------------------------------------------------------
+
+_HEAVY = ("torch", "amaranth", "matplotlib", "cocotb", "sklearn")
+
+_HELP_PROBE = """
+import contextlib, io, json, sys
+from flows.cli import build_parser
+from flows.commands import COMMANDS, command_name
+parser = build_parser()
+loaded = {}
+for module in ("",) + COMMANDS:
+    argv = [command_name(module), "--help"] if module else ["--help"]
+    if module == "prove":
+        continue          # its --method help lists verif.formal.METHODS (imports Amaranth)
+    with contextlib.redirect_stdout(io.StringIO()) as out, contextlib.suppress(SystemExit):
+        parser.parse_args(argv)
+    assert "usage: insitugen" in out.getvalue(), argv
+    loaded[" ".join(argv)] = sorted(m for m in HEAVY if m in sys.modules)
+print(json.dumps(loaded))
+"""
+
+
+def test_help_of_every_command_loads_no_heavy_package():
+    """``insitugen --help`` and ``insitugen CMD --help`` build every subparser but import no
+    torch, Amaranth, matplotlib, cocotb or scikit-learn (fresh interpreter: this one has)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    code = f"HEAVY = {_HEAVY!r}\n" + _HELP_PROBE
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=env, cwd=root, check=True).stdout
+    loaded = json.loads(out)
+    assert len(loaded) == 11                # insitugen --help and 10 commands' --help
+    assert all(not mods for mods in loaded.values()), loaded
+
+
+def test_lazy_choices_are_checked_from_their_source(capsys):
+    from verif.formal import METHODS
+
+    with pytest.raises(SystemExit) as e:
+        main(["prove", "x.toml", "--method", "bogus"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'bogus'" in err and all(repr(m) in err for m in METHODS)

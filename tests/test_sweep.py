@@ -53,7 +53,8 @@ def space(text: str, tmp_path: Path, name: str = "space.toml") -> S.SweepSpace:
     return S.load_space(path)
 
 
-SMALL = """
+#: The [base] table of the small spaces: a 4 -> 4 3x3 layer with both levels on.
+BASE = """
 [base]
 out_channels = 4
 in_channels = 4
@@ -61,7 +62,9 @@ kernel = 3
 base_in = 2
 base_out = 2
 shift = 4
-[grid]
+"""
+
+SMALL = BASE + """[grid]
 engine_bits = [2, 3]
 qu = [3, 6]
 lanes = [2, 4]
@@ -157,7 +160,7 @@ def test_random_can_draw_the_whole_space(tmp_path):
     pts = S.expand_space(space("[random]\nsamples = 6\nseed = 0\nqu = [3, 4, 5]\n"
                                "lanes = [1, 2]\n", tmp_path))
     assert sorted((p.params["qu"], p.params["lanes"]) for p in pts) == [
-        (q, l) for q in (3, 4, 5) for l in (1, 2)]
+        (q, n) for q in (3, 4, 5) for n in (1, 2)]
 
 
 def test_examples_are_valid():
@@ -241,7 +244,9 @@ def test_cache_key_covers_config_versions_and_evaluator():
             != S.evaluator_name(S.evaluate_point))
 
 
-def test_tool_versions_record_liberty_hash(tmp_path, liberty_path):
+def test_cache_versions_record_liberty_hash(tmp_path):
+    liberty_path = tmp_path / "any.lib"          # only hashed, never parsed here
+    liberty_path.write_text("library (any) { }\n")
     v = S.cache_versions(liberty_path, yosys=False)
     import hashlib
     assert v["liberty_sha256"] == hashlib.sha256(liberty_path.read_bytes()).hexdigest()
@@ -334,7 +339,7 @@ def test_invalid_and_failing_points_do_not_stop_the_sweep(tmp_path):
                     versions=VERSIONS, progress=False, log=lambda m: None)
     status = {(row["engine_bits"], row["qu"], row["lanes"]): row for row in r.rows}
     assert (r.n_invalid, r.n_failed, r.n_new) == (4, 2, 2)
-    for (eb, qu, lanes), row in status.items():
+    for (_eb, qu, lanes), row in status.items():
         if qu == 17:
             assert row["status"] == "invalid" and "'qu' = 17 is out of range" in row["reason"]
         elif lanes == 4:
@@ -454,17 +459,9 @@ def _cli(argv):
     return sweep_command.run(parser.parse_args(argv))
 
 
-REAL = """
-[base]
-out_channels = 4
-in_channels = 4
-kernel = 3
-base_in = 2
-base_out = 2
-qb = 3
+REAL = BASE + """qb = 3
 qv = 3
 out_bits = 8
-shift = 4
 [grid]
 engine_bits = [2, 4]
 qu = [4]

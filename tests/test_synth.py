@@ -22,9 +22,9 @@ from insitugen.config import GeneratorConfig, RecombinationConfig
 from insitugen.errors import ToolError
 from hdl.reference import EngineLane, FullWidthMultiplier, ReferenceEngine
 from synth import yosys as Y
+from synth.designs import verilog_of
 from synth.liberty import read_liberty, resolve_liberty
-from synth.report import (_verilog_of, report_markdown, run_synth,
-                                    write_report_json)
+from synth.report import report_markdown, run_synth, write_report_json
 
 FAST_OPTIONS = [("-booth", "-arith_tree"), ()]
 
@@ -322,7 +322,7 @@ class _MacWithMemory(wiring.Component):
 
 @pytest.fixture(scope="module")
 def mac_verilog():
-    return _verilog_of(_MacWithMemory(), "mac")
+    return verilog_of(_MacWithMemory(), "mac")
 
 
 def test_small_design_pdk_free(tmp_path, mac_verilog):
@@ -357,7 +357,7 @@ def test_small_design_liberty(tmp_path, mac_verilog, liberty_path):
 
 def test_several_designs_in_one_yosys_run(tmp_path, mac_verilog):
     op = W.SlicedOperand("twos", 3, (3,))
-    fw = _verilog_of(FullWidthMultiplier(op, op, 2), "fw")
+    fw = verilog_of(FullWidthMultiplier(op, op, 2), "fw")
     runs = Y.synthesize_many([("mac", mac_verilog, "mac"), ("fw", fw, "fw")], tmp_path)
     assert set(runs) == {"mac", "fw"}
     assert runs["mac"].memory_bits == 128 and runs["fw"].memory_bits == 0
@@ -371,7 +371,7 @@ def test_wider_multiplier_is_bigger(tmp_path):
     areas = {}
     for bits in (4, 8):
         op = W.SlicedOperand("twos", bits, (bits,))
-        v = _verilog_of(FullWidthMultiplier(op, op, 1), "fw")
+        v = verilog_of(FullWidthMultiplier(op, op, 1), "fw")
         areas[bits] = Y.synthesize(v, "fw", tmp_path / str(bits)).nand2_eq
     assert areas[8] > 2 * areas[4]
 

@@ -1,0 +1,79 @@
+"""A synthesis report as JSON (:func:`write_report_json`) and Markdown
+(:func:`report_markdown`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from insitugen.files import atomic_write_text
+
+__all__ = ["write_report_json", "report_markdown"]
+
+
+def write_report_json(report: dict[str, Any], path) -> Path:
+    """Write ``report`` as JSON atomically (a failure leaves no partial file)."""
+    return atomic_write_text(path, json.dumps(report, indent=2, sort_keys=False) + "\n")
+
+
+def _fmt(v, digits=1) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:,.{digits}f}"
+    return f"{v:,}" if isinstance(v, int) else str(v)
+
+
+def report_markdown(report: dict[str, Any]) -> str:
+    """The report as Markdown: one table of designs, one of ratios, tools and options."""
+    lib = report.get("liberty")
+    lines = [f"# insitugen synthesis: {report['block']} (config {report['config_digest']})", ""]
+    head = ["design", "NAND2-eq (PDK-free)", "flops", "depth", "memory bits"]
+    if lib:
+        head += ["um^2", "GE", "delay est. (ns)", "options (liberty)"]
+    else:
+        head += ["options"]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, d in report["designs"].items():
+        pf = d["pdk_free"]
+        row = [name, _fmt(pf["nand2_eq"]), _fmt(pf["flops"]), _fmt(pf["logic_depth"]),
+               _fmt(d["memory_bits"])]
+        if lib:
+            lb = d["liberty"]
+            row += [_fmt(lb["area_um2"]), _fmt(lb["ge"]), _fmt(lb["delay_estimate"], 3),
+                    " ".join(lb["options"]) or "(none)"]
+        else:
+            row += [" ".join(pf["options"]) or "(none)"]
+        lines.append("| " + " | ".join(row) + " |")
+    lines += ["", "| ratio | PDK-free | liberty | definition |", "|---|---|---|---|"]
+    for name, r in report["ratios"].items():
+        if "pdk_free" in r or "liberty" in r:
+            lines.append(f"| {name} | {_fmt(r.get('pdk_free'), 4)} | {_fmt(r.get('liberty'), 4)} "
+                         f"| {r['definition']} |")
+        elif "value" in r:
+            lines.append(f"| {name} | {_fmt(r['value'], 4)} | | {r['definition']} |")
+        else:
+            vals = ", ".join(f"{k} = {_fmt(v, 4)}" for k, v in r.items() if k != "definition")
+            lines.append(f"| {name} | {vals} | | {r['definition']} |")
+    if "memory" in report:
+        m = report["memory"]
+        lines += ["", f"Memory: codes {m['code_bits']:,} bits, full weights "
+                      f"{m['weight_bits_at_out_width']:,} bits (compression {m['compression']}x), "
+                      f"synthesized memories {m['synthesized_memory_bits']:,} bits."]
+        if "memory_saved_um2" in m:
+            added = m["logic_added_um2"]
+            la = added.get("liberty_um2", added["pdk_free_um2"])
+            lines += ["", f"Area: the compression saves {m['memory_saved_um2']:,.0f} um^2 of "
+                          f"SRAM ({m['sram_um2_per_bit']} um^2/bit, IHP SG13G2 SRAM macro) for "
+                          f"{la:,.0f} um^2 of logic added over the reference engine "
+                          f"({m['memory_saved_over_logic_added']}x)."]
+    tried = ", ".join(" ".join(o) or "(none)" for o in report["flow"]["option_sets_tried"])
+    lines += ["", f"Tools: {report['tools']['yosys']}; options tried: {tried} (best per "
+                  f"design)."]
+    if lib:
+        lines.append(f"Liberty: {lib['file']} ({lib['library']}), 1 GE = {lib['nand2_cell']} = "
+                     f"{lib['nand2_area_um2']} um^2; delay is an estimate "
+                     f"(synth.timing).")
+    lines.append(f"Synthesis time: {report['seconds']} s.")
+    return "\n".join(lines) + "\n"
