@@ -228,6 +228,9 @@ OPTIONAL_COMMANDS = {
                     "ResNet-18 MLG on CIFAR-10 from disk (--data PATH)"),
     "prove": ("verif.formal", "add_prove_args", "cmd_prove",
               "formal proofs (Yosys SAT) of the recombination and requantization"),
+    "network": ("flows.commands.network", "add_args", "run",
+                "per layer and in total: generating the weights vs fetching them (time, "
+                "energy)"),
 }
 
 
