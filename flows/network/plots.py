@@ -56,7 +56,7 @@ def plot_time(res: NetworkResult, path: Path) -> Path:
     ax.bar(left, gen, w, bottom=conv, color="#dd8452", label="generation (shares the engine)")
     ax.bar(right, conv, w, color="#4c72b0", alpha=0.55, label="convolution (fetch design)")
     ax.bar(right, fetch, w, bottom=conv, color="#55a868",
-           label=f"DRAM fetch at {res.bandwidth_gbs:g} GB/s")
+           label=f"DRAM fetch at {res.bandwidth_gbs:g} GB/s ({sum(fetch):.3g} ms in all)")
     return _save(plt, fig, ax, res, path)
 
 
@@ -73,7 +73,7 @@ def plot_energy(res: NetworkResult, path: Path) -> Path:
     for key, label, color in parts:
         vals = [r.energy.get(key, 0.0) / 1e6 for r in res.layers]
         ax.bar([x - w for x in xs], vals, w, bottom=bottom, color=color, label=label)
-        bottom = [b + v for b, v in zip(bottom, vals)]
+        bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
     ax.bar(xs, [r.energy["dram"] / 1e6 for r in res.layers], w, color="#55a868",
            label="fetch from DRAM")
     ax.bar([x + w for x in xs], [r.energy["sram"] / 1e6 for r in res.layers], w,

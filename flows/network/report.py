@@ -222,7 +222,7 @@ def to_text(res: NetworkResult) -> str:
 
     def fmt(row):
         return " ".join(c.ljust(w) if i in left else c.rjust(w)
-                         for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+                         for i, (c, w) in enumerate(zip(row, widths, strict=True))).rstrip()
 
     s = res.settings
     head = (f"{res.name}: {s.get('mlg', 'MLG settings per layer')}; {res.engine.describe()}; "
@@ -265,7 +265,7 @@ def write_files(res: NetworkResult, out_dir: Path) -> list[Path]:
     from golden.codes import atomic_write
 
     paths = []
-    for name, text in zip(FILES, (to_json(res), to_csv(res), to_markdown(res))):
+    for name, text in zip(FILES, (to_json(res), to_csv(res), to_markdown(res)), strict=True):
         path = Path(out_dir) / name
         atomic_write(path, lambda tmp, t=text: Path(tmp).write_text(t))
         paths.append(path)
