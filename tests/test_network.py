@@ -361,3 +361,148 @@ def test_shipped_example_table_matches_the_ihp_figures():
         assert t[k].value == pytest.approx(f.value)
     for k in ("mult_8b_pj", "mult_32b_pj", "add_8b_pj", "add_32b_pj", "dram_pj_per_bit"):
         assert t[k].value == pytest.approx(E.DEFAULT_TABLE[k].value)
+
+
+# ---- measured energy (gate-level switching activity) -------------------------------------------
+
+VCD = """$timescale 1ps $end
+$scope module insitugen_tb_top $end
+$scope module dut $end
+$var wire 1 ! clk $end
+$var wire 1 " start $end
+$var wire 1 # loaded $end
+$var wire 1 $ weights__valid $end
+$var wire 1 % weights__ready $end
+$var wire 3 & weights__payload [2:0] $end
+$scope module c_1 $end
+$var wire 1 ' Y $end
+$var wire 1 ( A $end
+$upscope $end
+$upscope $end
+$upscope $end
+$enddefinitions $end
+#0
+0!
+0"
+1#
+0$
+1%
+b000 &
+0'
+0(
+#5
+1!
+#10
+0!
+1"
+#12
+1'
+#15
+1!
+0'
+#20
+0!
+0"
+#22
+1'
+1(
+#25
+1!
+#30
+0!
+1$
+b100 &
+#32
+0'
+#35
+1!
+#40
+0!
+1'
+#45
+1!
+"""
+
+
+def test_read_activity_counts_the_first_pass(tmp_path):
+    from flows.network.activity import read_activity
+
+    vcd = tmp_path / "d.vcd"
+    vcd.write_text(VCD)
+    act = read_activity(vcd, ["c_1"], last_bit=2)
+    # start is sampled by the edge at 15, the beat with last (bit 2) by the edge at 35
+    assert act.window == (15, 35) and act.cycles == 2
+    y, a = act.pins[("c_1", "Y")], act.pins[("c_1", "A")]
+    assert (act.rises.get(y, 0), act.falls.get(y, 0)) == (1, 2)     # 12 and 40 are outside
+    assert (act.rises.get(a, 0), act.falls.get(a, 0)) == (1, 0)
+
+
+def test_read_activity_without_a_pass(tmp_path):
+    from flows.network.activity import read_activity
+    from insitugen.errors import ToolError
+
+    vcd = tmp_path / "d.vcd"
+    vcd.write_text(VCD.replace('1"', '0"'))
+    with pytest.raises(ToolError, match="no complete generation pass"):
+        read_activity(vcd, ["c_1"], last_bit=2)
+
+
+LIB = """library (tiny) {
+  nom_voltage : 1.2;
+  cell (inv_x) {
+    area : 1.0;
+    cell_leakage_power : 50.0;
+    pin (A) { direction : input; capacitance : 0.002; }
+    pin (Y) {
+      direction : output;
+      function : "!A";
+      internal_power () {
+        related_pin : "A";
+        rise_power (t) { index_1 ("0.0, 0.2"); index_2 ("0.0, 0.1");
+          values ("0.001, 0.003", "0.002, 0.004"); }
+        fall_power (t) { index_1 ("0.0, 0.2"); index_2 ("0.0, 0.1");
+          values ("0.002, 0.002", "0.002, 0.002"); }
+      }
+    }
+  }
+}
+"""
+
+
+def test_read_power_tables(tmp_path):
+    from flows.network.activity import NOMINAL_SLEW_NS, read_power
+
+    lib = tmp_path / "t.lib"
+    lib.write_text(LIB)
+    cells, volt = read_power(lib)
+    assert volt == 1.2
+    inv = cells["inv_x"]
+    assert inv.capacitance == {"A": 0.002} and inv.outputs == ["Y"] and inv.leakage_pw == 50.0
+    # bilinear: at slew s and load 0.05, rise = 0.001 + 0.005*s + 0.02*0.05
+    s = NOMINAL_SLEW_NS
+    assert inv.pins["Y"].energy(True, 0.05) == pytest.approx(0.001 + 0.005 * s + 0.001)
+    assert inv.pins["Y"].energy(False, 0.05) == pytest.approx(0.002)
+    assert inv.pins["A"].energy(True, 0.0) == 0.0
+
+
+def test_measure_flags_need_each_other(tmp_path, capsys):
+    for argv, match in ((["--measure-energy"], "needs --liberty"),
+                        (["--liberty", "x.lib"], "--measure-energy only")):
+        assert main(["network", "smallcnn", *argv, "--out", str(tmp_path / "o")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and match in err[0]
+
+
+@pytest.mark.slow
+def test_measured_energy_of_the_builtin_layer(liberty_path, tmp_path):
+    """Synthesis + gate-level simulation (about a minute): the mapped netlist is bit-exact,
+    its first pass takes the schedule's cycles, every cell pin is in the VCD."""
+    from flows.network.activity import MEASURE_CONFIG, measure
+
+    m = measure(MEASURE_CONFIG, liberty_path, tmp_path / "m", clock_mhz=183.2)
+    assert m["gate_level_bit_exact"] and m["pins_not_in_vcd"] == 0 and m["cells"] > 100
+    assert m["pass_cycles_simulated"] == generation_cycles(MEASURE_CONFIG)
+    e = m["energy_pj"]
+    assert all(e[k] > 0 for k in ("internal", "switching", "clock_pins", "clock_net"))
+    assert e["total_logic"] == pytest.approx(sum(v for k, v in e.items() if k != "total_logic"))
+    assert m["logic_pj_per_weight"] == pytest.approx(e["total_logic"] / MEASURE_CONFIG.n_weights)

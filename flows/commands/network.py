@@ -70,6 +70,15 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     t.add_argument("--energy-table", metavar="FILE", default=None,
                    help="per-operation energies (TOML or JSON, every entry; see "
                         "docs/network.md) instead of the built-in table")
+    m = parser.add_argument_group("measured energy (slow: synthesis + gate-level simulation)")
+    m.add_argument("--measure-energy", metavar="CONFIG", nargs="?", const="builtin",
+                   default=None,
+                   help="also estimate the generator's energy per weight from the switching "
+                        "activity of its liberty-mapped netlist, on CONFIG (a generator TOML; "
+                        "default: a built-in 4x3x3x3 layer, about a minute)")
+    m.add_argument("--liberty", metavar="LIB", default=None,
+                   help="Liberty file for --measure-energy (e.g. the IHP sg13g2 typical "
+                        "corner)")
     parser.add_argument("--out", metavar="DIR", default="network_out",
                         help="folder for the JSON, CSV, Markdown and PNG files "
                              "(default: %(default)s)")
@@ -175,6 +184,35 @@ def load_layers(args, hardware: dict):
                          .format(**m), "input": f"{img}x{img}"}
 
 
+def _measure_config(spec: str):
+    from flows.network.activity import MEASURE_CONFIG
+    from flows.network.layers import NetworkError
+    from insitugen.config import GeneratorConfig, load_config
+
+    if spec == "builtin":
+        return MEASURE_CONFIG
+    cfg = load_config(spec)
+    if not isinstance(cfg, GeneratorConfig):
+        raise NetworkError(f"--measure-energy '{spec}' is not a generator config")
+    return cfg
+
+
+def _measure(cfg, args, clock, table) -> dict:
+    """The measured estimate (flows.network.activity) next to the table's figures for the
+    same layer."""
+    from flows.network.activity import measure
+    from flows.network.energy import generation_energy
+
+    print(f"measuring the generator's energy at gate level in {Path(args.out) / 'measure'} "
+          f"(synthesis + simulation, about a minute) ...", flush=True)
+    m = measure(cfg, args.liberty, Path(args.out) / "measure", clock_mhz=clock.mhz)
+    g = generation_energy(cfg, table)
+    m["table_arithmetic_pj_per_weight"] = (g.multiplies + g.adds) / cfg.n_weights
+    m["table_code_reads_pj_per_weight"] = g.code_reads / cfg.n_weights
+    m["table"] = "the report's energy table (multiplies + adds; code reads)"
+    return m
+
+
 def run(args: argparse.Namespace) -> int:
     from flows.network import report as R
     from flows.network.analysis import analyse
@@ -196,6 +234,12 @@ def run(args: argparse.Namespace) -> int:
     # the requantization shift changes neither cycles nor energy: the default config's
     hardware = dict(engine_bits=args.engine_bits, lanes=args.lanes, out_bits=args.out_bits,
                     shift=GeneratorConfig().shift, recombination=args.recombination)
+    if args.measure_energy is not None and args.liberty is None:
+        raise NetworkError("--measure-energy needs --liberty LIB (the cells' internal and "
+                           "switching energies)")
+    if args.liberty is not None and args.measure_energy is None:
+        raise NetworkError("--liberty is used by --measure-energy only: add --measure-energy")
+    measure_cfg = _measure_config(args.measure_energy) if args.measure_energy else None
     rows, settings = load_layers(args, hardware)
     name = args.model if Path(args.model).name == args.model else Path(args.model).name
     res = analyse(name, rows, engine, clock, batch=args.batch,
@@ -203,6 +247,8 @@ def run(args: argparse.Namespace) -> int:
                   settings={**settings, "recombination": args.recombination,
                             "energy_table": args.energy_table or "built-in"},
                   alt_sram=IHP_SRAM if args.energy_table is None else None)
+    if measure_cfg is not None:
+        res.measured = _measure(measure_cfg, args, clock, table)
     print(R.to_text(res), end="")
     out = Path(args.out)
     paths = R.write_files(res, out) + write_plots(res, out)

@@ -138,6 +138,7 @@ class NetworkResult:
     table: dict[str, Figure]
     settings: dict
     alt_sram: dict[str, Figure] | None = None
+    measured: dict | None = None          # flows.network.activity.measure, when asked
 
     def total(self, attr: str, generated_only: bool = False) -> float:
         return sum(getattr(r, attr) for r in self.layers if r.generated or not generated_only)

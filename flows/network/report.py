@@ -127,6 +127,7 @@ def to_dict(res: NetworkResult) -> dict:
         "assumptions": list(ASSUMPTIONS),
         "layers": [layer_row(r, res.batch) for r in res.layers],
         "totals": totals(res),
+        "measured_energy": res.measured,
     }
 
 
@@ -199,11 +200,26 @@ def _summary_lines(res: NetworkResult) -> list[str]:
                 f"{t['sram_pj_per_weight_alt_sram']:.1f} pJ/weight")
         lines.append(f"fetching is slower than generating below "
                      f"{t['break_even_bandwidth_gbs'] * 1e3:,.1f} MB/s of DRAM bandwidth")
+    if res.measured:
+        lines.append(_measured_line(res.measured))
     over_c, over_f = t["bottleneck_over_conv"], t["bottleneck_over_fetch"]
     lines.append(f"generation longer than the convolution (C): {_names(over_c)}; longer than "
                  f"the fetch (F): {_names(over_f)}")
     lines.append(f"clock: {res.clock.source}")
     return lines
+
+
+def _measured_line(m: dict) -> str:
+    c = m["config"]
+    e = m["energy_pj"]
+    clock = 100 * (e["clock_pins"] + e["clock_net"]) / e["total_logic"]
+    return (f"measured (estimate, {m['liberty']}): the generator's logic "
+            f"{m['logic_pj_per_weight']:.1f} pJ/weight (clock {clock:.0f} %) "
+            f"on a {c['out_channels']}x{c['in_channels']}x{c['kernel']}x{c['kernel']} layer, "
+            f"({c['base_in']}, {c['base_out']}, {c['qb']}, {c['qu']}, {c['qv']}), "
+            f"{c['engine_bits']}-bit x {c['lanes']} lanes, gate level bit-exact; the table's "
+            f"arithmetic for that layer {m['table_arithmetic_pj_per_weight']:.1f} pJ/weight, "
+            f"its code reads {m['table_code_reads_pj_per_weight']:.1f} pJ/weight")
 
 
 def _names(names: list[str]) -> str:
