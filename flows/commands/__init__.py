@@ -13,7 +13,7 @@ from __future__ import annotations
 #: the module name with ``_`` written as ``-``.
 COMMANDS: tuple[str, ...] = (
     "verilog", "sim", "golden", "synth", "flow", "sweep", "memory", "export",
-    "train_digits", "train_cifar", "prove",
+    "train_digits", "train_cifar", "prove", "network",
 )
 
 
