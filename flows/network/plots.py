@@ -29,7 +29,7 @@ def _axes(n: int, title: str, ylabel: str):
 
 
 def _save(plt, fig, ax, res: NetworkResult, path: Path) -> Path:
-    from golden.codes import atomic_write
+    from insitugen.files import atomic_write
 
     names = [r.layer.name for r in res.layers]
     ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=8)

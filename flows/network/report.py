@@ -278,7 +278,7 @@ def to_markdown(res: NetworkResult) -> str:
 
 def write_files(res: NetworkResult, out_dir: Path) -> list[Path]:
     """JSON, CSV and Markdown into ``out_dir`` (each written atomically)."""
-    from golden.codes import atomic_write
+    from insitugen.files import atomic_write
 
     paths = []
     for name, text in zip(FILES, (to_json(res), to_csv(res), to_markdown(res)), strict=True):
