@@ -228,16 +228,21 @@ def test_stream_rules_unit():
 
 # ---- coverage ----------------------------------------------------------------------------
 
-def test_bins_defined_for_issue_6():
-    names = cov.point_names()
-    for want in ("insitugen.recombination.a_slices", "insitugen.recombination.x_slices",
-                 "insitugen.requant.floor", "insitugen.requant.half_up",
-                 "insitugen.requant.half_even", "insitugen.requant.saturation",
-                 "insitugen.codes.B", "insitugen.codes.U", "insitugen.codes.V",
-                 "insitugen.backpressure", "insitugen.generator.events"):
-        assert want in names
-    bins = cov.point_bins("insitugen.recombination.a_slices")
-    assert set(bins) == {f"{n}x{e}" for n in range(1, 5) for e in ("odd", "twos")}
+def test_bins_follow_the_config_domain():
+    """The bins are derived from the config's own domain, so a new rounding mode,
+    encoding or mode of the config cannot go uncovered silently."""
+    from insitugen.config import MODES, ROUNDINGS
+    from insitugen.widths import ENCODINGS
+
+    names = set(cov.point_names())
+    assert {f"insitugen.requant.{r}" for r in ROUNDINGS} <= names
+    assert set(cov.point_bins("insitugen.recombination.mode")) == set(MODES)
+    for op in ("a", "x"):
+        bins = cov.point_bins(f"insitugen.recombination.{op}_slices")
+        assert {b.split("x", 1)[1] for b in bins} == set(ENCODINGS)
+    # every protocol counter the back-pressure bins read exists in the monitor
+    monitor = {c: 0 for c in protocol.COUNTERS}
+    cov.sample_stream(monitor)                     # raises KeyError on a missing counter
 
 
 def test_sampling_and_session_delta(tmp_path):
