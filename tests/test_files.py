@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from insitugen.errors import ToolError
-from insitugen.files import atomic_write, atomic_write_text, require_liberty
+from insitugen.files import atomic_write, atomic_write_text
 
 
 def test_atomic_write_replaces_whole_file_with_the_usual_mode(tmp_path):
@@ -37,12 +37,6 @@ def test_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
         atomic_write(path, half_then_fail)
     assert path.read_text() == "old\n"
     assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
-
-
-def test_missing_liberty_is_one_clear_error(tmp_path):
-    require_liberty(None)
-    with pytest.raises(ToolError, match=r"liberty file '.*nope.lib' does not exist.*--liberty"):
-        require_liberty(tmp_path / "nope.lib")
 
 
 def test_writing_a_report_loads_no_torch(tmp_path):

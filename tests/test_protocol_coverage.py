@@ -257,6 +257,23 @@ def test_slice_bins_counted_from_constructed_configs():
     assert sum(delta["insitugen.recombination.mode"]["bins"].values()) == len(built["a_slices"])
 
 
+def test_bins_follow_the_config_domain():
+    """The bins are derived from the config's own domain, so a new rounding mode,
+    encoding or mode of the config cannot go uncovered silently."""
+    from insitugen.config import MODES, ROUNDINGS
+    from insitugen.widths import ENCODINGS
+
+    names = set(cov.point_names())
+    assert {f"insitugen.requant.{r}" for r in ROUNDINGS} <= names
+    assert set(cov.point_bins("insitugen.recombination.mode")) == set(MODES)
+    for op in ("a", "x"):
+        bins = cov.point_bins(f"insitugen.recombination.{op}_slices")
+        assert {b.split("x", 1)[1] for b in bins} == set(ENCODINGS)
+    # every protocol counter the back-pressure bins read exists in the monitor
+    monitor = {c: 0 for c in protocol.COUNTERS}
+    cov.sample_stream(monitor)                     # raises KeyError on a missing counter
+
+
 def test_sampling_and_session_delta(tmp_path):
     import numpy as np
 
