@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from insitugen.errors import ToolError
 from insitugen.files import atomic_write, atomic_write_text
 
 

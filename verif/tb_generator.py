@@ -60,15 +60,14 @@ counters) and ``events`` (the generator coverage events completed and checked).
 from __future__ import annotations
 
 import json
-import os
 import time
-from pathlib import Path
 
 import cocotb
 import numpy as np
 from cocotb.triggers import Event, ReadOnly, RisingEdge
 from cocotb.utils import get_sim_time
 
+from insitugen.files import atomic_write_text, save_npz
 from verif.backpressure import generators, ready_levels, valid_levels
 from verif.protocol import check_counts, monitor_signal, read_monitor
 from verif.tb_params import load_params
@@ -384,23 +383,11 @@ async def generate_layer(dut):
 def _write_outputs(params: dict, result: dict, W: np.ndarray) -> None:
     """``result.json`` and, when asked (``params["out"]``), the RTL's weights."""
     if params.get("result_path"):
-        _atomic_write(params["result_path"],
-                      lambda f: f.write((json.dumps(result, indent=2, sort_keys=True)
-                                         + "\n").encode()))
+        atomic_write_text(params["result_path"],
+                          json.dumps(result, indent=2, sort_keys=True) + "\n")
     if params.get("out"):
-        _atomic_write(params["out"], lambda f: np.savez(f, W=W.astype(np.int64),
-                                                        cycles=np.int64(result["cycles"])))
+        # the same deterministic writer as every other weights file (byte-identical on
+        # any host), standard library + numpy only, as a testbench must be
+        save_npz(params["out"], W=W.astype(np.int64), cycles=np.int64(result["cycles"]))
 
 
-def _atomic_write(path, write) -> None:
-    """Write through a temporary file in the same folder, then rename into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise

@@ -33,14 +33,13 @@ read-only phase).
 from __future__ import annotations
 
 import json
-import os
 import time
-from pathlib import Path
 
 import cocotb
 import numpy as np
 from cocotb.triggers import ReadOnly, RisingEdge
 
+from insitugen.files import atomic_write_text
 from verif.backpressure import generators, ready_pattern, valid_pattern
 from verif.protocol import check_counts, read_monitor
 from verif.tb_params import load_params
@@ -189,7 +188,4 @@ async def recombination_matches_golden(dut):
               "latency": int(tb["pipeline_stages"]), "protocol": protocol}
     dut._log.info("%d results (%d input beats) in %d cycles, %.0f cycles/s",
                   len(streams.got), len(beats), cycle, result["cycles_per_s"] or 0)
-    out = Path(params["result_path"])
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(tmp, out)
+    atomic_write_text(params["result_path"], json.dumps(result, indent=2) + "\n")
