@@ -53,6 +53,7 @@ from .mlg import (
     check_base,
     check_bits,
     generation_levels,
+    quantize_model,
 )
 from .models import MODELS, build_model
 
@@ -289,8 +290,10 @@ def build_mlg_model(model_name: str, num_classes: int, in_channels: int | None,
 
 def save_checkpoint(path: str | Path, model: nn.Module, model_name: str, num_classes: int,
                     in_channels: int, mlg: dict[str, int] | None,
-                    extra: dict[str, Any] | None = None) -> None:
-    """Save ``state_dict`` + construction metadata (``mlg = None``: a plain teacher).
+                    extra: dict[str, Any] | None = None, *, weight_bits: int = FLOAT_BITS) -> None:
+    """Save ``state_dict`` + construction metadata (``mlg = None``: a plain teacher;
+    ``weight_bits < 32``: a plain model whose weights pass the quantizer, e.g. the
+    reference's 15-bit teacher, :func:`golden.mlg.quantize_model`).
 
     Only tensors, numbers and strings: loadable with ``torch.load(weights_only=True)``.
     Written atomically."""
@@ -300,7 +303,8 @@ def save_checkpoint(path: str | Path, model: nn.Module, model_name: str, num_cla
         "format": CHECKPOINT_FORMAT,
         "version": CHECKPOINT_VERSION,
         "model": {"name": model_name, "num_classes": int(num_classes),
-                  "in_channels": int(in_channels)},
+                  "in_channels": int(in_channels), "weight_bits": int(check_bits(
+                      "weight_bits", weight_bits))},
         "mlg": dict(mlg) if mlg is not None else None,
         "extra": dict(extra or {}),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
@@ -337,6 +341,9 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     try:
         if payload.get("mlg") is None:
             model = build_model(name, nc, cin)
+            bits = meta.get("weight_bits", FLOAT_BITS)
+            if bits != FLOAT_BITS:
+                quantize_model(model, check_bits("weight_bits", bits))
         else:
             model, _ = build_mlg_model(name, nc, cin, payload["mlg"])
     except InsitugenError as e:

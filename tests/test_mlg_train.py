@@ -204,11 +204,16 @@ def test_load_cifar10_binary(tmp_path):
 
 
 def test_load_cifar10_errors(tmp_path):
-    with pytest.raises(DataError, match="no CIFAR-10 binary batches"):
+    with pytest.raises(DataError, match="no CIFAR-10 batches"):
         load_cifar10(tmp_path)
     py = tmp_path / "cifar-10-batches-py"
     py.mkdir()
-    with pytest.raises(DataError, match="pickle"):
+    (py / "test_batch").write_bytes(b"not a pickle")
+    with pytest.raises(DataError, match="data_batch_1 "):
+        load_cifar10(tmp_path)
+    for i in range(1, 6):
+        (py / f"data_batch_{i}").write_bytes(b"not a pickle")
+    with pytest.raises(DataError, match="not a CIFAR-10 Python batch"):
         load_cifar10(tmp_path)
     bad = tmp_path / "bad"
     bad.mkdir()
