@@ -96,22 +96,22 @@ def _read_cifar_bin(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return raw[:, 1:].reshape(-1, 3, 32, 32), labels
 
 
-#: The only globals a CIFAR-10 Python batch may name: numpy's array reconstruction.
-_NUMPY_GLOBALS = {
+#: The only globals a CIFAR-10 Python batch may name: numpy's array reconstruction, and
+#: ``_codecs.encode``, with which Python 3 writes bytes at pickle protocol 2 (pure data).
+_ALLOWED_GLOBALS = {
     ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
     ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
-    ("numpy", "ndarray"), ("numpy", "dtype"),
+    ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
 }
 
 
 class _ArrayUnpickler(pickle.Unpickler):
     def find_class(self, module, name):
-        if (module, name) not in _NUMPY_GLOBALS:
+        if (module, name) not in _ALLOWED_GLOBALS:
             raise pickle.UnpicklingError(f"refused global {module}.{name}")
-        if name == "ndarray":
-            return np.ndarray
-        if name == "dtype":
-            return np.dtype
+        if module == "numpy":
+            return getattr(np, name)
+        # numpy 2 renamed numpy.core to numpy._core; files name either
         mod = module.replace("numpy.core.", "numpy._core.")
         return getattr(importlib.import_module(mod), name)
 

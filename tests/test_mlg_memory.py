@@ -11,12 +11,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from insitugen.errors import InsitugenError
 from flows.commands import memory as memory_command
 from golden.memory import memory_report, model_memory
 from golden.mlg import MLGConv2d, MLGLinear, QuantConv2d, QuantLinear
 from golden.mlgify import mlgify
 from golden.models import build_model, count_parameters
+from insitugen.errors import InsitugenError
 
 # ResNet-18 CIFAR by hand: (in, out) of every 3x3 conv after the stem, of every 1x1 shortcut
 CONV3 = [(64, 64)] * 4 + [(64, 128)] + [(128, 128)] * 3 + [(128, 256)] + [(256, 256)] * 3 \

@@ -11,15 +11,24 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from insitugen.errors import InsitugenError
-from golden.memory import model_memory
-from golden.mlgify import load_checkpoint
-from golden.models import build_model
 from flows.commands import train_cifar as train_cifar_command
 from flows.commands import train_digits as train_digits_command
 from golden.datasets import DataError, digits_data, load_cifar10, random_crop_flip
-from golden.train import (DigitsSettings, accuracy, approximation_loss, kd_loss, make_student,
-                          project, project_gradient, project_svd, reproduce_digits)
+from golden.memory import model_memory
+from golden.mlgify import load_checkpoint
+from golden.models import build_model
+from golden.train import (
+    DigitsSettings,
+    accuracy,
+    approximation_loss,
+    kd_loss,
+    make_student,
+    project,
+    project_gradient,
+    project_svd,
+    reproduce_digits,
+)
+from insitugen.errors import InsitugenError
 
 SEED = 5
 
