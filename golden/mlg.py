@@ -50,7 +50,8 @@ Grouped and depthwise convolutions: the layer generates the weight nn.Conv2d
 holds, ``[p, q / groups, k, k]``, i.e. ``q`` above is ``in_channels / groups``
 and the convolution itself is grouped as usual. A depthwise conv (one input
 channel per group) never passes the reference rule for ``Bi >= 1`` and
-``Bo >= k*k``, so it stays an ordinary conv, as in the reference.
+``Bo >= k*k``, so it is not generated: mlgify makes it a :class:`QuantConv2d` whose
+weight is quantized at ``w_bit``, as the reference's layer with generation off.
 
 Integer view: :meth:`MLGLayerBase.codes` gives the unsigned codes and scales,
 :meth:`MLGLayerBase.generator_config` the hardware config, and
