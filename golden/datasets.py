@@ -1,4 +1,5 @@
-"""Data sets of the training recipes: scikit-learn's digits (shipped, no download) and
+"""Data sets of the training recipes: scikit-learn's digits (shipped, no download), a
+harder task generated from them (``digits-hard``: upscaled, warped, noisy) and
 CIFAR-10 read from a folder the user gives (binary or Python version); mini-batches and
 the crop / flip augmentation.
 
@@ -21,9 +22,10 @@ import torch.nn.functional as F
 
 from insitugen.errors import InsitugenError
 
-from .train_settings import CIFAR_MEAN, CIFAR_STD
+from .train_settings import CIFAR_MEAN, CIFAR_STD, DIGITS_SETS
 
-__all__ = ["batches", "random_crop_flip", "digits_data", "load_cifar10", "normalize_cifar",
+__all__ = ["batches", "random_crop_flip", "digits_data", "hard_digits_data", "digits_set",
+           "DIGITS_SETS", "load_cifar10", "normalize_cifar",
            "DataError", "CIFAR_MEAN", "CIFAR_STD", "CIFAR_TRAIN_FILES", "CIFAR_TEST_FILE",
            "CIFAR_PY_TRAIN_FILES", "CIFAR_PY_TEST_FILE"]
 
@@ -71,6 +73,69 @@ def digits_data(seed: int = 0):
     def tensor(a):
         return torch.from_numpy(np.ascontiguousarray(a))
     return tensor(xtr), tensor(ytr).long(), tensor(xte), tensor(yte).long()
+
+
+#: The fixed seed of the generated data set: every training seed sees the same images.
+HARD_DIGITS_SEED = 2021
+
+
+def hard_digits_data(size: int = 16, train_copies: int = 3, test_copies: int = 2,
+                     seed: int = HARD_DIGITS_SEED):
+    """A harder offline task made from scikit-learn's digits (no download): each 8x8 image
+    upscaled (bilinear) to ``size x size``, then per copy a random affine warp (rotation
+    +-30 degrees, scale 0.8..1.2, shear +-0.2, shift +-15 % of the side), random contrast
+    0.5..1.0, Gaussian noise (sigma 0.2) and a random distractor blob, clipped to [0, 1].
+    Train copies come from the digits' train split, test copies from its test split
+    (:func:`digits_data` with seed 0), so no test digit is seen in training.
+    Deterministic for a given ``seed``. Returns float ``[N, 1, size, size]`` images and
+    int64 labels, train and test."""
+    for name, v, lo in (("size", size, 8), ("train_copies", train_copies, 1),
+                        ("test_copies", test_copies, 1)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+            raise DataError(f"{name} = {v!r} must be an integer >= {lo}")
+    xtr, ytr, xte, yte = digits_data(0)
+    gen = torch.Generator().manual_seed(seed)
+
+    def warp(x, y, copies):
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+        x = x.repeat(copies, 1, 1, 1)
+        n = len(x)
+
+        def uniform(lo, hi):
+            return lo + (hi - lo) * torch.rand(n, generator=gen)
+        angle = uniform(-30.0, 30.0) * (torch.pi / 180.0)
+        scale = uniform(0.8, 1.2)
+        shear = uniform(-0.2, 0.2)
+        cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+        theta = torch.stack([torch.stack([cos, -sin + shear, uniform(-0.3, 0.3)], 1),
+                             torch.stack([sin, cos, uniform(-0.3, 0.3)], 1)], 1)
+        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        x = x * uniform(0.5, 1.0)[:, None, None, None]
+        # a distractor: a Gaussian blob of random place, width and strength
+        coords = torch.linspace(-1.0, 1.0, size)
+        cy, cx = uniform(-1.0, 1.0), uniform(-1.0, 1.0)
+        width = uniform(0.1, 0.3)
+        blob = torch.exp(-((coords[None, :, None] - cy[:, None, None]) ** 2
+                           + (coords[None, None, :] - cx[:, None, None]) ** 2)
+                         / (2 * width[:, None, None] ** 2))
+        x = x + uniform(0.0, 0.8)[:, None, None, None] * blob[:, None]
+        x = x + 0.2 * torch.randn(x.shape, generator=gen)
+        return x.clamp(0.0, 1.0), y.repeat(copies)
+
+    xtr, ytr = warp(xtr, ytr, train_copies)
+    xte, yte = warp(xte, yte, test_copies)
+    return xtr.contiguous(), ytr, xte.contiguous(), yte
+
+
+def digits_set(name: str, seed: int = 0, size: int = 16):
+    """The data set ``name`` of :data:`DIGITS_SETS`: ``digits`` (split by ``seed``) or
+    ``digits-hard`` (:func:`hard_digits_data` at ``size``, its own fixed seed)."""
+    if name == "digits":
+        return digits_data(seed)
+    if name == "digits-hard":
+        return hard_digits_data(size)
+    raise DataError(f"dataset '{name}' is unknown: use one of {', '.join(DIGITS_SETS)}")
 
 
 CIFAR_TRAIN_FILES = tuple(f"data_batch_{i}.bin" for i in range(1, 6))

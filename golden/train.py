@@ -44,7 +44,7 @@ from insitugen.files import atomic_write_text
 
 from .datasets import (
     batches,
-    digits_data,
+    digits_set,
     load_cifar10,
     normalize_cifar,
     random_crop_flip,
@@ -358,7 +358,8 @@ def _project_student(s: MLGSettings, student: nn.Module, teacher: nn.Module,
 # ---------------------------------------------------------------------------------
 def reproduce_digits(s: DigitsSettings | None = None, out_dir: str | Path | None = None,
                      log: Callable[[str], None] | None = print) -> dict:
-    """Teacher and MLG student (SmallCNN) on the digits; returns accuracies, memory
+    """Teacher and MLG student (SmallCNN) on the digits (or ``digits-hard``, see
+    :func:`golden.datasets.hard_digits_data`); returns accuracies, memory
     compression and wall time. ``out_dir`` (optional) receives ``teacher.pt``,
     ``student.pt`` (MLG checkpoints) and ``digits.json``."""
     s = s or DigitsSettings()
@@ -366,7 +367,7 @@ def reproduce_digits(s: DigitsSettings | None = None, out_dir: str | Path | None
     t0 = time.perf_counter()
     torch.set_num_threads(max(1, s.threads))
     torch.manual_seed(s.seed)
-    xtr, ytr, xte, yte = digits_data(s.seed)
+    xtr, ytr, xte, yte = digits_set(s.dataset, s.seed, s.image_size)
     gen = torch.Generator().manual_seed(s.seed)
 
     def augment(xb, g):

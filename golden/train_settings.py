@@ -20,13 +20,16 @@ from insitugen.config import GeneratorConfig
 
 __all__ = ["PROJECTIONS", "MLG_FIELDS", "RECIPES", "Recipe", "recipe", "TrainSettings",
            "MLGSettings", "DigitsSettings", "CifarSettings", "CIFAR_MEAN", "CIFAR_STD",
-           "CIFAR_STD_REFERENCE"]
+           "CIFAR_STD_REFERENCE", "DIGITS_SETS"]
 
 #: Projection initializations of the student (:func:`golden.train.project`).
 PROJECTIONS = ("svd", "gradient", "svd+gradient", "none")
 
 #: The MLG settings a student is built with (:func:`golden.mlgify.mlgify`).
 MLG_FIELDS = ("base_in", "base_out", "qb", "qu", "qv")
+
+#: The data sets of ``train-digits --dataset`` (:func:`golden.datasets.digits_set`).
+DIGITS_SETS = ("digits", "digits-hard")
 
 _GENERATOR_DEFAULTS = {f.name: f.default for f in dataclasses.fields(GeneratorConfig)}
 
@@ -145,6 +148,8 @@ class DigitsSettings(MLGSettings):
     student_epochs: int = 60
     batch_size: int = 64
     teacher_lr: float | None = None    # None: the recipe's (RAdam 3e-3 / 2e-3)
+    dataset: str = "digits"            # digits | digits-hard (golden.datasets.DIGITS_SETS)
+    image_size: int = 16               # side of the digits-hard images
     student_lr: float = 2e-3
 
 

@@ -337,3 +337,26 @@ def test_digits_reference_recipe_short(tmp_path):
     assert info["model"]["weight_bits"] == 15 and teacher.features[0].bits == 15
     student, info = load_checkpoint(tmp_path / "student.pt")
     assert info["mlg"]["gate"] == "reference" and student.features[0].bits == 8
+
+
+# ---------------------------------------------------------------------------------
+# digits-hard: the generated offline task
+# ---------------------------------------------------------------------------------
+def test_hard_digits_data_is_fixed_and_harder():
+    from golden.datasets import digits_data, digits_set, hard_digits_data
+    xtr, ytr, xte, yte = hard_digits_data(size=12, train_copies=2, test_copies=1)
+    dtr, dytr, dte, dyte = digits_data(0)
+    assert xtr.shape == (2 * len(dtr), 1, 12, 12) and xte.shape == (len(dte), 1, 12, 12)
+    assert torch.equal(ytr, dytr.repeat(2)) and torch.equal(yte, dyte)   # test from test split
+    assert float(xtr.min()) >= 0.0 and float(xtr.max()) <= 1.0
+    again = hard_digits_data(size=12, train_copies=2, test_copies=1)
+    assert all(torch.equal(a, b) for a, b in zip((xtr, xte), again[::2], strict=True))
+    # not the plain upscale: the warp, noise and distractor move most pixels
+    plain = F.interpolate(dte, size=(12, 12), mode="bilinear", align_corners=False)
+    assert float((xte - plain).abs().mean()) > 0.1
+    # its own fixed seed: the training seed does not change the images
+    assert torch.equal(digits_set("digits-hard", 5, 12)[2], digits_set("digits-hard", 0, 12)[2])
+    with pytest.raises(DataError, match="size = 4"):
+        hard_digits_data(size=4)
+    with pytest.raises(DataError, match="dataset 'mnist'"):
+        digits_set("mnist")
