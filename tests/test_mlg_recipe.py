@@ -246,6 +246,12 @@ def test_export_refuses_layer_not_representable_by_codes(tmp_path):
     honest = layer.generated_weight
     layer.generated_weight = lambda: honest() + 0.1            # a forward pass the codes lack
     assert "not representable by its codes" in _refusal(net, tmp_path / "out")
+    # the all-zero edge is representable (ours clamps the scale): it exports
+    zero = _one_conv()
+    with torch.no_grad():
+        zero[0].basis.zero_()
+    index = export_model(zero, tmp_path / "zero")
+    assert index["layers"]["0"]["scales"]["sB"] < 1e-37
 
 
 def test_cmd_memory_reference_recipe(capsys):
