@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 
 from torch import nn
 
-from .mlg import MLGLayerBase, _QuantWeight
+from .mlg import MLGLayerBase, QuantWeight
 
 NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.GroupNorm, nn.LayerNorm)
 
@@ -177,7 +177,7 @@ def memory_report(model: nn.Module, settings: dict[str, int] | None = None,
         elif isinstance(m, (nn.Conv2d, nn.Linear)):
             covered.update(id(p) for p in m.parameters(recurse=False))
             nw, nb = m.weight.numel(), _bias(m)
-            quant = isinstance(m, _QuantWeight)
+            quant = isinstance(m, QuantWeight)
             kind = ("classifier" if name == classifier else "quantized") if quant else "float"
             row = LayerMemory(name, kind, tuple(m.weight.shape))
             row.params_full = row.params_stored = nw + nb

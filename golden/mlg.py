@@ -443,7 +443,7 @@ class MLGLinear(MLGLayerBase):
         return f"{self.in_features}, {self.out_features}, " + super().extra_repr()
 
 
-class _QuantWeight:
+class QuantWeight:
     """A layer that is not generated, its whole weight quantized in the forward pass with
     the symmetric DoReFa quantizer at ``bits``; ``bits >= 16`` keeps the float weight, as
     the reference does for ``w_bit >= 16``. ``counted_bits``: the width the memory table
@@ -467,7 +467,7 @@ class _QuantWeight:
         return quantize(self.weight, self.bits) if self.quantizes else self.weight
 
 
-class QuantLinear(_QuantWeight, nn.Linear):
+class QuantLinear(QuantWeight, nn.Linear):
     """A linear layer that is not generated (the classifier of an MLG model, default 8
     bits, or a linear whose cross level is off), its weight quantized at ``bits``."""
 
@@ -483,7 +483,7 @@ class QuantLinear(_QuantWeight, nn.Linear):
         return super().extra_repr() + f", bits={self.bits}"
 
 
-class QuantConv2d(_QuantWeight, nn.Conv2d):
+class QuantConv2d(QuantWeight, nn.Conv2d):
     """A conv that is not generated (no level on, e.g. a depthwise conv or a stem with one
     input channel), its weight quantized at ``bits`` (the model's ``w_bit``) in the
     forward pass, as the reference's MLG conv does with generation off."""
@@ -530,7 +530,7 @@ def forward_weight(m: nn.Module) -> torch.Tensor:
     (:class:`QuantConv2d` / :class:`QuantLinear`) or the plain weight."""
     if isinstance(m, MLGLayerBase):
         return m.generated_weight()
-    if isinstance(m, _QuantWeight):
+    if isinstance(m, QuantWeight):
         return m.quantized_weight()
     return m.weight
 

@@ -52,7 +52,7 @@ from .datasets import (
 from .memory import memory_report
 from .mlg import (
     MLGLayerBase,
-    _QuantWeight,
+    QuantWeight,
     forward_weight,
     mlg_layers,
     ortho_loss,
@@ -88,7 +88,7 @@ def _teacher_pairs(student: nn.Module, teacher: nn.Module):
     teacher_modules = dict(teacher.named_modules())
     pairs = []
     for name, m in student.named_modules():
-        if (isinstance(m, MLGLayerBase) and m.generated) or isinstance(m, _QuantWeight):
+        if (isinstance(m, MLGLayerBase) and m.generated) or isinstance(m, QuantWeight):
             t = teacher_modules.get(name)
             if t is None or not hasattr(t, "weight"):
                 raise InsitugenError(f"teacher has no layer '{name}' with a weight: the student "
@@ -175,7 +175,7 @@ def project_svd(student: nn.Module, teacher: nn.Module,
     its result is refined by nothing. Ours balances the factors and inverts ``tanh``."""
     pairs = _teacher_pairs(student, teacher)
     for _name, m, w in pairs:
-        if isinstance(m, _QuantWeight):
+        if isinstance(m, QuantWeight):
             m.weight.copy_(w)
             continue
         p, q, K = m.out_channels, m.group_in_channels, m.kernel * m.kernel
