@@ -17,7 +17,10 @@ not exported (float convs, the 8-bit classifier), the reason.
 ``insitugen sim DIR/<layer>.toml --codes DIR/<layer>.npz`` then regenerates the
 layer's integer weights on the RTL; ``insitugen golden`` does so on the golden model.
 Every layer is converted in memory before the first file is written, so a layer that
-cannot be exported (a 32-bit float width) leaves no partial export behind.
+cannot be exported leaves no partial export behind. A layer cannot be exported when it
+has a 32-bit (float) width, uses raw float B, U, V (the reference gate with
+``w_bit >= 16``), or when its float forward weight is not ``scale x`` the integer weight
+its codes generate (checked for every layer: the hardware must compute what was trained).
 """
 
 from __future__ import annotations
@@ -25,8 +28,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import torch
+
 from golden.codes import save_codes, validate_codes
-from golden.mlg import MLGConv2d, MLGLayerBase, QuantLinear
+from golden.mlg import ExportError, MLGConv2d, MLGLayerBase, QuantConv2d, QuantLinear
 from golden.mlgify import load_checkpoint
 from insitugen.errors import ConfigError, InsitugenError
 from insitugen.files import atomic_write_text
@@ -54,12 +59,15 @@ def export_model(model, out_dir: str | Path, **hardware) -> dict:
                 cfg = m.generator_config(**hardware)
             except ConfigError as e:
                 raise ConfigError(f"layer '{name}': {e}") from None
+            except ExportError as e:
+                raise ExportError(f"layer '{name}': {e}") from None
             codes, scales = m.codes()
             validate_codes(cfg, {k: v.numpy() for k, v in codes.items()},
                            source=f"layer '{name}'")
             scale = 1.0
             for v in scales.values():
                 scale *= v
+            check_representable(name, m, scale)
             entry = {"config": f"{name}.toml", "codes": f"{name}.npz",
                      "weight_shape": list(m.weight_shape), "layer": cfg.layer,
                      "base_in": cfg.base_in, "base_out": cfg.base_out,
@@ -71,7 +79,10 @@ def export_model(model, out_dir: str | Path, **hardware) -> dict:
             index["layers"][name] = entry
             staged.append((name, cfg, codes, scales))
         elif isinstance(m, QuantLinear):
-            index["not_exported"][name] = f"classifier, {m.bits}-bit weights (not generated)"
+            index["not_exported"][name] = f"linear, {m.bits}-bit weights (not generated)"
+        elif isinstance(m, QuantConv2d):
+            index["not_exported"][name] = (f"conv, {m.bits}-bit weights (no generation level "
+                                           f"on)")
         elif isinstance(m, MLGLayerBase):
             index["not_exported"][name] = "no generation level on"
         elif type(m).__name__ in ("Conv2d", "Linear"):
@@ -85,6 +96,27 @@ def export_model(model, out_dir: str | Path, **hardware) -> dict:
         save_codes(out_dir / f"{name}.npz", codes, **scales)
     atomic_write_text(out_dir / "layers.json", json.dumps(index, indent=2) + "\n")
     return index
+
+
+#: Relative tolerance of the float-vs-integer check, on the largest weight magnitude:
+#: float32 rounding of three quantized factors and a sum of products, far below one step
+#: of the coarsest code.
+REPRESENTABLE_RTOL = 1e-4
+
+
+@torch.no_grad()
+def check_representable(name: str, m: MLGLayerBase, scale: float) -> None:
+    """Refuse a layer whose float forward weight is not ``scale x`` the integer weight
+    its codes generate (the golden model of the hardware)."""
+    w = m.generated_weight().double()
+    w_int = m.integer_weight().double() * scale
+    peak = float(w.abs().max())
+    err = float((w - w_int).abs().max())
+    if not err <= REPRESENTABLE_RTOL * max(peak, torch.finfo(torch.float32).tiny):
+        raise ExportError(f"layer '{name}': its float forward weight is not representable by "
+                          f"its codes (largest difference {err:.3g} vs weight peak {peak:.3g}): "
+                          f"the hardware would compute another weight; retrain or re-quantize "
+                          f"the layer")
 
 
 def _plain(v):

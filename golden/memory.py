@@ -2,10 +2,14 @@
 
 Stored bits of a model after :func:`~golden.mlgify.mlgify`:
 
-* generated layer: ``|B| qb + |U| qu + |V| qv`` (bias, if any, at 32 bits);
-* classifier (:class:`QuantLinear`): every weight at its ``bits`` (8, or 32 in the
-  all-float setting), bias at 32 bits;
-* a conv / linear that is not generated: 32 bits per weight and bias;
+* generated layer: ``|B| qb + |U| qu + |V| qv`` (bias, if any, at 32 bits); raw float
+  factors (the reference gate with ``w_bit >= 16``) at 32 bits each;
+* classifier (the last linear, a :class:`QuantLinear`): every weight at its ``bits`` (8,
+  or 32 in the all-float setting), bias at 32 bits;
+* a conv / linear that is not generated (:class:`QuantConv2d` / :class:`QuantLinear`):
+  its ``counted_bits`` per weight: its width under the insitugen gate, 32 under the
+  reference gate (which counts such a layer at 4 bytes per weight whatever its width);
+  a plain ``nn.Conv2d`` / ``nn.Linear``: 32 bits; biases at 32 bits;
 * BatchNorm / GroupNorm: weight and bias at 32 bits each (running statistics are not
   parameters and are not counted, as in the reference);
 * any other parameter: 32 bits.
@@ -23,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 
 from torch import nn
 
-from .mlg import MLGLayerBase, QuantLinear
+from .mlg import MLGLayerBase, QuantWeight
 
 NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.GroupNorm, nn.LayerNorm)
 
@@ -151,6 +155,9 @@ def memory_report(model: nn.Module, settings: dict[str, int] | None = None,
     norm = LayerMemory("BatchNorm (all)", "norm", ())
     other = LayerMemory("other parameters", "other", ())
     covered: set[int] = set()
+    linears = [n for n, m in model.named_modules()
+               if isinstance(m, nn.Linear) or (isinstance(m, MLGLayerBase) and m.LAYER == "linear")]
+    classifier = linears[-1] if linears else None
     for name, m in model.named_modules():
         if isinstance(m, MLGLayerBase):
             covered.update(id(p) for p in m.parameters(recurse=False))
@@ -170,12 +177,13 @@ def memory_report(model: nn.Module, settings: dict[str, int] | None = None,
         elif isinstance(m, (nn.Conv2d, nn.Linear)):
             covered.update(id(p) for p in m.parameters(recurse=False))
             nw, nb = m.weight.numel(), _bias(m)
-            quant = isinstance(m, QuantLinear)
-            row = LayerMemory(name, "classifier" if quant else "float", tuple(m.weight.shape))
+            quant = isinstance(m, QuantWeight)
+            kind = ("classifier" if name == classifier else "quantized") if quant else "float"
+            row = LayerMemory(name, kind, tuple(m.weight.shape))
             row.params_full = row.params_stored = nw + nb
             row.bits_fp32 = 32 * (nw + nb)
             row.bits_int8 = 8 * nw + 32 * nb
-            bits = m.bits if quant else 32
+            bits = m.counted_bits if quant else 32
             row.bits_stored = bits * nw + 32 * nb
             if quant:
                 row.stored = {"W": [list(m.weight.shape), bits]}
@@ -200,10 +208,11 @@ def memory_report(model: nn.Module, settings: dict[str, int] | None = None,
 
 def model_memory(model_name: str, base_in: int, base_out: int, qb: int, qu: int, qv: int,
                  num_classes: int = 10, in_channels: int | None = None,
-                 classifier_bits: int | None = None) -> MemoryReport:
+                 classifier_bits: int | None = None, w_bit: int = 8,
+                 gate: str = "insitugen") -> MemoryReport:
     """Memory report of a shipped model (see :data:`MODELS`) after mlgify."""
     from .mlgify import build_mlg_model
     mlg = dict(base_in=base_in, base_out=base_out, qb=qb, qu=qu, qv=qv,
-               classifier_bits=classifier_bits)
+               classifier_bits=classifier_bits, w_bit=w_bit, gate=gate)
     model, report = build_mlg_model(model_name, num_classes, in_channels, mlg)
     return memory_report(model, report.settings(), model_name)

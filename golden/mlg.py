@@ -14,9 +14,18 @@ and generates ``W = Q(V) @ (Q(U) @ Q(B))`` on every forward pass.
 Which levels are on follows the rule of the MLG reference implementation
 (github.com/JeremieMelo/Memory-Efficient-Multi-Level-Generation):
 cross-kernel (V) when ``min(p, q*k*k) > Bo > 0``, intra-kernel (U) when
-``min(q, k*k) > Bi > 0``. So a 1x1 conv or a linear layer is cross-only, and a
-layer where neither level saves parameters is not generated at all (mlgify
-leaves it as it was).
+``min(q, k*k) > Bi > 0``. So a 1x1 conv or a linear layer is cross-only. A layer
+where neither level saves parameters is not generated: mlgify makes it a
+:class:`QuantConv2d` / :class:`QuantLinear` whose whole weight is quantized at the
+model's weight width ``w_bit`` in the forward pass (float for ``w_bit >= 16``), as the
+reference's layer does when generation is off.
+
+Quantization gate (``float_factors``): by default (the ``insitugen`` gate) B, U, V are
+always quantized at qb, qu, qv, and 32 bits means ``tanh(x) / max|tanh(x)|``. The
+reference quantizes B, U, V only when the model's ``w_bit < 16`` and otherwise uses the
+raw float factors, ignoring qb/qu/qv; ``float_factors=True`` is that case (mlgify sets
+it for ``gate="reference"`` and ``w_bit >= 16``). Float factors are counted at 32 bits
+in the memory table and cannot be exported.
 
 Quantizer: the symmetric DoReFa quantizer of the reference (``dorefa_sym``), one
 scale per tensor, straight-through gradient clamped to [-1, 1]:
@@ -26,15 +35,23 @@ code ``c = round(n * (t / (2r) + 0.5))`` (round half to even), value
 hardware (:func:`golden.arith.odd_value`) times the scale ``r / n``.
 Special widths as in the reference: ``b = 32`` is ``tanh(x) / max|tanh(x)|``
 (float, not exportable); ``b = 1`` is ``sign(x) * mean|x|`` without tanh, which
-is the odd mapping with ``m = +-1`` and scale ``mean|x|`` (code 1 for
-``x >= 0``, 0 otherwise; the reference's ``sign`` would give 0 for an exact zero,
-which has no odd code: ours gives ``+mean|x|`` there).
+is the odd mapping with ``m = +-1`` and scale ``mean|x|``.
+
+Edges where ours differs from the reference's quantizer, on purpose, because the
+reference's values have no code:
+
+* 1 bit, an exact zero: the reference's ``sign(0) = 0`` gives a third level, 0, which
+  no 1-bit odd code holds; ours gives ``+mean|x|`` (code 1 for ``x >= 0``).
+* an all-zero tensor: the reference divides by ``max|tanh(x)| = 0`` and returns NaN;
+  ours clamps that scale to the smallest positive float, so the values are
+  ``+-tiny / n`` (zero to any printed precision) and the codes stay valid.
 
 Grouped and depthwise convolutions: the layer generates the weight nn.Conv2d
 holds, ``[p, q / groups, k, k]``, i.e. ``q`` above is ``in_channels / groups``
 and the convolution itself is grouped as usual. A depthwise conv (one input
 channel per group) never passes the reference rule for ``Bi >= 1`` and
-``Bo >= k*k``, so it stays an ordinary conv, as in the reference.
+``Bo >= k*k``, so it is not generated: mlgify makes it a :class:`QuantConv2d` whose
+weight is quantized at ``w_bit``, as the reference's layer with generation off.
 
 Integer view: :meth:`MLGLayerBase.codes` gives the unsigned codes and scales,
 :meth:`MLGLayerBase.generator_config` the hardware config, and
@@ -61,6 +78,11 @@ from .generate import full_precision
 FLOAT_BITS = 32
 #: Widths the hardware and the exporter accept (odd-code mapping).
 MAX_EXPORT_BITS = 16
+#: The reference's gate: a model weight width ``w_bit`` of this or more means float
+#: (B, U, V unquantized, non-generated weights unquantized).
+REFERENCE_FLOAT_FROM = 16
+#: The quantization gates of :func:`golden.mlgify.mlgify` (see the module docstring).
+GATES = ("insitugen", "reference")
 
 
 class ExportError(InsitugenError, ValueError):
@@ -178,11 +200,16 @@ class MLGLayerBase(GenerationLevels, nn.Module):
     LAYER = "conv"
 
     def _build(self, out_channels: int, group_in_channels: int, kernel: int,
-               base_in: int, base_out: int, qb: int, qu: int, qv: int, bias: bool) -> None:
+               base_in: int, base_out: int, qb: int, qu: int, qv: int, bias: bool,
+               float_factors: bool = False) -> None:
         check_base("base_in", base_in)
         check_base("base_out", base_out)
         self.qb, self.qu, self.qv = (check_bits("qb", qb), check_bits("qu", qu),
                                      check_bits("qv", qv))
+        if not isinstance(float_factors, bool):
+            raise InsitugenError(f"float_factors = {float_factors!r} must be True or False")
+        #: True: B, U, V used unquantized (the reference's gate for w_bit >= 16)
+        self.float_factors = float_factors
         self.out_channels, self.group_in_channels, self.kernel = (
             out_channels, group_in_channels, kernel)
         self.requested = (base_in, base_out)
@@ -212,8 +239,10 @@ class MLGLayerBase(GenerationLevels, nn.Module):
         return self.out_channels * self.group_in_channels * self.kernel * self.kernel
 
     def stored_tensors(self) -> dict[str, tuple[tuple[int, ...], int]]:
-        """``{name: (shape, bits)}`` of the stored tensors B, U, V (hardware shapes)."""
-        bits = {"B": self.qb, "U": self.qu, "V": self.qv}
+        """``{name: (shape, bits)}`` of the stored tensors B, U, V (hardware shapes);
+        float factors (:attr:`float_factors`) are stored at 32 bits."""
+        bits = ({"B": FLOAT_BITS, "U": FLOAT_BITS, "V": FLOAT_BITS} if self.float_factors
+                else {"B": self.qb, "U": self.qu, "V": self.qv})
         shapes = self.level_shapes(self.group_in_channels, self.kernel * self.kernel)
         return {name: (shape, bits[name]) for name, shape in shapes.items()}
 
@@ -231,13 +260,18 @@ class MLGLayerBase(GenerationLevels, nn.Module):
     # ---- generation -------------------------------------------------------------------
     def quantized(self) -> dict[str, torch.Tensor]:
         """The quantized (float) B, U, V in hardware shapes: ``[Bo, Bi or q, K]``,
-        ``[Bo, q, Bi]``, ``[p, Bo]``."""
+        ``[Bo, q, Bi]``, ``[p, Bo]``; the raw tensors with :attr:`float_factors`."""
         K = self.kernel * self.kernel
-        out = {"B": quantize(self.basis, self.qb).reshape(self.Bo, -1, K)}
+        if self.float_factors:
+            def q(x, _bits):
+                return x
+        else:
+            q = quantize
+        out = {"B": q(self.basis, self.qb).reshape(self.Bo, -1, K)}
         if self.level1:
-            out["U"] = quantize(self.coeff_in, self.qu)
+            out["U"] = q(self.coeff_in, self.qu)
         if self.level2:
-            out["V"] = quantize(self.coeff_out, self.qv)
+            out["V"] = q(self.coeff_out, self.qv)
         return out
 
     def generated_weight(self) -> torch.Tensor:
@@ -254,6 +288,7 @@ class MLGLayerBase(GenerationLevels, nn.Module):
     def codes(self) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
         """Unsigned codes (``B``, ``U``, ``V`` in :attr:`GeneratorConfig.code_shapes`) and
         scales (``sB``, ``sU``, ``sV``). Raises :class:`ExportError` for float widths."""
+        self._check_quantized()
         K = self.kernel * self.kernel
         cB, sB = quantize_codes(self.basis, self.qb)
         codes, scales = {"B": cB.reshape(self.Bo, -1, K)}, {"sB": sB}
@@ -267,6 +302,7 @@ class MLGLayerBase(GenerationLevels, nn.Module):
         """The hardware config of this layer; ``hardware`` sets engine/output fields
         (``engine_bits``, ``lanes``, ``out_bits``, ``shift``, ``rounding``, ...).
         Defaults: full-precision output (``out_bits = 0``, ``shift = 0``)."""
+        self._check_quantized()
         used = {"qb": self.qb, **({"qu": self.qu} if self.level1 else {}),
                 **({"qv": self.qv} if self.level2 else {})}
         for name, bits in used.items():
@@ -283,6 +319,12 @@ class MLGLayerBase(GenerationLevels, nn.Module):
                       out_bits=0, shift=0)
         fields.update(hardware)
         return GeneratorConfig(**fields)
+
+    def _check_quantized(self) -> None:
+        if self.float_factors:
+            raise ExportError("layer uses raw float B, U, V (the reference's gate with w_bit "
+                              ">= 16), which have no integer codes: retrain with w_bit < 16 "
+                              "or the insitugen gate")
 
     def scale(self) -> float:
         """Product of the scales of the tensors used: real weight = scale * integer weight."""
@@ -331,7 +373,8 @@ class MLGLayerBase(GenerationLevels, nn.Module):
 
     def extra_repr(self) -> str:
         return (f"base_in={self.base_in}, base_out={self.base_out}, qb={self.qb}, qu={self.qu}, "
-                f"qv={self.qv}, bias={self.bias is not None}")
+                f"qv={self.qv}, bias={self.bias is not None}"
+                + (", float_factors=True" if self.float_factors else ""))
 
 
 class MLGConv2d(MLGLayerBase):
@@ -346,7 +389,8 @@ class MLGConv2d(MLGLayerBase):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride=1,
                  padding=0, dilation=1, groups: int = 1, bias: bool = False, *,
-                 base_in: int, base_out: int, qb: int, qu: int, qv: int):
+                 base_in: int, base_out: int, qb: int, qu: int, qv: int,
+                 float_factors: bool = False):
         super().__init__()
         if isinstance(kernel_size, (tuple, list)):
             if len(set(kernel_size)) != 1:
@@ -358,7 +402,7 @@ class MLGConv2d(MLGLayerBase):
         self.in_channels, self.groups = in_channels, groups
         self.stride, self.padding, self.dilation = stride, padding, dilation
         self._build(out_channels, in_channels // groups, kernel_size, base_in, base_out,
-                    qb, qu, qv, bias)
+                    qb, qu, qv, bias, float_factors)
 
     @property
     def weight_shape(self) -> tuple[int, ...]:
@@ -381,10 +425,12 @@ class MLGLinear(MLGLayerBase):
     LAYER = "linear"
 
     def __init__(self, in_features: int, out_features: int, bias: bool = False, *,
-                 base_in: int, base_out: int, qb: int, qu: int, qv: int):
+                 base_in: int, base_out: int, qb: int, qu: int, qv: int,
+                 float_factors: bool = False):
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
-        self._build(out_features, in_features, 1, base_in, base_out, qb, qu, qv, bias)
+        self._build(out_features, in_features, 1, base_in, base_out, qb, qu, qv, bias,
+                    float_factors)
 
     @property
     def weight_shape(self) -> tuple[int, ...]:
@@ -397,23 +443,96 @@ class MLGLinear(MLGLayerBase):
         return f"{self.in_features}, {self.out_features}, " + super().extra_repr()
 
 
-class QuantLinear(nn.Linear):
-    """The classifier of an MLG model: not generated, its weight quantized with the
-    same symmetric DoReFa quantizer at ``bits`` (default 8); ``bits >= 16`` keeps the
-    float weight, as the reference does for ``w_bit >= 16``."""
+class QuantWeight:
+    """A layer that is not generated, its whole weight quantized in the forward pass with
+    the symmetric DoReFa quantizer at ``bits``; ``bits >= 16`` keeps the float weight, as
+    the reference does for ``w_bit >= 16``. ``counted_bits``: the width the memory table
+    counts per weight (default: ``bits``, 32 when float; the reference counts a
+    non-generated conv at 32 whatever its width)."""
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, *, bits: int = 8):
-        super().__init__(in_features, out_features, bias)
-        self.bits = check_bits("classifier bits", bits)
+    def _set_bits(self, bits: int, counted_bits: int | None) -> None:
+        self.bits = check_bits("weight bits", bits)
+        self.counted_bits = (self.stored_bits if counted_bits is None
+                             else check_bits("counted bits", counted_bits))
+
+    @property
+    def quantizes(self) -> bool:
+        return self.bits < REFERENCE_FLOAT_FROM
+
+    @property
+    def stored_bits(self) -> int:
+        return self.bits if self.quantizes else FLOAT_BITS
 
     def quantized_weight(self) -> torch.Tensor:
-        return quantize(self.weight, self.bits) if self.bits < 16 else self.weight
+        return quantize(self.weight, self.bits) if self.quantizes else self.weight
+
+
+class QuantLinear(QuantWeight, nn.Linear):
+    """A linear layer that is not generated (the classifier of an MLG model, default 8
+    bits, or a linear whose cross level is off), its weight quantized at ``bits``."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, *, bits: int = 8,
+                 counted_bits: int | None = None):
+        super().__init__(in_features, out_features, bias)
+        self._set_bits(bits, counted_bits)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, self.quantized_weight(), self.bias)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", bits={self.bits}"
+
+
+class QuantConv2d(QuantWeight, nn.Conv2d):
+    """A conv that is not generated (no level on, e.g. a depthwise conv or a stem with one
+    input channel), its weight quantized at ``bits`` (the model's ``w_bit``) in the
+    forward pass, as the reference's MLG conv does with generation off."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
+                 dilation=1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros",
+                 *, bits: int = 8, counted_bits: int | None = None):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
+                         groups, bias, padding_mode)
+        self._set_bits(bits, counted_bits)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._conv_forward(x, self.quantized_weight(), self.bias)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", bits={self.bits}"
+
+
+def quantize_model(model: nn.Module, bits: int) -> nn.Module:
+    """Replace, in place, every plain ``nn.Conv2d`` / ``nn.Linear`` by a
+    :class:`QuantConv2d` / :class:`QuantLinear` at ``bits`` (weights and biases kept):
+    the reference's teacher, a plain model with ``weight_bit: 15``. Returns ``model``."""
+    check_bits("weight bits", bits)
+    for name, m in list(model.named_modules()):
+        if type(m) is nn.Conv2d:
+            new = QuantConv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride,
+                              m.padding, m.dilation, m.groups, m.bias is not None,
+                              m.padding_mode, bits=bits)
+        elif type(m) is nn.Linear:
+            new = QuantLinear(m.in_features, m.out_features, m.bias is not None, bits=bits)
+        else:
+            continue
+        with torch.no_grad():
+            new.weight.copy_(m.weight)
+            if m.bias is not None:
+                new.bias.copy_(m.bias)
+        parent_name, _, attr = name.rpartition(".")
+        setattr(model.get_submodule(parent_name) if parent_name else model, attr, new)
+    return model
+
+
+def forward_weight(m: nn.Module) -> torch.Tensor:
+    """The weight a conv / linear layer's forward pass uses: generated (MLG), quantized
+    (:class:`QuantConv2d` / :class:`QuantLinear`) or the plain weight."""
+    if isinstance(m, MLGLayerBase):
+        return m.generated_weight()
+    if isinstance(m, QuantWeight):
+        return m.quantized_weight()
+    return m.weight
 
 
 def mlg_layers(model: nn.Module):

@@ -48,7 +48,7 @@ class ResNetCIFAR(nn.Module):
         self.conv1 = nn.Conv2d(in_channels, 64, 3, stride=1, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
         layers = []
-        for planes, n, stride in zip((64, 128, 256, 512), num_blocks, (1, 2, 2, 2)):
+        for planes, n, stride in zip((64, 128, 256, 512), num_blocks, (1, 2, 2, 2), strict=True):
             blocks = []
             for s in [stride] + [1] * (n - 1):
                 blocks.append(BasicBlock(self.in_planes, planes, s))

@@ -1,18 +1,25 @@
 """The MLG training recipe (Gu et al., ICCV 2021, and its reference code), a CPU-sized
 reproduction on scikit-learn's 8x8 digits, and a ResNet-18 / CIFAR-10 script for data on disk.
 
-1. teacher: the ordinary network, trained normally;
+1. teacher: the ordinary network (``reference`` recipe: its weights through the 15-bit
+   DoReFa quantizer, :func:`golden.mlg.quantize_model`), trained normally;
 2. student = :func:`mlgify` of a copy of the teacher (so BatchNorm statistics, biases and
    every non-generated layer come from the teacher), then projection of B, U, V onto
-   the teacher's weights: :func:`project_gradient` (minimize the summed MSE between the
-   student's quantized generated weights and the teacher's, RAdam lr 2e-2, 3000 steps)
-   or :func:`project_svd` (truncated SVD: V = top-Bo left singular vectors, then a
-   rank-Bi split of each basis filter), or both (``svd+gradient``);
+   the teacher's weights *as its forward pass sees them* (for the 15-bit teacher:
+   dorefa-15 of ``tanh(w)``): :func:`project_gradient` (minimize the summed MSE between
+   the student's forward weights and the teacher's over every conv / linear, RAdam lr
+   2e-2; keeps the best iterate, or the last under ``reference``) or :func:`project_svd`
+   (truncated SVD, see its docstring for how it differs from the reference's), or both
+   (``svd+gradient``);
 3. knowledge distillation :func:`kd_loss` ``0.9 T^2 KL + 0.1 CE``, T = 3;
 4. multi-level orthonormality regularization (:func:`golden.mlg.ortho_loss`),
    weight 0.05;
 5. quantization-aware training: the quantizers are on from the first step; RAdam
-   lr 2e-3, weight decay 5e-4, cosine schedule.
+   lr 2e-3, weight decay 5e-4 (decoupled, ``p -= lr*wd*p``, under ``reference``; coupled
+   L2 under ``insitugen``), cosine schedule.
+
+The two recipes (:data:`~golden.train_settings.RECIPES`) differ only where
+:class:`~golden.train_settings.Recipe` says.
 
 Nothing here downloads anything: the digits ship inside scikit-learn, CIFAR-10 is read
 from a folder the user gives (``--data``); both live in :mod:`golden.datasets`. The
@@ -37,13 +44,20 @@ from insitugen.files import atomic_write_text
 
 from .datasets import (
     batches,
-    digits_data,
+    digits_set,
     load_cifar10,
     normalize_cifar,
     random_crop_flip,
 )
 from .memory import memory_report
-from .mlg import MLGLayerBase, QuantLinear, mlg_layers, ortho_loss
+from .mlg import (
+    MLGLayerBase,
+    QuantWeight,
+    forward_weight,
+    mlg_layers,
+    ortho_loss,
+    quantize_model,
+)
 from .mlgify import mlgify, save_checkpoint
 from .models import build_model
 from .train_settings import (
@@ -52,28 +66,34 @@ from .train_settings import (
     DigitsSettings,
     MLGSettings,
     TrainSettings,
+    recipe,
 )
 
 __all__ = ["approximation_loss", "project_gradient", "project_svd", "project", "kd_loss",
-           "train", "accuracy", "make_student", "reproduce_digits", "train_cifar",
-           "PROJECTIONS", "TrainSettings", "DigitsSettings", "CifarSettings"]
+           "make_optimizer", "train", "accuracy", "make_teacher", "make_student",
+           "reproduce_digits", "train_cifar", "PROJECTIONS", "TrainSettings", "DigitsSettings",
+           "CifarSettings"]
 
 
 # ---------------------------------------------------------------------------------
 # projection (L2 initialization)
 # ---------------------------------------------------------------------------------
+@torch.no_grad()
 def _teacher_pairs(student: nn.Module, teacher: nn.Module):
-    """``(name, student layer, teacher weight)`` for every generated layer and the
-    quantized classifier; student and teacher must share module names (mlgify of a copy)."""
+    """``(name, student layer, teacher forward weight)`` for every generated layer and
+    every quantized layer that is not generated (the classifier included): the layers the
+    reference's approximation loss sums over. The target is the weight the teacher's
+    forward pass uses (quantized for a quantized teacher). Student and teacher must share
+    module names (mlgify of a copy)."""
     teacher_modules = dict(teacher.named_modules())
     pairs = []
     for name, m in student.named_modules():
-        if (isinstance(m, MLGLayerBase) and m.generated) or isinstance(m, QuantLinear):
+        if (isinstance(m, MLGLayerBase) and m.generated) or isinstance(m, QuantWeight):
             t = teacher_modules.get(name)
             if t is None or not hasattr(t, "weight"):
                 raise InsitugenError(f"teacher has no layer '{name}' with a weight: the student "
                                      f"must be mlgify() of a copy of the teacher")
-            w = t.weight.detach()
+            w = forward_weight(t).detach().clone()
             shape = m.weight_shape if isinstance(m, MLGLayerBase) else tuple(m.weight.shape)
             if tuple(w.shape) != tuple(shape):
                 raise InsitugenError(f"layer '{name}': teacher weight {tuple(w.shape)} does not "
@@ -82,25 +102,26 @@ def _teacher_pairs(student: nn.Module, teacher: nn.Module):
     return pairs
 
 
-def _student_weight(m: nn.Module) -> torch.Tensor:
-    return m.generated_weight() if isinstance(m, MLGLayerBase) else m.quantized_weight()
-
-
 def approximation_loss(student: nn.Module, teacher: nn.Module, pairs=None) -> torch.Tensor:
-    """Sum over layers of ``mse(student quantized generated weight, teacher weight)``."""
+    """Sum over layers of ``mse(student forward weight, teacher forward weight)``."""
     pairs = pairs if pairs is not None else _teacher_pairs(student, teacher)
     loss = None
     for _, m, w in pairs:
-        term = F.mse_loss(_student_weight(m).reshape(-1), w.reshape(-1))
+        term = F.mse_loss(forward_weight(m).reshape(-1), w.reshape(-1))
         loss = term if loss is None else loss + term
     return loss if loss is not None else torch.zeros(())
 
 
 def project_gradient(student: nn.Module, teacher: nn.Module, steps: int = 3000,
-                     lr: float = 2e-2, log: Callable[[str], None] | None = None) -> float:
-    """Gradient projection: RAdam on the summed weight MSE. Keeps the best parameters
-    seen (the quantized loss is not monotone under Adam steps), so it never ends worse
-    than it started. Returns the final loss."""
+                     lr: float = 2e-2, log: Callable[[str], None] | None = None,
+                     keep: str = "best") -> float:
+    """Gradient projection: ``steps`` RAdam steps on the summed weight MSE.
+    ``keep="best"`` (insitugen) keeps the best parameters seen (the quantized loss is
+    not monotone under Adam steps), so it never ends worse than it started;
+    ``keep="last"`` (the reference) keeps the last iterate. Returns the loss of the
+    parameters kept."""
+    if keep not in ("best", "last"):
+        raise InsitugenError(f"keep = {keep!r} is unknown: use best or last")
     pairs = _teacher_pairs(student, teacher)
     params = [p for _, m, _ in pairs for p in m.parameters(recurse=False)
               if p.requires_grad and p is not getattr(m, "bias", None)]
@@ -112,7 +133,9 @@ def project_gradient(student: nn.Module, teacher: nn.Module, steps: int = 3000,
     for i in range(steps + 1):
         loss = approximation_loss(student, teacher, pairs)
         value = loss.item()
-        if value < best:
+        if keep == "last":
+            best, best_state = value, None
+        elif value < best:
             best, best_state = value, [p.detach().clone() for p in params]
         if log and (i % 500 == 0 or i == steps):
             log(f"[projection] step {i}: weight mse sum {value:.6f}")
@@ -121,9 +144,10 @@ def project_gradient(student: nn.Module, teacher: nn.Module, steps: int = 3000,
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    with torch.no_grad():
-        for p, b in zip(params, best_state, strict=True):
-            p.copy_(b)
+    if best_state is not None:
+        with torch.no_grad():
+            for p, b in zip(params, best_state, strict=True):
+                p.copy_(b)
     return best
 
 
@@ -141,11 +165,17 @@ def project_svd(student: nn.Module, teacher: nn.Module,
     columns); intra level on: each basis filter ``[q, K] ~ a [q, Bi] b [Bi, K]`` (rank-Bi
     SVD, singular values split evenly). The three factors are then rescaled to equal
     largest magnitudes (their product is unchanged) and stored through ``atanh`` so that
-    the quantized values approximate them. The classifier copies the teacher weight.
-    Returns the summed weight MSE afterwards."""
+    the quantized values approximate them. Layers that are not generated copy the
+    teacher's weight. Returns the summed weight MSE afterwards.
+
+    The reference's ``svd`` differs: it factors the teacher's raw weight, keeps the
+    singular values in the second factor (V orthonormal, U unscaled) and copies the raw
+    factors into the latent tensors, which the quantizer then passes through ``tanh``
+    and rescales by ``max|tanh|``; that is not a projection of the quantized weight, and
+    its result is refined by nothing. Ours balances the factors and inverts ``tanh``."""
     pairs = _teacher_pairs(student, teacher)
     for _name, m, w in pairs:
-        if isinstance(m, QuantLinear):
+        if isinstance(m, QuantWeight):
             m.weight.copy_(w)
             continue
         p, q, K = m.out_channels, m.group_in_channels, m.kernel * m.kernel
@@ -184,10 +214,10 @@ def project_svd(student: nn.Module, teacher: nn.Module,
 
 def project(student: nn.Module, teacher: nn.Module, method: str = "svd+gradient",
             steps: int = 3000, lr: float = 2e-2,
-            log: Callable[[str], None] | None = None) -> float:
+            log: Callable[[str], None] | None = None, keep: str = "best") -> float:
     """Projection initialization by name: ``svd``, ``gradient``, ``svd+gradient`` or ``none``
-    (``svd+gradient``: SVD start refined by gradient steps, which keep the best state, so
-    the refinement never ends worse than the SVD)."""
+    (``svd+gradient``: SVD start refined by gradient steps; with ``keep="best"`` the
+    refinement never ends worse than the SVD). ``gradient`` is the reference's ``train``."""
     if method not in PROJECTIONS:
         raise InsitugenError(f"projection '{method}' is unknown: use one of "
                              f"{', '.join(PROJECTIONS)}")
@@ -195,7 +225,7 @@ def project(student: nn.Module, teacher: nn.Module, method: str = "svd+gradient"
     if method in ("svd", "svd+gradient"):
         loss = project_svd(student, teacher, log)
     if method in ("gradient", "svd+gradient"):
-        loss = project_gradient(student, teacher, steps, lr, log)
+        loss = project_gradient(student, teacher, steps, lr, log, keep)
     return loss
 
 
@@ -210,13 +240,17 @@ def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: 
     return alpha * T * T * kl + (1 - alpha) * F.cross_entropy(student_logits, labels)
 
 
-def _optimizer(model: nn.Module, s: TrainSettings) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, s: TrainSettings) -> torch.optim.Optimizer:
+    """SGD (momentum 0.9, Nesterov) or RAdam, weight decay coupled (L2 in the gradient)
+    or, for RAdam with ``decoupled_weight_decay``, decoupled: ``p -= lr * wd * p`` before
+    the step, as the reference's RAdam."""
     params = [p for p in model.parameters() if p.requires_grad]
     if s.optimizer == "sgd":
         return torch.optim.SGD(params, lr=s.lr, momentum=0.9, weight_decay=s.weight_decay,
                                nesterov=True)
     if s.optimizer == "radam":
-        return torch.optim.RAdam(params, lr=s.lr, weight_decay=s.weight_decay)
+        return torch.optim.RAdam(params, lr=s.lr, weight_decay=s.weight_decay,
+                                 decoupled_weight_decay=s.decoupled_weight_decay)
     raise InsitugenError(f"optimizer '{s.optimizer}' is unknown: use radam or sgd")
 
 
@@ -228,7 +262,7 @@ def train(model: nn.Module, batches: Callable[[int], Iterable], settings: TrainS
 
     With a teacher: KD loss; with MLG layers and ``ortho_weight > 0``: + orthonormality
     term. RAdam (or SGD) with a cosine schedule over ``epochs``. Returns per-epoch logs."""
-    opt = _optimizer(model, settings)
+    opt = make_optimizer(model, settings)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, settings.epochs))
     use_ortho = settings.ortho_weight > 0 and bool(mlg_layers(model))
     if teacher is not None:
@@ -281,20 +315,42 @@ def accuracy(model: nn.Module, batches: Iterable, device: str | torch.device = "
 
 
 def make_student(teacher: nn.Module, base_in: int, base_out: int, qb: int, qu: int, qv: int,
-                 classifier_bits: int | None = None):
+                 classifier_bits: int | None = None, *, w_bit: int = 8,
+                 gate: str = "insitugen"):
     """``(student, report)``: mlgify of a deep copy of the teacher."""
     student = copy.deepcopy(teacher)
-    report = mlgify(student, base_in, base_out, qb, qu, qv, classifier_bits)
+    report = mlgify(student, base_in, base_out, qb, qu, qv, classifier_bits, w_bit=w_bit,
+                    gate=gate)
     return student, report
+
+
+def make_teacher(model_name: str, num_classes: int, in_channels: int, recipe_name: str):
+    """``(teacher, weight bits)``: a fresh shipped model; under a recipe with a quantized
+    teacher (``reference``: 15 bits) every conv / linear weight goes through the quantizer."""
+    bits = recipe(recipe_name).teacher_bits
+    model = build_model(model_name, num_classes, in_channels)
+    if bits < 32:
+        quantize_model(model, bits)
+    return model, bits
 
 
 def _check_student_settings(s: MLGSettings, model: str, num_classes: int,
                             in_channels: int) -> None:
     """Check the MLG settings before minutes of data loading and teacher training."""
-    if s.projection not in PROJECTIONS:
+    recipe(s.recipe)
+    if s.projection is not None and s.projection not in PROJECTIONS:
         raise InsitugenError(f"projection '{s.projection}' is unknown: use one of "
                              f"{', '.join(PROJECTIONS)}")
     mlgify(build_model(model, num_classes, in_channels), **s.mlg())
+
+
+def _project_student(s: MLGSettings, student: nn.Module, teacher: nn.Module,
+                     log: Callable[[str], None] | None) -> float:
+    method = s.projection_method()
+    if log and method == "none" and s.projection not in (None, "none"):
+        log(f"[projection] skipped: the {s.recipe} recipe projects only with KD")
+    return project(student, teacher, method, s.projection_steps, log=log,
+                   keep=recipe(s.recipe).projection_keep)
 
 
 # ---------------------------------------------------------------------------------
@@ -302,7 +358,8 @@ def _check_student_settings(s: MLGSettings, model: str, num_classes: int,
 # ---------------------------------------------------------------------------------
 def reproduce_digits(s: DigitsSettings | None = None, out_dir: str | Path | None = None,
                      log: Callable[[str], None] | None = print) -> dict:
-    """Teacher and MLG student (SmallCNN) on the digits; returns accuracies, memory
+    """Teacher and MLG student (SmallCNN) on the digits (or ``digits-hard``, see
+    :func:`golden.datasets.hard_digits_data`); returns accuracies, memory
     compression and wall time. ``out_dir`` (optional) receives ``teacher.pt``,
     ``student.pt`` (MLG checkpoints) and ``digits.json``."""
     s = s or DigitsSettings()
@@ -310,7 +367,7 @@ def reproduce_digits(s: DigitsSettings | None = None, out_dir: str | Path | None
     t0 = time.perf_counter()
     torch.set_num_threads(max(1, s.threads))
     torch.manual_seed(s.seed)
-    xtr, ytr, xte, yte = digits_data(s.seed)
+    xtr, ytr, xte, yte = digits_set(s.dataset, s.seed, s.image_size)
     gen = torch.Generator().manual_seed(s.seed)
 
     def augment(xb, g):
@@ -322,24 +379,30 @@ def reproduce_digits(s: DigitsSettings | None = None, out_dir: str | Path | None
     def test_acc(m):
         return accuracy(m, batches(xte, yte, 512, False))
 
-    teacher = build_model("smallcnn", 10, 1)
+    r = recipe(s.recipe)
+    teacher, teacher_bits = make_teacher("smallcnn", 10, 1, s.recipe)
     if log:
         log(f"teacher: SmallCNN, {sum(p.numel() for p in teacher.parameters())} parameters, "
-            f"{len(xtr)} train / {len(xte)} test images")
-    train(teacher, train_batches, TrainSettings(epochs=s.teacher_epochs, lr=s.teacher_lr,
-                                                ortho_weight=0.0), log=None)
+            f"{teacher_bits}-bit weights, {len(xtr)} train / {len(xte)} test images, "
+            f"{s.recipe} recipe")
+    teacher_lr = s.teacher_lr if s.teacher_lr is not None else r.digits_teacher_lr
+    train(teacher, train_batches, TrainSettings(epochs=s.teacher_epochs, lr=teacher_lr,
+                                                ortho_weight=0.0,
+                                                decoupled_weight_decay=r.decoupled_weight_decay),
+          log=None)
     teacher_acc = test_acc(teacher)
     if log:
         log(f"teacher accuracy {teacher_acc:.2f}%")
 
     student, report = make_student(teacher, **s.mlg())
     mem = memory_report(student, report.settings(), "smallcnn")
-    proj = project(student, teacher, s.projection, s.projection_steps, log=log)
+    proj = _project_student(s, student, teacher, log)
     projected_acc = test_acc(student)
     if log:
         log(f"student after projection: accuracy {projected_acc:.2f}%")
     train(student, train_batches, TrainSettings(epochs=s.student_epochs, lr=s.student_lr,
-                                                ortho_weight=s.ortho_weight),
+                                                ortho_weight=s.ortho_weight,
+                                                decoupled_weight_decay=r.decoupled_weight_decay),
           teacher=teacher if s.kd else None, log=None)
     student_acc = test_acc(student)
     wall = time.perf_counter() - t0
@@ -361,7 +424,8 @@ def reproduce_digits(s: DigitsSettings | None = None, out_dir: str | Path | None
             f"({1 / mem.memory_ratio_int8:.1f}x vs 8-bit); {wall:.1f} s")
     if out_dir is not None:
         out_dir = Path(out_dir)
-        save_checkpoint(out_dir / "teacher.pt", teacher, "smallcnn", 10, 1, None)
+        save_checkpoint(out_dir / "teacher.pt", teacher, "smallcnn", 10, 1, None,
+                        weight_bits=teacher_bits)
         save_checkpoint(out_dir / "student.pt", student, "smallcnn", 10, 1, report.settings(),
                         {"accuracy": student_acc})
         atomic_write_text(out_dir / "digits.json", json.dumps(result, indent=2))
@@ -373,20 +437,25 @@ def reproduce_digits(s: DigitsSettings | None = None, out_dir: str | Path | None
 # ---------------------------------------------------------------------------------
 def _cifar_teacher(s: CifarSettings, teacher: str | Path | None, train_batches, out: Path,
                    device: str, log: Callable[[str], None]) -> nn.Module:
-    """The teacher: a plain ResNet-18 checkpoint when given, else one trained here (SGD,
-    lr 0.1) and saved as ``out/teacher.pt``."""
+    """The teacher: a plain ResNet-18 checkpoint when given, else one trained here with
+    the recipe's optimizer (insitugen: SGD lr 0.1 Nesterov, float weights; reference:
+    RAdam lr 2e-3, 15-bit weights; cosine in both) and saved as ``out/teacher.pt``."""
     if teacher is not None:
         from .mlgify import load_checkpoint
         model, info = load_checkpoint(teacher)
         if info["mlg"] is not None or info["model"]["name"] != "resnet18":
             raise InsitugenError(f"--teacher '{teacher}' must be a plain resnet18 checkpoint")
         return model.to(device)
-    model = build_model("resnet18", 10, 3).to(device)
-    train(model, train_batches, TrainSettings(epochs=s.teacher_epochs, lr=0.1, optimizer="sgd",
+    r = recipe(s.recipe)
+    model, bits = make_teacher("resnet18", 10, 3, s.recipe)
+    model = model.to(device)
+    train(model, train_batches, TrainSettings(epochs=s.teacher_epochs, lr=r.cifar_teacher_lr,
+                                              optimizer=r.cifar_teacher_optimizer,
+                                              decoupled_weight_decay=r.decoupled_weight_decay,
                                               ortho_weight=0.0,
                                               max_steps_per_epoch=s.max_steps_per_epoch),
           device=device, log=log)
-    save_checkpoint(out / "teacher.pt", model, "resnet18", 10, 3, None)
+    save_checkpoint(out / "teacher.pt", model, "resnet18", 10, 3, None, weight_bits=bits)
     return model
 
 
@@ -406,13 +475,14 @@ def train_cifar(data: str | Path, out: str | Path, s: CifarSettings | None = Non
     xtr, ytr, xte, yte = load_cifar10(data)
     out = Path(out)
     gen = torch.Generator().manual_seed(s.seed)
+    r = recipe(s.recipe)
 
     def train_batches(epoch):
         for xb, yb in batches(xtr, ytr, s.batch_size, True, gen):
-            yield random_crop_flip(normalize_cifar(xb), gen, pad=4, flip=True), yb
+            yield random_crop_flip(normalize_cifar(xb, r.cifar_std), gen, pad=4, flip=True), yb
 
     def test_acc(m):
-        return accuracy(m, ((normalize_cifar(xb), yb) for xb, yb in
+        return accuracy(m, ((normalize_cifar(xb, r.cifar_std), yb) for xb, yb in
                             batches(xte, yte, 512, False)), device)
 
     teacher_model = _cifar_teacher(s, teacher, train_batches, out, device, log)
@@ -420,9 +490,10 @@ def train_cifar(data: str | Path, out: str | Path, s: CifarSettings | None = Non
     log(f"teacher accuracy {teacher_acc:.2f}%")
     student, report = make_student(teacher_model, **s.mlg())
     mem = memory_report(student, report.settings(), "resnet18")
-    project(student, teacher_model, s.projection, s.projection_steps, log=log)
+    _project_student(s, student, teacher_model, log)
     train(student, train_batches, TrainSettings(epochs=s.epochs, lr=s.lr,
                                                 ortho_weight=s.ortho_weight,
+                                                decoupled_weight_decay=r.decoupled_weight_decay,
                                                 max_steps_per_epoch=s.max_steps_per_epoch),
           teacher=teacher_model if s.kd else None, device=device,
           evaluate_fn=test_acc, log=log)
@@ -431,7 +502,7 @@ def train_cifar(data: str | Path, out: str | Path, s: CifarSettings | None = Non
                     {"accuracy": student_acc})
     result = {"teacher_accuracy": teacher_acc, "student_accuracy": student_acc,
               "memory_ratio_fp32": mem.memory_ratio, "param_ratio": mem.param_ratio,
-              **report.settings()}
+              "recipe": s.recipe, **report.settings()}
     atomic_write_text(out / "cifar.json", json.dumps(result, indent=2))
     log(f"student accuracy {student_acc:.2f}% (teacher {teacher_acc:.2f}%), memory ratio "
         f"{mem.memory_ratio:.4f}")

@@ -8,14 +8,15 @@ import json
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from insitugen.errors import InsitugenError
 from flows.commands import memory as memory_command
 from golden.memory import memory_report, model_memory
-from golden.mlg import MLGConv2d, MLGLinear, QuantLinear
+from golden.mlg import MLGConv2d, MLGLinear, QuantConv2d, QuantLinear
 from golden.mlgify import mlgify
 from golden.models import build_model, count_parameters
+from insitugen.errors import InsitugenError
 
 # ResNet-18 CIFAR by hand: (in, out) of every 3x3 conv after the stem, of every 1x1 shortcut
 CONV3 = [(64, 64)] * 4 + [(64, 128)] + [(128, 128)] * 3 + [(128, 256)] + [(256, 256)] * 3 \
@@ -121,20 +122,62 @@ def test_mlgify_conv1x1_model_rule_and_float_layers():
     net = Net()
     bias = net.pw.bias.detach().clone()
     head_w = net.head.weight.detach().clone()
+    dw_w = net.dw.weight.detach().clone()
     report = mlgify(net, 2, 44, 4, 4, 4)
     by_name = {c.name: c for c in report.layers}
     assert isinstance(net.pw, MLGConv2d) and net.pw.base_out == 7 and net.pw.base_in == 0
     assert torch.equal(net.pw.bias, bias)                         # biases carried over
-    assert type(net.dw) is nn.Conv2d and "depthwise" in by_name["dw"].reason
-    assert type(net.rect) is nn.Conv2d and "non-square" in by_name["rect"].reason
+    # no level on: the whole weight quantized at w_bit = 8 in the forward pass (the
+    # reference's MLG conv with generation off), here against the dorefa_sym formula
+    assert type(net.dw) is QuantConv2d and net.dw.bits == 8 and "depthwise" in by_name["dw"].reason
+    assert by_name["dw"].action == "quantized"
+    t = torch.tanh(dw_w)
+    r = t.abs().max()
+    expect = torch.round(255 * (t / (2 * r) + 0.5)) / 255 * (2 * r) - r
+    torch.testing.assert_close(net.dw.quantized_weight(), expect, rtol=0, atol=1e-6)
+    x = torch.randn(1, 8, 5, 5)
+    torch.testing.assert_close(net.dw(x), F.conv2d(x, expect, net.dw.bias, padding=1, groups=8),
+                               rtol=1e-5, atol=1e-5)
+    assert type(net.rect) is QuantConv2d and "non-square" in by_name["rect"].reason
     assert isinstance(net.hidden, MLGLinear) and net.hidden.base_out == 44
     assert isinstance(net.head, QuantLinear) and torch.equal(net.head.weight, head_w)
     assert net(torch.randn(2, 16, 4, 6)).shape == (2, 3)
     rep = memory_report(net)
     rows = {r.name: r for r in rep.layers}
-    assert rows["dw"].bits_stored == 32 * (8 * 9 + 8)             # float: 4 bytes per weight
+    assert rows["dw"].bits_stored == 8 * (8 * 9) + 32 * 8         # insitugen: at its 8 bits
     assert rows["head"].bits_stored == 8 * 64 * 3 + 32 * 3        # 8-bit classifier, fp32 bias
+    assert rows["head"].kind == "classifier" and rows["dw"].kind == "quantized"
     assert rows["pw"].bits_stored == 7 * 16 * 4 + 8 * 7 * 4 + 32 * 8
+    # the reference gate counts a layer that is not generated at 4 bytes per weight
+    ref = Net()
+    mlgify(ref, 2, 44, 4, 4, 4, gate="reference")
+    rows = {r.name: r for r in memory_report(ref).layers}
+    assert rows["dw"].bits_stored == 32 * (8 * 9 + 8)
+    assert rows["pw"].bits_stored == 7 * 16 * 4 + 8 * 7 * 4 + 32 * 8
+
+
+def test_reference_gate_float_factors_memory_and_forward():
+    """Reference gate, w_bit >= 16: B, U, V used raw (qb/qu/qv ignored), counted at 32."""
+    torch.manual_seed(3)
+    conv = nn.Sequential(nn.Conv2d(16, 32, 3, padding=1, bias=False), nn.Flatten(),
+                         nn.Linear(32, 4))
+    report = mlgify(conv, 2, 8, 3, 6, 3, w_bit=32, gate="reference")
+    m = conv[0]
+    assert m.float_factors and report.settings()["gate"] == "reference"
+    assert report.classifier_bits == 32                           # the classifier at w_bit
+    w = (m.coeff_out @ (m.coeff_in @ m.basis.reshape(8, 2, 9)).reshape(8, -1))
+    torch.testing.assert_close(m.generated_weight(), w.reshape(32, 16, 3, 3))
+    row = {r.name: r for r in memory_report(conv).layers}["0"]
+    assert row.bits_stored == 32 * (8 * 2 * 9 + 8 * 16 * 2 + 32 * 8)
+    # w_bit < 16: the same gate quantizes at qb/qu/qv, counted at those widths
+    q = nn.Sequential(nn.Conv2d(16, 32, 3, padding=1, bias=False), nn.Flatten(),
+                      nn.Linear(32, 4))
+    mlgify(q, 2, 8, 3, 6, 3, w_bit=8, gate="reference")
+    assert not q[0].float_factors and q[2].bits == 8
+    row = {r.name: r for r in memory_report(q).layers}["0"]
+    assert row.bits_stored == 3 * 8 * 2 * 9 + 6 * 8 * 16 * 2 + 3 * 32 * 8
+    with pytest.raises(InsitugenError, match="gate = 'paper'"):
+        mlgify(nn.Sequential(nn.Conv2d(16, 32, 3)), 2, 8, 3, 6, 3, gate="paper")
 
 
 def test_mlgify_rejects_bad_settings():

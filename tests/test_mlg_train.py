@@ -11,15 +11,24 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from insitugen.errors import InsitugenError
-from golden.memory import model_memory
-from golden.mlgify import load_checkpoint
-from golden.models import build_model
 from flows.commands import train_cifar as train_cifar_command
 from flows.commands import train_digits as train_digits_command
 from golden.datasets import DataError, digits_data, load_cifar10, random_crop_flip
-from golden.train import (DigitsSettings, accuracy, approximation_loss, kd_loss, make_student,
-                          project, project_gradient, project_svd, reproduce_digits)
+from golden.memory import model_memory
+from golden.mlgify import load_checkpoint
+from golden.models import build_model
+from golden.train import (
+    DigitsSettings,
+    accuracy,
+    approximation_loss,
+    kd_loss,
+    make_student,
+    project,
+    project_gradient,
+    project_svd,
+    reproduce_digits,
+)
+from insitugen.errors import InsitugenError
 
 SEED = 5
 
@@ -204,11 +213,16 @@ def test_load_cifar10_binary(tmp_path):
 
 
 def test_load_cifar10_errors(tmp_path):
-    with pytest.raises(DataError, match="no CIFAR-10 binary batches"):
+    with pytest.raises(DataError, match="no CIFAR-10 batches"):
         load_cifar10(tmp_path)
     py = tmp_path / "cifar-10-batches-py"
     py.mkdir()
-    with pytest.raises(DataError, match="pickle"):
+    (py / "test_batch").write_bytes(b"not a pickle")
+    with pytest.raises(DataError, match="data_batch_1 "):
+        load_cifar10(tmp_path)
+    for i in range(1, 6):
+        (py / f"data_batch_{i}").write_bytes(b"not a pickle")
+    with pytest.raises(DataError, match="not a CIFAR-10 Python batch"):
         load_cifar10(tmp_path)
     bad = tmp_path / "bad"
     bad.mkdir()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from golden.train_settings import PROJECTIONS, MLGSettings
+from golden.train_settings import PROJECTIONS, RECIPES, MLGSettings
 
 
 def add_mlg_args(p: argparse.ArgumentParser, d: MLGSettings) -> None:
@@ -17,8 +17,18 @@ def add_mlg_args(p: argparse.ArgumentParser, d: MLGSettings) -> None:
                    help="intra coefficient bits (default: %(default)s)")
     p.add_argument("--qv", type=int, default=d.qv,
                    help="cross coefficient bits (default: %(default)s)")
+    p.add_argument("--recipe", choices=tuple(RECIPES), default=d.recipe,
+                   help="reference: the MLG reference code's choices (15-bit RAdam teacher, "
+                        "gradient projection only with KD, last iterate, decoupled weight "
+                        "decay, w_bit gate, its CIFAR std); insitugen: ours (README, MLG in "
+                        "PyTorch) (default: %(default)s)")
+    p.add_argument("--w-bit", type=int, default=d.w_bit,
+                   help="model weight width: layers that are not generated, and under the "
+                        "reference recipe B/U/V are quantized only when < 16 "
+                        "(default: %(default)s)")
     p.add_argument("--projection", choices=PROJECTIONS, default=d.projection,
-                   help="projection initialization (default: %(default)s)")
+                   help="projection initialization (default: the recipe's, svd+gradient "
+                        "for insitugen, gradient for reference)")
     p.add_argument("--projection-steps", type=int, default=d.projection_steps,
                    help="gradient projection steps (default: %(default)s)")
     p.add_argument("--ortho-weight", type=float, default=d.ortho_weight,

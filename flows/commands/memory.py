@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from golden.train_settings import RECIPES
 from insitugen.errors import InsitugenError
 
 HELP = "per-layer MLG memory table and ratios of a shipped model"
@@ -26,6 +27,14 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--qv", type=int, required=True, help="cross coefficient bits")
     p.add_argument("--classifier-bits", type=int, default=None,
                    help="classifier weight bits (default: 8; 32 when qb = qu = qv = 32)")
+    p.add_argument("--w-bit", type=int, default=8,
+                   help="model weight width: layers that are not generated; under the "
+                        "reference recipe also the gate (>= 16: float B/U/V, counted at 32 "
+                        "bits) (default: %(default)s)")
+    p.add_argument("--recipe", choices=tuple(RECIPES), default="insitugen",
+                   help="quantization gate and accounting: insitugen (B/U/V always at "
+                        "qb/qu/qv, non-generated layers at w_bit) or reference (its w_bit "
+                        "gate, non-generated layers at 32 bits) (default: %(default)s)")
     p.add_argument("--json", metavar="OUT", default=None,
                    help="also write the table and totals as JSON to OUT")
 
@@ -39,11 +48,12 @@ def run(args: argparse.Namespace) -> int:
         raise InsitugenError(f"--num-classes = {args.num_classes} must be >= 1")
     rep = model_memory(args.model, args.base_in, args.base_out, args.qb, args.qu, args.qv,
                        num_classes=args.num_classes, in_channels=args.in_channels,
-                       classifier_bits=args.classifier_bits)
+                       classifier_bits=args.classifier_bits, w_bit=args.w_bit,
+                       gate=RECIPES[args.recipe].gate)
     s = rep.settings
     print(f"{args.model} ({args.num_classes} classes), (Bi, Bo, qb, qu, qv) = "
           f"({s['base_in']}, {s['base_out']}, {s['qb']}, {s['qu']}, {s['qv']}), classifier "
-          f"{s['classifier_bits']} bits\n")
+          f"{s['classifier_bits']} bits, w_bit {s['w_bit']}, {s['gate']} gate\n")
     print(rep)
     if args.json:
         atomic_write_text(args.json, rep.to_json())

@@ -14,13 +14,15 @@ HELP = "ResNet-18 MLG on CIFAR-10 from disk (--data PATH)"
 def add_args(p: argparse.ArgumentParser) -> None:
     d = CifarSettings()
     p.add_argument("--data", metavar="PATH", required=True,
-                   help="CIFAR-10 binary version folder (cifar-10-batches-bin) or its parent")
+                   help="CIFAR-10 folder, binary (cifar-10-batches-bin) or Python version "
+                        "(cifar-10-batches-py), or its parent")
     p.add_argument("--out", metavar="DIR", required=True,
                    help="folder for teacher.pt, student.pt and cifar.json")
     p.add_argument("--teacher", metavar="CHECKPOINT", default=None,
                    help="trained teacher checkpoint (default: train one first)")
     p.add_argument("--teacher-epochs", type=int, default=d.teacher_epochs,
-                   help="teacher epochs when no --teacher is given (default: %(default)s)")
+                   help="teacher epochs when no --teacher is given, trained with the "
+                        "recipe's optimizer (default: %(default)s)")
     p.add_argument("--epochs", type=int, default=d.epochs,
                    help="student epochs (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=d.batch_size,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from golden.train_settings import DigitsSettings
+from golden.train_settings import DIGITS_SETS, DigitsSettings
 
 from ._training import add_mlg_args, settings_from_args
 
@@ -21,9 +21,15 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=d.batch_size,
                    help="(default: %(default)s)")
     p.add_argument("--teacher-lr", type=float, default=d.teacher_lr,
-                   help="teacher RAdam learning rate (default: %(default)s)")
+                   help="teacher RAdam learning rate (default: the recipe's, 3e-3 for "
+                        "insitugen, 2e-3 for reference)")
     p.add_argument("--student-lr", type=float, default=d.student_lr,
                    help="student RAdam learning rate (default: %(default)s)")
+    p.add_argument("--dataset", choices=DIGITS_SETS, default=d.dataset,
+                   help="digits: scikit-learn's 8x8 digits; digits-hard: generated from them "
+                        "(upscaled, warped, noisy, fixed seed) (default: %(default)s)")
+    p.add_argument("--image-size", type=int, default=d.image_size,
+                   help="side of the digits-hard images (default: %(default)s)")
     p.add_argument("--out", metavar="DIR", default=None,
                    help="write teacher.pt, student.pt and digits.json to DIR")
 
