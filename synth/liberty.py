@@ -112,7 +112,7 @@ def _matching_brace(text: str, open_pos: int) -> int:
     raise ToolError("liberty file has unbalanced braces")
 
 
-def _groups(body: str, kind: str):
+def groups(body: str, kind: str):
     """(argument, group body) of each ``kind (arg) { ... }`` directly or deeper in ``body``."""
     for m in re.finditer(rf"\b{kind}\s*\(([^)]*)\)\s*\{{", body):
         end = _matching_brace(body, m.end() - 1)
@@ -123,7 +123,7 @@ def _numbers(s: str) -> tuple[float, ...]:
     return tuple(float(x) for x in re.findall(r"[-+0-9.eE]+", s.replace("\\", " ")))
 
 
-def _indices(body: str) -> tuple[tuple[float, ...] | None, tuple[float, ...] | None]:
+def table_indices(body: str) -> tuple[tuple[float, ...] | None, tuple[float, ...] | None]:
     """The ``index_1`` / ``index_2`` a table or template group states (None where absent)."""
     found = []
     for name in ("index_1", "index_2"):
@@ -132,11 +132,12 @@ def _indices(body: str) -> tuple[tuple[float, ...] | None, tuple[float, ...] | N
     return found[0], found[1]
 
 
-def _table(body: str, template: tuple[tuple[float, ...] | None, tuple[float, ...] | None]
-           ) -> Table:
+def lookup_table(body: str,
+                 template: tuple[tuple[float, ...] | None, tuple[float, ...] | None] = (None, None)
+                 ) -> Table:
     """A lookup table; an index the table does not state comes from its ``lu_table_template``
     (``template``), as Liberty specifies."""
-    i1, i2 = _indices(body)
+    i1, i2 = table_indices(body)
     vals = re.search(r"values\s*\((.*?)\)\s*;", body, re.S)
     if vals is None:
         raise ToolError("liberty timing table without values")
@@ -144,12 +145,12 @@ def _table(body: str, template: tuple[tuple[float, ...] | None, tuple[float, ...
     return Table(i1 or template[0] or (0.0,), i2 or template[1] or (0.0,), rows)
 
 
-def _attr(body: str, name: str) -> str | None:
+def attribute(body: str, name: str) -> str | None:
     m = re.search(rf"\b{name}\s*:\s*\"?([^\";\n]*)\"?\s*;", body)
     return m.group(1).strip() if m else None
 
 
-def _strip_subgroups(body: str) -> str:
+def own_text(body: str) -> str:
     """``body`` without nested groups (so attributes read are the group's own)."""
     out, depth = [], 0
     for ch in body:
@@ -169,31 +170,32 @@ def _read(path: str, mtime: float) -> Library:
     lib = re.search(r"\blibrary\s*\(([^)]*)\)", text)
     if lib is None:
         raise ToolError(f"'{path}' is not a Liberty file (no 'library (...)' group)")
-    time_unit = _attr(text[:20000], "time_unit") or "1ns"
-    templates = {name: _indices(body) for name, body, _, _ in _groups(text, "lu_table_template")}
+    time_unit = attribute(text[:20000], "time_unit") or "1ns"
+    templates = {name: table_indices(body)
+                 for name, body, _, _ in groups(text, "lu_table_template")}
     cells: dict[str, Cell] = {}
-    for name, body, _, _ in _groups(text, "cell"):
-        own = _strip_subgroups(body)
-        area = float(_attr(own, "area") or 0.0)
+    for name, body, _, _ in groups(text, "cell"):
+        own = own_text(body)
+        area = float(attribute(own, "area") or 0.0)
         seq = re.search(r"\b(ff|latch|ff_bank|latch_bank|statetable)\s*\(", body) is not None
         cell = Cell(name=name, area=area, sequential=seq,
-                    dont_use=(_attr(own, "dont_use") or "").lower() == "true")
-        for pin, pbody, _, _ in _groups(body, "pin"):
-            pown = _strip_subgroups(pbody)
-            direction = (_attr(pown, "direction") or "").lower()
+                    dont_use=(attribute(own, "dont_use") or "").lower() == "true")
+        for pin, pbody, _, _ in groups(body, "pin"):
+            pown = own_text(pbody)
+            direction = (attribute(pown, "direction") or "").lower()
             if direction == "input":
-                cell.inputs[pin] = float(_attr(pown, "capacitance") or 0.0)
+                cell.inputs[pin] = float(attribute(pown, "capacitance") or 0.0)
             elif direction == "output":
                 cell.outputs.append(pin)
-                for _, tbody, _, _ in _groups(pbody, "timing"):
-                    town = _strip_subgroups(tbody)
-                    tables = tuple(_table(b, templates.get(tmpl, (None, None)))
+                for _, tbody, _, _ in groups(pbody, "timing"):
+                    town = own_text(tbody)
+                    tables = tuple(lookup_table(b, templates.get(tmpl, (None, None)))
                                    for kind in ("cell_rise", "cell_fall")
-                                   for tmpl, b, _, _ in _groups(tbody, kind))
+                                   for tmpl, b, _, _ in groups(tbody, kind))
                     if tables:
-                        cell.arcs.append(Arc(related_pin=_attr(town, "related_pin") or "",
+                        cell.arcs.append(Arc(related_pin=attribute(town, "related_pin") or "",
                                              pin=pin,
-                                             timing_type=_attr(town, "timing_type") or "",
+                                             timing_type=attribute(town, "timing_type") or "",
                                              tables=tables))
         cells[name] = cell
     if not cells:

@@ -74,25 +74,30 @@ def read_power(liberty: Path) -> tuple[dict[str, CellPower], float]:
     """Per cell the internal-power tables of each pin, input capacitances, outputs and
     leakage (pW); and the nominal voltage. Energies in the liberty's units (pF x V^2 = pJ
     for IHP sg13g2)."""
-    from synth.liberty import _attr, _groups, _strip_subgroups, _table
+    from synth.liberty import attribute, groups, lookup_table, own_text, table_indices
 
     text = re.sub(r"/\*.*?\*/", "", Path(liberty).read_text(errors="replace"), flags=re.S)
-    volt = float(_attr(text[:20000], "nom_voltage") or 1.0)
+    volt = float(attribute(text[:20000], "nom_voltage") or 1.0)
     cells: dict[str, CellPower] = {}
-    for name, body, _, _ in _groups(text, "cell"):
-        own = _strip_subgroups(body)
-        cell = CellPower({}, {}, [], float(_attr(own, "cell_leakage_power") or 0.0))
-        for pin, pbody, _, _ in _groups(body, "pin"):
-            pown = _strip_subgroups(pbody)
-            direction = (_attr(pown, "direction") or "").lower()
+    # an index a power table does not state comes from its template, as Liberty specifies
+    templates = {name: table_indices(body) for kind in ("power_lut_template", "lu_table_template")
+                 for name, body, _, _ in groups(text, kind)}
+    for name, body, _, _ in groups(text, "cell"):
+        own = own_text(body)
+        cell = CellPower({}, {}, [], float(attribute(own, "cell_leakage_power") or 0.0))
+        for pin, pbody, _, _ in groups(body, "pin"):
+            pown = own_text(pbody)
+            direction = (attribute(pown, "direction") or "").lower()
             if direction == "input":
-                cell.capacitance[pin] = float(_attr(pown, "capacitance") or 0.0)
+                cell.capacitance[pin] = float(attribute(pown, "capacitance") or 0.0)
             elif direction == "output":
                 cell.outputs.append(pin)
             rise, fall = [], []
-            for _, ibody, _, _ in _groups(pbody, "internal_power"):
-                rise += [_table(b) for _, b, _, _ in _groups(ibody, "rise_power")]
-                fall += [_table(b) for _, b, _, _ in _groups(ibody, "fall_power")]
+            for _, ibody, _, _ in groups(pbody, "internal_power"):
+                rise += [lookup_table(b, templates.get(t, (None, None)))
+                         for t, b, _, _ in groups(ibody, "rise_power")]
+                fall += [lookup_table(b, templates.get(t, (None, None)))
+                         for t, b, _, _ in groups(ibody, "fall_power")]
             cell.pins[pin] = PinPower(rise, fall)
         cells[name] = cell
     return cells, volt

@@ -152,7 +152,7 @@ def layers_of_model(model, trace: dict, hardware: dict[str, Any],
     """Classify every conv / linear of an (mlgified) model: generated layers get their
     generator config with the ``hardware`` fields; the rest are fetched, with a reason
     (``reasons`` by layer name, e.g. from :class:`golden.mlgify.MLGReport`)."""
-    from golden.mlg import MLGLayerBase, QuantLinear
+    from golden.mlg import MLGLayerBase, QuantLinear, QuantWeight
 
     reasons = reasons or {}
     rows = []
@@ -165,6 +165,10 @@ def layers_of_model(model, trace: dict, hardware: dict[str, Any],
         elif isinstance(m, QuantLinear):
             rows.append(_row(name, m, trace, None,
                              reasons.get(name) or f"classifier, {m.bits}-bit, not generated"))
+        elif isinstance(m, QuantWeight):
+            kind = f"{m.bits}-bit weights" if m.quantizes else "float weights"
+            rows.append(_row(name, m, trace, None,
+                             reasons.get(name) or f"{kind}, not generated"))
         else:
             rows.append(_row(name, m, trace, None, reasons.get(name) or "float layer"))
     return rows
