@@ -2,7 +2,8 @@
 
 The main job of the tool. Files land in ``out_dir``: the Verilog (and its JSON
 sidecar), the weights the RTL produced (generator configs), the synthesis
-report as JSON and Markdown, and ``flow.json`` with every figure of the summary.
+report as JSON and Markdown, three plots of the layer (:mod:`flows.flow_plots`) and
+``flow.json`` with every figure of the summary.
 """
 
 from __future__ import annotations
@@ -110,6 +111,7 @@ def run_flow(cfg: Config, *, out_dir: Path, simulator: str = "verilator", seed: 
                      extra=None, quiet=True)
     sim = {"simulator": res.simulator, "seed": res.seed, "seed_backpressure": res_bp.seed,
            "beats": res.beats, "beats_backpressure": res_bp.beats, "cycles": res.cycles,
+           "cycles_backpressure": res_bp.cycles,
            "build_s": round(res.build_s, 2), "sim_s": round(res.sim_s + res_bp.sim_s, 2)}
     for k in ("cycles_lower_bound", "efficiency", "cycles_no_backpressure", "pass_cycles",
               "beats_per_s", "protocol", "tools"):
@@ -134,6 +136,7 @@ def run_flow(cfg: Config, *, out_dir: Path, simulator: str = "verilator", seed: 
     if extra:
         print(f"      weights the RTL produced: {extra['out']}", flush=True)
 
+    report = None
     if skip_synth:
         print("[3/3] synth: skipped (--no-synth)")
     else:
@@ -149,6 +152,10 @@ def run_flow(cfg: Config, *, out_dir: Path, simulator: str = "verilator", seed: 
         for line in _synth_lines(report):
             print(line)
         print(f"      synthesis {report['seconds']:.1f} s; full report {out_dir / 'synth.md'}")
+    from .flow_plots import draw_flow_plots
+    plots = draw_flow_plots(summary, report, out_dir)
+    summary["plots"] = {name: str(path) for name, path in plots.items()}
+    print("plots: " + ", ".join(str(p) for p in plots.values()))
     (out_dir / "flow.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(f"done: {out_dir}/ (flow.json has every figure)")
     return 0
