@@ -69,6 +69,16 @@ CASES = {
     "full_precision_separate": (dict(out_bits=0, shift=0, recombination="separate"), "random"),
 }
 
+#: The cases the default run simulates on Verilator: thirteen that together hit every code and
+#: requantization coverage bin the whole table hits and every form it holds (levels on / off
+#: x recombination form, conv / linear / 1x1, lanes dividing or not, more lanes than a row,
+#: one lane, full precision, every rounding mode and back-pressure pattern), checked by
+#: ``test_default_cases_cover``; the other cases repeat those and run with ``--runslow``.
+DEFAULT_CASES = ["lanes1", "saturate_floor", "both_off", "bits8_engine8_separate", "half_up",
+                 "linear", "level1_off", "level1_off_separate_b5", "level2_off",
+                 "level2_off_separate", "both_off_full_precision_b7", "lanes16_gt_qK",
+                 "kernel1"]
+
 ICARUS_CASES = ["both_levels_fused", "both_off", "lanes5_not_dividing", "full_precision_separate"]
 
 
@@ -83,7 +93,9 @@ def _check(cfg: GeneratorConfig, res, bp: str, passes: int):
         assert res.cycles >= model.pass_cycles
 
 
-@pytest.mark.parametrize("name", list(CASES), ids=list(CASES))
+@pytest.mark.parametrize("name", [n if n in DEFAULT_CASES else
+                                  pytest.param(n, marks=pytest.mark.slow) for n in CASES],
+                         ids=list(CASES))
 def test_generator_verilator(name, tmp_path):
     changes, bp = CASES[name]
     cfg = BASE.replace(**changes)
@@ -98,6 +110,39 @@ def test_generator_verilator(name, tmp_path):
         assert int(npz["cycles"]) == res.cycles
     assert w.dtype == np.int64 and w.shape == cfg.weight_shape
     assert np.array_equal(w, generate(cfg, random_codes(cfg, seed)).numpy())
+
+
+def _case_features(name: str) -> set:
+    """The forms a case exercises and the stimulus coverage bins (codes, requantization)
+    its two layers hit, sampled as the runner samples them, without a simulator."""
+    from verif.coverage import CoverageSession
+    from verif.stimulus import _sample_generator_layer
+
+    changes, bp = CASES[name]
+    cfg = BASE.replace(**changes)
+    row = cfg.in_channels * cfg.K
+    out = {("levels", cfg.base_in > 0, cfg.base_out > 0, cfg.recombination),
+           ("layer", cfg.layer, min(cfg.kernel, 3)), ("backpressure", bp),
+           ("rounding", cfg.rounding), ("full precision", cfg.out_bits == 0),
+           ("lanes divide the row", row % cfg.lanes == 0), ("lanes > row", cfg.lanes > row),
+           ("one lane", cfg.lanes == 1),
+           ("no slicing", cfg.engine_bits >= max(cfg.qb, cfg.qu, cfg.qv))}
+    seed = 2000 + list(CASES).index(name)
+    session = CoverageSession()
+    for layer_seed in (seed, seed + 1):                   # the layer and its reload
+        _sample_generator_layer(cfg, random_codes(cfg, layer_seed))
+    for point, data in session.snapshot_delta().items():
+        if point.startswith(("insitugen.codes.", "insitugen.requant.")):
+            out |= {(point, b) for b, hits in data["bins"].items() if hits}
+    return out
+
+
+def test_default_cases_cover():
+    """The default run's cases exercise everything the whole table does."""
+    assert set(DEFAULT_CASES) <= set(CASES) and len(set(DEFAULT_CASES)) == len(DEFAULT_CASES)
+    whole = set().union(*(_case_features(n) for n in CASES))
+    default = set().union(*(_case_features(n) for n in DEFAULT_CASES))
+    assert default == whole, f"the default run misses {sorted(whole - default, key=str)}"
 
 
 #: reset mid-load and mid-pass, then a correct pass: name of a CASES entry -> simulators
