@@ -98,7 +98,8 @@ def load_codes(cfg: GeneratorConfig, path: str | Path) -> dict[str, torch.Tensor
     return validate_codes(cfg, arrays, source=f"code file '{path}'")
 
 
-def random_codes(cfg: GeneratorConfig, seed: int, corner: str = "random") -> dict[str, torch.Tensor]:
+def random_codes(cfg: GeneratorConfig, seed: int,
+                 corner: str = "random") -> dict[str, torch.Tensor]:
     """Codes for a config: uniform random, or a named corner case.
 
     ``max`` / ``min``: every code at its top / bottom (the extreme weights);

@@ -15,10 +15,10 @@ import shutil
 import numpy as np
 import pytest
 
-from insitugen.config import GeneratorConfig, default_config
 from golden.codes import load_codes, random_codes, save_codes
 from golden.generate import generate
 from hdl.generator import Generator
+from insitugen.config import GeneratorConfig, default_config
 from verif.runner import run_sim
 
 BASE = GeneratorConfig(out_channels=4, in_channels=3, kernel=3, base_in=2, base_out=3, qb=3,
