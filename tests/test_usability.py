@@ -146,6 +146,20 @@ def test_sim_checks_outputs_before_building(tmp_path, capsys):
         assert rc == 2 and "insitugen sim:" not in cap.out, extra     # no build started
 
 
+def test_synth_checks_yosys_and_its_outputs_first(tmp_path, capsys):
+    cfg_path = tmp_path / "recomb.toml"
+    cfg_path.write_text(RECOMB.to_toml())
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    for extra, needle in ((["--json", str(blocker / "r.json")], "--json"),
+                          (["--markdown", str(tmp_path)], "--markdown"),
+                          (["--yosys", str(tmp_path / "no-yosys")], "no-yosys")):
+        rc = main(["synth", str(cfg_path), *extra])
+        cap = capsys.readouterr()
+        assert rc == 2 and needle in _one_error_line(cap.err), extra
+        assert "| design" not in cap.out                    # no report: nothing synthesized
+
+
 # ---- training writes to a default folder; the README's train -> export runs (item 2) --------
 
 def _readme_commands() -> list[list[str]]:
