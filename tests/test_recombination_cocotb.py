@@ -81,6 +81,26 @@ def seed_of(name: str) -> int:
     return 1000 + sorted(CONFIGS).index(name)
 
 
+def _seed_runtime(shared) -> None:
+    """Copy the user cache's compiled Verilator run-time objects into the session cache:
+    each is keyed by the Verilator binary, cocotb, the C++ compiler and the make flags
+    (``verif.build._runtime_cache``), so a copy is what this session would compile, and
+    a warm machine skips a ~30-90 s compile per session. The session still builds every
+    design from scratch."""
+    from verif.build import cache_root
+
+    src = cache_root() / "verilator-runtime"
+    dest = shared / "verilator-runtime"
+    if not src.is_dir() or dest.exists():
+        return
+    tmp = dest.with_name(f"{dest.name}.tmp-{os.getpid()}")
+    shutil.copytree(src, tmp, ignore=shutil.ignore_patterns("*.tmp-*", "*.compiling"))
+    try:
+        os.rename(tmp, dest)                      # another xdist worker may have won
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def insitugen_cache(tmp_path_factory):
     """One cache (Verilator run-time objects) per test session, shared by xdist workers."""
@@ -89,6 +109,7 @@ def insitugen_cache(tmp_path_factory):
         return
     root = tmp_path_factory.getbasetemp()
     shared = (root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root) / "insitugen-cache"
+    _seed_runtime(shared)
     with pytest.MonkeyPatch.context() as mp:      # restored when the session ends
         mp.setenv("INSITUGEN_CACHE", str(shared))
         yield
