@@ -19,8 +19,20 @@ from insitugen.errors import InsitugenError
 from .commands import COMMANDS, command_name
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose usage errors are the one line every other error is:
+    ``insitugen: error: ...`` and exit 2, with no usage block and no subcommand in the
+    prefix. ``add_subparsers`` makes every subcommand parser of this class too; the help
+    hint names the command whose options were wrong."""
+
+    def error(self, message: str):  # type: ignore[override]
+        program, _, command = self.prog.partition(" ")
+        hint = f"{program} {command} --help" if command else f"{program} --help"
+        self.exit(2, f"{program}: error: {message} (see '{hint}')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog="insitugen",
         description="Hardware generator for multi-level in situ weight generation (MLG).")
     parser.add_argument("--version", action="version", version=f"insitugen {__version__}")
@@ -29,12 +41,15 @@ def build_parser() -> argparse.ArgumentParser:
         command = importlib.import_module(f"{__package__}.commands.{module}")
         p = sub.add_parser(command_name(module), help=command.HELP, description=command.HELP)
         command.add_args(p)
-        p.set_defaults(func=command.run)
+        p.set_defaults(func=command.run, parser=p)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:     # reported by the command's parser, so the hint names its --help
+        args.parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return int(args.func(args) or 0)
     except InsitugenError as e:

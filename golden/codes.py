@@ -59,18 +59,42 @@ def load_order(cfg: GeneratorConfig, codes: Mapping) -> np.ndarray:
                            for name in cfg.code_shapes]).astype(np.int64)
 
 
+_SAVE_HINT = "with np.savez(path, B=..., U=..., V=...)"
+_ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")    # a zip with members / an empty zip
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+def _check_npz_archive(path: Path) -> None:
+    """Refuse a file that is not a zip archive before ``np.load`` sees it: for anything
+    else ``np.load`` falls back to unpickling and its refusal describes a text file as
+    "pickled data", which misdescribes the file."""
+    with open(path, "rb") as f:
+        head = f.read(6)
+    if head.startswith(_ZIP_MAGICS):
+        return
+    what = ("a single .npy array" if head == _NPY_MAGIC
+            else "empty" if not head else "not a zip archive")
+    raise CodesError(f"code file '{path}' is not an npz archive ({what}): a code file is "
+                     f"a zip of arrays B, U, V; write one {_SAVE_HINT}")
+
+
 def load_codes(cfg: GeneratorConfig, path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise CodesError(f"code file '{path}' does not exist")
+    _check_npz_archive(path)
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
     except ValueError as e:
-        raise CodesError(f"code file '{path}' holds pickled objects, which are refused "
-                         f"(allow_pickle=False): {e}") from None
+        if "pickle" not in str(e):
+            raise CodesError(f"code file '{path}' is not a readable .npz archive: "
+                             f"{e}") from None
+        raise CodesError(f"code file '{path}' holds object arrays (pickled Python objects), "
+                         f"which are never loaded: save the codes as integer arrays "
+                         f"{_SAVE_HINT}") from None
     except (OSError, zipfile.BadZipFile, EOFError) as e:
-        raise CodesError(f"code file '{path}' is not a readable .npz file: {e}") from None
+        raise CodesError(f"code file '{path}' is not a readable .npz archive: {e}") from None
     return validate_codes(cfg, arrays, source=f"code file '{path}'")
 
 

@@ -15,10 +15,10 @@ import shutil
 import numpy as np
 import pytest
 
-from insitugen.config import GeneratorConfig, default_config
 from golden.codes import load_codes, random_codes, save_codes
 from golden.generate import generate
 from hdl.generator import Generator
+from insitugen.config import GeneratorConfig, default_config
 from verif.runner import run_sim
 
 BASE = GeneratorConfig(out_channels=4, in_channels=3, kernel=3, base_in=2, base_out=3, qb=3,
@@ -69,6 +69,16 @@ CASES = {
     "full_precision_separate": (dict(out_bits=0, shift=0, recombination="separate"), "random"),
 }
 
+#: The cases the default run simulates on Verilator: thirteen that together hit every code and
+#: requantization coverage bin the whole table hits and every form it holds (levels on / off
+#: x recombination form, conv / linear / 1x1, lanes dividing or not, more lanes than a row,
+#: one lane, full precision, every rounding mode and back-pressure pattern), checked by
+#: ``test_default_cases_cover``; the other cases repeat those and run with ``--runslow``.
+DEFAULT_CASES = ["lanes1", "saturate_floor", "both_off", "bits8_engine8_separate", "half_up",
+                 "linear", "level1_off", "level1_off_separate_b5", "level2_off",
+                 "level2_off_separate", "both_off_full_precision_b7", "lanes16_gt_qK",
+                 "kernel1"]
+
 ICARUS_CASES = ["both_levels_fused", "both_off", "lanes5_not_dividing", "full_precision_separate"]
 
 
@@ -83,7 +93,9 @@ def _check(cfg: GeneratorConfig, res, bp: str, passes: int):
         assert res.cycles >= model.pass_cycles
 
 
-@pytest.mark.parametrize("name", list(CASES), ids=list(CASES))
+@pytest.mark.parametrize("name", [n if n in DEFAULT_CASES else
+                                  pytest.param(n, marks=pytest.mark.slow) for n in CASES],
+                         ids=list(CASES))
 def test_generator_verilator(name, tmp_path):
     changes, bp = CASES[name]
     cfg = BASE.replace(**changes)
@@ -98,6 +110,39 @@ def test_generator_verilator(name, tmp_path):
         assert int(npz["cycles"]) == res.cycles
     assert w.dtype == np.int64 and w.shape == cfg.weight_shape
     assert np.array_equal(w, generate(cfg, random_codes(cfg, seed)).numpy())
+
+
+def _case_features(name: str) -> set:
+    """The forms a case exercises and the stimulus coverage bins (codes, requantization)
+    its two layers hit, sampled as the runner samples them, without a simulator."""
+    from verif.coverage import CoverageSession
+    from verif.stimulus import _sample_generator_layer
+
+    changes, bp = CASES[name]
+    cfg = BASE.replace(**changes)
+    row = cfg.in_channels * cfg.K
+    out = {("levels", cfg.base_in > 0, cfg.base_out > 0, cfg.recombination),
+           ("layer", cfg.layer, min(cfg.kernel, 3)), ("backpressure", bp),
+           ("rounding", cfg.rounding), ("full precision", cfg.out_bits == 0),
+           ("lanes divide the row", row % cfg.lanes == 0), ("lanes > row", cfg.lanes > row),
+           ("one lane", cfg.lanes == 1),
+           ("no slicing", cfg.engine_bits >= max(cfg.qb, cfg.qu, cfg.qv))}
+    seed = 2000 + list(CASES).index(name)
+    session = CoverageSession()
+    for layer_seed in (seed, seed + 1):                   # the layer and its reload
+        _sample_generator_layer(cfg, random_codes(cfg, layer_seed))
+    for point, data in session.snapshot_delta().items():
+        if point.startswith(("insitugen.codes.", "insitugen.requant.")):
+            out |= {(point, b) for b, hits in data["bins"].items() if hits}
+    return out
+
+
+def test_default_cases_cover():
+    """The default run's cases exercise everything the whole table does."""
+    assert set(DEFAULT_CASES) <= set(CASES) and len(set(DEFAULT_CASES)) == len(DEFAULT_CASES)
+    whole = set().union(*(_case_features(n) for n in CASES))
+    default = set().union(*(_case_features(n) for n in DEFAULT_CASES))
+    assert default == whole, f"the default run misses {sorted(whole - default, key=str)}"
 
 
 #: reset mid-load and mid-pass, then a correct pass: name of a CASES entry -> simulators
@@ -143,18 +188,34 @@ def test_generator_codes_file(tmp_path):
         assert np.array_equal(npz["W"], generate(cfg, load_codes(cfg, path)).numpy())
 
 
-def test_generator_default_config(tmp_path):
-    """The built-in default layer (128 -> 128 3x3, 64 lanes): bit-exact, >= 95% efficient,
-    after a reset in the middle of its load and one in the middle of a pass.
-
-    2 x 811k cycles with random back-pressure: about 16 s to build (the runner compiles
-    the per-cycle C++ of long layers at -O2) and 8 s to simulate on Verilator."""
-    cfg = default_config()
+def _default_engine_layer(cfg: GeneratorConfig) -> None:
     res = run_sim(cfg, simulator="verilator", seed=11, backpressure="random", quiet=True,
                   extra={"passes": 2, "reset_during": True})
     _check(cfg, res, "random", 2)
     assert "reset_mid_generation" in res.details["events"]
     assert res.details["efficiency"] >= 0.95
+
+
+def test_generator_default_engine_on_a_smaller_layer():
+    """The default layer's generator (Bi, Bo, qb, qu, qv) = (2, 44, 3, 6, 3), 3-bit engine,
+    64 lanes, 8-bit output) on 64 -> 48 channels instead of 128 -> 128: the same datapath,
+    memories a quarter as deep, 152k cycles a pass instead of 811k. Bit-exact, >= 95%
+    efficient, after a reset in the middle of its load and one in the middle of a pass
+    (the full default layer: ``test_generator_default_config``, ``--runslow``)."""
+    cfg = default_config().replace(out_channels=48, in_channels=64)
+    assert cfg.base_out < cfg.out_channels          # both levels stay on, as in the default
+    _default_engine_layer(cfg)
+
+
+@pytest.mark.slow
+def test_generator_default_config():
+    """The built-in default layer (128 -> 128 3x3, 64 lanes): bit-exact, >= 95% efficient,
+    after a reset in the middle of its load and one in the middle of a pass.
+
+    2 x 811k cycles with random back-pressure: about 16 s to build (the runner compiles
+    the per-cycle C++ of long layers at -O2) and 8 s to simulate on an idle core; ~35 s
+    warm on a loaded 2-core machine, hence ``slow``."""
+    _default_engine_layer(default_config())
 
 
 @pytest.mark.icarus

@@ -67,8 +67,38 @@ ICARUS = ["odd6x6_par_st0", "uneven_a231_twos5_par_st2", "odd6x6_ser_st1",
           "dot9_twos7_odd4_par_st0"]
 
 
+#: The configs the default run simulates on Verilator: ten that together still hold every
+#: slice count x encoding of both operands, every mode x pipeline depth, every back-pressure
+#: pattern, dot products in both modes and uneven slices (``test_default_configs_cover``);
+#: the other configs repeat those bins and run with ``--runslow``.
+DEFAULT = ["single_slice_par_st0", "twos8_odd3_par_st1", "four_by_four_e2_ser_st0",
+           "dot3_odd6x6_ser_st1", "wide12x12_e4_par_st2", "twos6_twos6_ser_st2",
+           "w1_like_twos13_odd3_par_st2", "twos3_1slice_odd12_4slices_par_st1",
+           "twos12_4slices_twos9_3slices_ser_st1", "dot2_odd5_twos2_1slice_par_st2"]
+
+
 def seed_of(name: str) -> int:
     return 1000 + sorted(CONFIGS).index(name)
+
+
+def _seed_runtime(shared) -> None:
+    """Copy the user cache's compiled Verilator run-time objects into the session cache:
+    each is keyed by the Verilator binary, cocotb, the C++ compiler and the make flags
+    (``verif.build._runtime_cache``), so a copy is what this session would compile, and
+    a warm machine skips a ~30-90 s compile per session. The session still builds every
+    design from scratch."""
+    from verif.build import cache_root
+
+    src = cache_root() / "verilator-runtime"
+    dest = shared / "verilator-runtime"
+    if not src.is_dir() or dest.exists():
+        return
+    tmp = dest.with_name(f"{dest.name}.tmp-{os.getpid()}")
+    shutil.copytree(src, tmp, ignore=shutil.ignore_patterns("*.tmp-*", "*.compiling"))
+    try:
+        os.rename(tmp, dest)                      # another xdist worker may have won
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -79,6 +109,7 @@ def insitugen_cache(tmp_path_factory):
         return
     root = tmp_path_factory.getbasetemp()
     shared = (root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root) / "insitugen-cache"
+    _seed_runtime(shared)
     with pytest.MonkeyPatch.context() as mp:      # restored when the session ends
         mp.setenv("INSITUGEN_CACHE", str(shared))
         yield
@@ -93,7 +124,8 @@ def check(result, cfg):
     assert result.cycles >= result.details["input_beats"]
 
 
-@pytest.mark.parametrize("name", list(CONFIGS))
+@pytest.mark.parametrize("name", [n if n in DEFAULT else pytest.param(n, marks=pytest.mark.slow)
+                                  for n in CONFIGS])
 def test_verilator(name, tmp_path_factory):
     cfg, bp = CONFIGS[name]
     res = run_sim(cfg, simulator="verilator", seed=seed_of(name), backpressure=bp,
@@ -125,6 +157,25 @@ def test_config_ids_cover_the_space():
     assert {(c.mode, c.pipeline_stages) for c in cfgs} >= {
         (m, s) for m in ("parallel", "serial") for s in (0, 1, 2)}
     assert {bp for _, bp in CONFIGS.values()} == {"none", "periodic", "random"}
+
+
+def _features(cfg, bp: str) -> set:
+    """What a config exercises, as :func:`test_config_ids_cover_the_space` counts it."""
+    out = {("a", len(cfg.a_slices), cfg.a_encoding), ("x", len(cfg.x_slices), cfg.x_encoding),
+           ("mode", cfg.mode, min(cfg.pipeline_stages, 2)), ("backpressure", bp)}
+    if cfg.terms > 1:
+        out.add(("dot product", cfg.mode))
+    if len(set(cfg.a_slices)) > 1 or len(set(cfg.x_slices)) > 1:
+        out.add(("uneven slices",))
+    return out
+
+
+def test_default_configs_cover():
+    """The default run's subset exercises everything the whole table does."""
+    assert set(DEFAULT) <= set(CONFIGS) and len(DEFAULT) == len(set(DEFAULT))
+    whole = set().union(*(_features(*CONFIGS[n]) for n in CONFIGS))
+    default = set().union(*(_features(*CONFIGS[n]) for n in DEFAULT))
+    assert default == whole, f"the default run misses {sorted(whole - default, key=str)}"
 
 
 # ---- mutation: the testbench must catch a broken adder -----------------------------

@@ -257,9 +257,19 @@ class Build:
         t0 = time.perf_counter()
         if self.simulator == "verilator":
             restored = _restore_runtime(self.build_dir, self.waves)
-            build_verilator(self.sources, self.top, self.build_dir, waves=self.waves,
-                            make_vars=self.make_vars, assume_built=restored, log=log)
-            _save_runtime(self.build_dir, self.waves)
+            if restored:
+                build_verilator(self.sources, self.top, self.build_dir, waves=self.waves,
+                                make_vars=self.make_vars, assume_built=restored, log=log)
+            else:
+                # The first build compiles the run-time objects (~30 s of C++). Parallel
+                # runs (pytest -n, a sweep) would each compile them at once, each slower
+                # for the other; one compiles while the rest wait, then copy its objects.
+                cache = _runtime_cache(self.waves)
+                with locked(cache.with_name(cache.name + ".compiling")):
+                    restored = _restore_runtime(self.build_dir, self.waves)
+                    build_verilator(self.sources, self.top, self.build_dir, waves=self.waves,
+                                    make_vars=self.make_vars, assume_built=restored, log=log)
+                    _save_runtime(self.build_dir, self.waves)
         else:
             self._build_icarus(log)
         self.key_file.write_text(self.key)

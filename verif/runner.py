@@ -30,6 +30,7 @@ from verif.build import TIMESCALE, Build, default_build_dir, locked, verilator_m
 from verif.simulators import BACKPRESSURE, find_simulator, simulator_versions
 from verif.stimulus import write_stimulus
 from verif.tb_top import CLOCK_PERIOD_NS, TB_TOP, stream_last_bits, tb_top_verilog
+from verif.waves import check_waves_path, clear_waves, collect_waves, require_waves
 
 __all__ = ["SimResult", "run_sim", "test_module", "TEST_MODULES", "COVERAGE_ENV",
            "OUTPUT_STREAM"]
@@ -58,6 +59,7 @@ class SimResult:
     sim_s: float
     build_dir: Path
     details: dict = field(default_factory=dict)   # the testbench's result.json
+    waves: Path | None = None                     # the waveform dump, when asked for
 
 
 def test_module(cfg: Config) -> str:
@@ -72,7 +74,8 @@ def run_sim(cfg: Config, *, simulator: str = "verilator", seed: int | None = Non
             waves: bool = False, backpressure: str = "random",
             build_dir: str | Path | None = None, verilog_path: str | Path | None = None,
             extra: dict | None = None, quiet: bool = False,
-            cxx_opt: str | None = None, coverage_dir: str | Path | None = None) -> SimResult:
+            cxx_opt: str | None = None, coverage_dir: str | Path | None = None,
+            waves_path: str | Path | None = None) -> SimResult:
     """Build and run the block's cocotb testbench; return the result if every check passed.
 
     Raises :class:`ToolError` (simulator missing or build failed) or
@@ -83,9 +86,14 @@ def run_sim(cfg: Config, *, simulator: str = "verilator", seed: int | None = Non
     (:func:`verif.build.verilator_make_vars`). ``coverage_dir`` (default
     ``$INSITUGEN_COVERAGE_DIR``, none when unset): write this run's functional coverage
     there once it has passed (:func:`_coverage_file`). ``extra``: more entries of
-    ``params.json`` for the testbench.
+    ``params.json`` for the testbench. ``waves``: dump waveforms to ``waves_path``
+    (default ``waves.vcd`` / ``waves.fst`` in the build folder), moved there and printed
+    before the checks, so a failing run keeps its dump; a run never leaves an older
+    dump in the build folder (:mod:`verif.waves`).
     """
     find_simulator(simulator)
+    if waves and waves_path is not None:
+        waves_path = check_waves_path(waves_path, simulator)
     if backpressure not in BACKPRESSURE:
         raise ToolError(f"backpressure '{backpressure}' is not supported: use one of "
                         f"{' | '.join(BACKPRESSURE)}")
@@ -116,19 +124,25 @@ def run_sim(cfg: Config, *, simulator: str = "verilator", seed: int | None = Non
                                      sample_coverage=coverage is not None))
         stimulus_s = time.perf_counter() - t0
         build_s = build.run(logs.get("build"))
+        clear_waves(build_dir)
         sim = _simulate(cfg, build, params, waves, logs.get("sim"))
+        wave_file = collect_waves(build_dir, simulator, waves_path) if waves else None
+        if wave_file is not None:
+            print(f"insitugen sim: waves written to {wave_file}", flush=True)
     replay = f"replay: insitugen sim CONFIG --simulator {simulator} --seed {seed}"
     if backpressure != "random":
         replay += f" --backpressure {backpressure}"
     details = sim.checked_details(cfg, f"{simulator} (seed {seed})", replay)
     details.setdefault("stimulus_s", stimulus_s)     # golden model + stimulus, this process
     details["tools"] = simulator_versions(simulator)
+    if waves:
+        wave_file = require_waves(wave_file, build_dir, simulator)
     if coverage is not None:
         details["coverage_file"] = str(_coverage_file(cfg, coverage, details, coverage_dir,
                                                       simulator, seed))
     return SimResult(simulator=simulator, seed=seed, beats=int(details.get("beats", 0)),
                      cycles=int(details.get("cycles", 0)), build_s=build_s, sim_s=sim.seconds,
-                     build_dir=build_dir, details=details)
+                     build_dir=build_dir, details=details, waves=wave_file)
 
 
 @dataclass

@@ -52,7 +52,9 @@ def add_sim_args(p: argparse.ArgumentParser) -> None:
     add_simulator_arg(p)
     p.add_argument("--seed", type=int, default=None,
                    help="random seed of stimulus and back-pressure (default: random, printed)")
-    p.add_argument("--waves", action="store_true", help="dump waveforms into the build folder")
+    p.add_argument("--waves", nargs="?", const=True, default=None, metavar="PATH",
+                   help="dump waveforms to PATH (.vcd on Verilator, .fst on Icarus; default: "
+                        "beside --out, else insitugen_out/<config name>.vcd) and print it")
     p.add_argument("--backpressure", choices=LazyChoices("verif.backpressure", "BACKPRESSURE"),
                    default="random", metavar="PATTERN",
                    help="output ready pattern and input valid gaps: %(choices)s "

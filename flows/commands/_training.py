@@ -40,6 +40,23 @@ def add_mlg_args(p: argparse.ArgumentParser, d: MLGSettings) -> None:
                    help="torch CPU threads (default: %(default)s)")
 
 
+def add_out_arg(p: argparse.ArgumentParser, default: str, summary: str) -> None:
+    """``--out DIR``, with a default folder so that ``insitugen export`` always has a
+    ``student.pt`` to read after a plain training run."""
+    p.add_argument("--out", metavar="DIR", default=default,
+                   help=f"folder for teacher.pt, student.pt and {summary} "
+                        f"(default: %(default)s)")
+
+
+def report_outputs(out: str, summary: str, teacher_written: bool = True) -> None:
+    """Print where the checkpoints went and the next command to run on them."""
+    from pathlib import Path
+
+    names = (["teacher.pt"] if teacher_written else []) + ["student.pt", summary]
+    print(f"wrote {', '.join(names)} to {out}")
+    print(f"next: insitugen export {Path(out) / 'student.pt'} --out {Path(out) / 'layers'}")
+
+
 def settings_from_args(cls, args: argparse.Namespace):
     """An instance of the settings dataclass ``cls`` from the parsed options of its fields
     (every field has an option of the same name)."""

@@ -8,6 +8,7 @@ from pathlib import Path
 from synth.liberty import resolve_liberty
 
 from ._common import add_simulator_arg, config_or_default
+from ._preflight import require_simulator, require_writable_dir, require_yosys
 
 HELP = ("verilog + sim + synth on one config, one short report (built-in default config "
         "when none is given)")
@@ -28,7 +29,13 @@ def add_args(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from flows.flow import run_flow
 
+    # every input and tool before the first step: the config, the liberty, the simulator,
+    # Yosys and the output folder (a bad one would otherwise fail after the simulation)
     cfg = config_or_default(args.config)
     args.liberty = str(resolve_liberty(args.liberty)) if args.liberty else None
+    require_simulator(args.simulator)
+    if not args.no_synth:
+        require_yosys()
+    require_writable_dir(args.out_dir, "--out-dir")
     return run_flow(cfg, out_dir=Path(args.out_dir), simulator=args.simulator, seed=args.seed,
                     liberty=args.liberty, skip_synth=args.no_synth)

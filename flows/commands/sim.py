@@ -9,6 +9,7 @@ from insitugen.config import Config, GeneratorConfig, load_config
 from insitugen.errors import ConfigError
 
 from ._common import add_sim_args
+from ._preflight import require_simulator, require_writable_dir, require_writable_file
 
 HELP = "simulate the generated Verilog under cocotb against the golden model"
 
@@ -55,13 +56,36 @@ def _summary(cfg: Config, res) -> str:
             + (f" ({bps:,.0f} beats/s)" if bps else ""))
 
 
+def _waves_path(args: argparse.Namespace) -> Path | None:
+    """Where ``--waves`` puts the dump: its PATH, else beside ``--out`` (same stem), else
+    ``insitugen_out/<config stem>``; the suffix is the simulator's format. None: no waves."""
+    if args.waves is None:
+        return None
+    if args.waves is not True:
+        return Path(args.waves)
+    from verif.waves import wave_suffix
+
+    beside = Path(args.out) if args.out else Path("insitugen_out") / Path(args.config).name
+    return beside.with_suffix(wave_suffix(args.simulator))
+
+
 def run(args: argparse.Namespace) -> int:
     from verif.runner import run_sim
 
     cfg = load_config(args.config)
-    extra = _testbench_extra(cfg, args)
+    require_simulator(args.simulator)
+    extra = _testbench_extra(cfg, args)              # reads and checks --codes
     coverage = Path(args.coverage) if args.coverage else None
-    res = run_sim(cfg, simulator=args.simulator, seed=args.seed, waves=args.waves,
+    waves_path = _waves_path(args)
+    if waves_path is not None:
+        from verif.waves import check_waves_path
+        require_writable_file(check_waves_path(waves_path, args.simulator), "--waves")
+    if args.out:
+        require_writable_file(args.out, "--out")
+    if coverage:
+        require_writable_dir(coverage, "--coverage")
+    res = run_sim(cfg, simulator=args.simulator, seed=args.seed, waves=waves_path is not None,
+                  waves_path=waves_path,
                   backpressure=args.backpressure, extra=extra, build_dir=args.build_dir,
                   quiet=not args.verbose,
                   coverage_dir=coverage / "parts" if coverage else None)

@@ -1,4 +1,4 @@
-"""``insitugen train-cifar --data PATH --out DIR``: ResNet-18 MLG on CIFAR-10 from disk."""
+"""``insitugen train-cifar --data PATH [--out DIR]``: ResNet-18 MLG on CIFAR-10 from disk."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ import argparse
 
 from golden.train_settings import CifarSettings
 
-from ._training import add_mlg_args, settings_from_args
+from ._preflight import require_writable_dir
+from ._training import add_mlg_args, add_out_arg, report_outputs, settings_from_args
 
 HELP = "ResNet-18 MLG on CIFAR-10 from disk (--data PATH)"
+DEFAULT_OUT = "insitugen_out/cifar"
 
 
 def add_args(p: argparse.ArgumentParser) -> None:
@@ -16,8 +18,7 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", metavar="PATH", required=True,
                    help="CIFAR-10 folder, binary (cifar-10-batches-bin) or Python version "
                         "(cifar-10-batches-py), or its parent")
-    p.add_argument("--out", metavar="DIR", required=True,
-                   help="folder for teacher.pt, student.pt and cifar.json")
+    add_out_arg(p, DEFAULT_OUT, "cifar.json")
     p.add_argument("--teacher", metavar="CHECKPOINT", default=None,
                    help="trained teacher checkpoint (default: train one first)")
     p.add_argument("--teacher-epochs", type=int, default=d.teacher_epochs,
@@ -41,6 +42,8 @@ def run(args: argparse.Namespace) -> int:
     """Train; writes checkpoints and cifar.json; 0."""
     from golden.train import train_cifar
 
+    require_writable_dir(args.out, "--out")
     train_cifar(args.data, args.out, settings_from_args(CifarSettings, args),
                 teacher=args.teacher)
+    report_outputs(args.out, "cifar.json", teacher_written=args.teacher is None)
     return 0

@@ -6,9 +6,11 @@ import argparse
 
 from golden.train_settings import DIGITS_SETS, DigitsSettings
 
-from ._training import add_mlg_args, settings_from_args
+from ._preflight import require_writable_dir
+from ._training import add_mlg_args, add_out_arg, report_outputs, settings_from_args
 
 HELP = "teacher + MLG student on scikit-learn's digits (CPU, minutes)"
+DEFAULT_OUT = "insitugen_out/digits"
 
 
 def add_args(p: argparse.ArgumentParser) -> None:
@@ -30,8 +32,7 @@ def add_args(p: argparse.ArgumentParser) -> None:
                         "(upscaled, warped, noisy, fixed seed) (default: %(default)s)")
     p.add_argument("--image-size", type=int, default=d.image_size,
                    help="side of the digits-hard images (default: %(default)s)")
-    p.add_argument("--out", metavar="DIR", default=None,
-                   help="write teacher.pt, student.pt and digits.json to DIR")
+    add_out_arg(p, DEFAULT_OUT, "digits.json")
 
 
 def settings(args: argparse.Namespace) -> DigitsSettings:
@@ -39,8 +40,10 @@ def settings(args: argparse.Namespace) -> DigitsSettings:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the digits reproduction; 0 (the figures are printed)."""
+    """Run the digits reproduction; 0 (the figures are printed, the checkpoints written)."""
     from golden.train import reproduce_digits
 
+    require_writable_dir(args.out, "--out")
     reproduce_digits(settings(args), args.out)
+    report_outputs(args.out, "digits.json")
     return 0
