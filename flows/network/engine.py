@@ -2,7 +2,7 @@
 
 An ``s``-bit engine multiplies two operands of at most ``s`` bits (its multiplier inputs
 are ``(s+1)``-bit signed: an unsigned lower slice or the signed top slice of a two's
-complement value, DESIGN.md section 1). An activation of ``a`` bits times a weight of
+complement value; README, The arithmetic). An activation of ``a`` bits times a weight of
 ``w`` bits is therefore
 
     slices = ceil(a / s) * ceil(w / s)
