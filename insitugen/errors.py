@@ -24,3 +24,15 @@ class ToolError(InsitugenError, RuntimeError):
 
 class VerificationError(InsitugenError, AssertionError):
     """The RTL disagreed with the golden model."""
+
+
+def clip(text: object, limit: int = 80) -> str:
+    """``text`` fit for one line of an error message: control characters (a newline in
+    a file name) escaped, and cut to about ``limit`` characters with the full length
+    noted, so a 1 MB bad value never becomes a 1 MB error line."""
+    s = str(text)
+    if any(ord(c) < 32 or ord(c) == 127 for c in s):
+        s = s.encode("unicode_escape").decode("ascii")
+    if len(s) > limit:
+        s = f"{s[:limit - 20]}... ({len(s)} characters)"
+    return s

@@ -7,8 +7,11 @@ The generators are seeded; the counts tried are printed (run with -s to see them
 from __future__ import annotations
 
 import io
-import pickle
+import json
+import os
 import random
+import re
+import warnings
 import zipfile
 
 import numpy as np
@@ -63,15 +66,20 @@ def _write_config(path, overrides: dict) -> None:
     path.write_text("".join(f"{k} = {_toml_value(v)}\n" for k, v in data.items()))
 
 
-def _assert_refused(capsys, argv, out_dir, what: str) -> None:
+def _assert_refused(capsys, argv, out_dir, what: str, expect: str | None = None) -> str:
+    """``argv`` exits 2 with exactly one ``insitugen: error:`` line (matching the regex
+    ``expect`` when given, at most 300 characters) and leaves ``out_dir`` as it was."""
     before = set(p.name for p in out_dir.iterdir())
     rc = main(argv)
     err = capsys.readouterr().err.strip()
-    assert rc != 0, f"{what}: exit code 0"
-    assert err.startswith("insitugen: error: ") and "\n" not in err, f"{what}: {err!r}"
-    assert "Traceback" not in err
+    assert rc == 2, f"{what}: exit code {rc}, stderr {err[:300]!r}"
+    assert err.startswith("insitugen: error: ") and "\n" not in err, f"{what}: {err[:300]!r}"
+    assert "Traceback" not in err and len(err) <= 300, f"{what}: {err[:300]!r}"
+    if expect is not None:
+        assert re.search(expect, err), f"{what}: {err!r} does not match {expect!r}"
     after = set(p.name for p in out_dir.iterdir())
     assert after == before, f"{what}: left files behind: {sorted(after - before)}"
+    return err
 
 
 def test_random_invalid_configs_refused(tmp_path, capsys):
@@ -102,10 +110,73 @@ def test_random_invalid_configs_refused(tmp_path, capsys):
     assert tried >= 500
 
 
+def _npy_bytes(a) -> bytes:
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, np.asarray(a), allow_pickle=False)
+    return buf.getvalue()
+
+
+def _npy_header_only(shape, descr="<i8") -> bytes:
+    """A ``.npy`` header declaring ``shape`` followed by a few data bytes: what an
+    attacker needs to make ``np.load`` allocate the whole declared array."""
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": descr, "fortran_order": False,
+                                               "shape": tuple(shape)})
+    return buf.getvalue() + b"\0" * 64
+
+
+def _write_zip(path, members, compression=zipfile.ZIP_STORED) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")         # zipfile warns on a duplicate name
+        with zipfile.ZipFile(path, "w", compression=compression) as zf:
+            for name, data in members:
+                zf.writestr(name, data)
+
+
+def _set_zip_flag(path, flag: int) -> None:
+    """Set a general-purpose flag bit on the first member (local header and central
+    directory), as a writer of patched or encrypted members would."""
+    b = bytearray(path.read_bytes())
+    for sig, at in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        i = b.find(sig)
+        b[i + at] |= flag
+    path.write_bytes(bytes(b))
+
+
+#: Per kind of corrupted code file, the message it must be refused with.
+CODE_FILE_ERRORS = {
+    "shape": r"array '[BUV]' has shape \(.*\), the config needs",
+    "flattened": r"array '[BUV]' has shape \(\d+,\), the config needs",
+    "range_hi": r"array '[BUV]' holds code \d+ outside \[0, \d+\]",
+    "range_neg": r"array '[BUV]' holds code -\d+ outside",
+    "missing": r"array '[BUV]' is missing",
+    "dtype": r"array '[BUV]' has dtype float32; it must be integer",
+    "extra_level": r"array 'U' is present but its level is off",
+    "truncated": r"is a corrupted \.npz archive|is not an \.npz",
+    "garbage": r"is (a text file, )?not an \.npz \(zip\) archive|corrupted \.npz",
+    "empty": r"is empty: save the codes with np\.savez",
+    "pickled": r"array '[BUV]' holds pickled Python objects",
+    "extra_array": r"holds array '\w+', which is not part of the format \(arrays B, U, V",
+    "extra_entry": r"holds entry '[\w.]+', which is not part of the format",
+    "huge_header": r"array '[BUV]' has shape \((1000000000|1000000, 1000000)[,)]",
+    "deflate_corrupt": r"corrupted \.npz archive|is truncated|has (dtype|shape)|data after"
+                       r"|not a \.npy array",
+    "crc": r"is a corrupted \.npz archive: Bad CRC-32",
+    "zip_flag": r"is stored as (compressed patched data|encrypted|strong encryption) "
+                r"\(zip flag 0x\d+\)",
+    "zip_method": r"uses zip compression method (12|14); only stored and deflate",
+    "declared_size": r"array '[BUV]' declares \d+ bytes, more than its shape",
+    "plain_npy": r"is a plain \.npy array, not an \.npz archive: save the codes with np\.savez",
+    "text": r"is a text file, not an \.npz \(zip\) archive",
+    "duplicate": r"holds array '[BUV]' twice",
+    "meta_mismatch": r"was written for (axes|bits|shapes) [BUV] = .*, this config has",
+    "meta_not_json": r"its 'meta' entry is not JSON",
+}
+
+
 def _corrupt_codes(rng: random.Random, path, good: dict) -> str:
-    """Write one corrupted code file; return what was done."""
-    kind = rng.choice(["shape", "range_hi", "range_neg", "missing", "dtype", "extra_level",
-                       "truncated", "garbage", "pickled", "empty", "flattened"])
+    """Write one corrupted code file; return its kind (a key of CODE_FILE_ERRORS)."""
+    kind = rng.choice(sorted(CODE_FILE_ERRORS))
     arrays = {k: v.copy() for k, v in good.items()}
     name = rng.choice(sorted(arrays))
     if kind == "shape":
@@ -125,6 +196,92 @@ def _corrupt_codes(rng: random.Random, path, good: dict) -> str:
         del arrays[name]
     elif kind == "dtype":
         arrays[name] = arrays[name].astype(np.float32) + 0.5
+    elif kind == "extra_array":
+        extra = rng.choice(["X", "W", "extra", "B_copy", "su"])
+        members = [(f"{k}.npy", _npy_bytes(v)) for k, v in arrays.items()]
+        # an extra array declaring 8 GB (or a small real one): refused by name, unread
+        data = (_npy_header_only((1 << 30,)) if rng.random() < 0.5
+                else _npy_bytes(np.zeros(rng.randrange(1, 50))))
+        members.insert(rng.randrange(len(members) + 1), (f"{extra}.npy", data))
+        _write_zip(path, members)
+        return kind
+    elif kind == "extra_entry":
+        members = [(f"{k}.npy", _npy_bytes(v)) for k, v in arrays.items()]
+        members.append((rng.choice(["readme.txt", "B.npy.bak", "notes"]), b"hello"))
+        _write_zip(path, members)
+        return kind
+    elif kind == "huge_header":
+        shape = rng.choice([(10**9,), (10**6, 10**6)])
+        _write_zip(path, [(f"{k}.npy", _npy_header_only(shape) if k == name else _npy_bytes(v))
+                          for k, v in arrays.items()])
+        return kind
+    elif kind in ("deflate_corrupt", "crc"):
+        buf = io.BytesIO()
+        (np.savez_compressed if kind == "deflate_corrupt" else np.savez)(buf, **arrays)
+        b = bytearray(buf.getvalue())
+        with zipfile.ZipFile(io.BytesIO(bytes(b))) as zf:
+            info = zf.getinfo(f"{name}.npy")
+        start = info.header_offset + 30 + len(info.filename.encode())
+        if kind == "crc":
+            # stored: one byte of the data itself (past the 128-byte .npy header)
+            b[start + 128 + rng.randrange(info.file_size - 128)] ^= 1 << rng.randrange(8)
+        else:
+            for _ in range(rng.randrange(1, 6)):
+                b[start + rng.randrange(info.compress_size)] ^= rng.randrange(1, 256)
+        path.write_bytes(bytes(b))
+        return kind
+    elif kind == "zip_flag":
+        with open(path, "wb") as f:
+            np.savez(f, **arrays)
+        _set_zip_flag(path, rng.choice([0x1, 0x20, 0x40]))
+        return kind
+    elif kind == "zip_method":
+        _write_zip(path, [(f"{k}.npy", _npy_bytes(v)) for k, v in arrays.items()],
+                   compression=rng.choice([zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA]))
+        return kind
+    elif kind == "declared_size":
+        # a member whose directory entry declares gigabytes (a decompression bomb)
+        with open(path, "wb") as f:
+            np.savez(f, **arrays)
+        b = bytearray(path.read_bytes())
+        with zipfile.ZipFile(path) as zf:
+            first = zf.infolist()[0]
+        i = b.find(b"PK\x01\x02")
+        if first.file_size >= 0xFFFFFFFF or b[i + 24:i + 28] == b"\xff\xff\xff\xff":
+            # zip64 (np.savez forces it): the size is in the extra field
+            j = b.find(b"\x01\x00", i + 46)
+            b[j + 4:j + 12] = (1 << 33).to_bytes(8, "little")
+        else:
+            b[i + 24:i + 28] = (1 << 31).to_bytes(4, "little")
+        path.write_bytes(bytes(b))
+        return kind
+    elif kind == "plain_npy":
+        path.write_bytes(_npy_bytes(arrays[name]))
+        return kind
+    elif kind == "text":
+        path.write_text(rng.choice(["B = [1, 2, 3]\n", "out_channels = 4\n", "codes\r\n",
+                                    " " * rng.randrange(1, 40)]))
+        return kind
+    elif kind == "duplicate":
+        members = [(f"{k}.npy", _npy_bytes(v)) for k, v in arrays.items()]
+        members.append((f"{name}.npy", _npy_bytes(arrays[name])))
+        _write_zip(path, members)
+        return kind
+    elif kind in ("meta_mismatch", "meta_not_json"):
+        from golden.codes import code_metadata
+        meta = code_metadata(SMALL)
+        if kind == "meta_not_json":
+            text = rng.choice(["{not json", "", "[1, 2"])
+        else:
+            field = rng.choice(["axes", "bits", "shapes"])
+            if field == "axes":
+                meta["axes"][name] = meta["axes"][name][::-1]
+            elif field == "bits":
+                meta["bits"][name] += rng.randrange(1, 4)
+            else:
+                meta["shapes"][name] = meta["shapes"][name][::-1] + [1]
+            text = json.dumps(meta)
+        arrays["meta"] = np.array(text)
     elif kind == "extra_level":
         pass  # handled below with a config whose level is off
     if kind in ("truncated", "garbage", "empty", "pickled"):
@@ -165,10 +322,70 @@ def test_random_corrupted_code_files_refused(tmp_path, capsys):
         kind = _corrupt_codes(rng, codes_path, good)
         config = off_path if kind == "extra_level" else cfg_path
         _assert_refused(capsys, ["golden", str(config), "--codes", str(codes_path), "--out",
-                                 str(out_dir / "W.npz")], out_dir, f"code file #{n} ({kind})")
+                                 str(out_dir / "W.npz")], out_dir, f"code file #{n} ({kind})",
+                        expect=r"^insitugen: error: code file '.*codes\.npz'.*"
+                               + f"(?:{CODE_FILE_ERRORS[kind]})")
         kinds[kind] = kinds.get(kind, 0) + 1
     print(f"\nrefused {sum(kinds.values())} corrupted code files (seed 1129): {kinds}")
-    assert sum(kinds.values()) >= 500 and len(kinds) >= 10
+    assert sum(kinds.values()) >= 500 and set(kinds) == set(CODE_FILE_ERRORS)
+
+
+def test_code_file_metadata_round_trips_and_catches_a_transposed_u(tmp_path, capsys):
+    """With q = Bi a transposed U has U's shape; the ``meta`` entry names the axes, so a
+    file that stored U as [o][i][c] is refused, while a file written by save_codes for
+    the config (stored or deflated, with or without meta) loads unchanged."""
+    import torch
+
+    from golden.codes import code_metadata, load_codes, random_codes, save_codes
+    cfg = SMALL.replace(in_channels=2)
+    assert cfg.code_shapes["U"][1] == cfg.code_shapes["U"][2]
+    cfg_path = tmp_path / "layer.toml"
+    cfg_path.write_text(cfg.to_toml())
+    codes = random_codes(cfg, 7)
+    good = tmp_path / "good.npz"
+    save_codes(good, codes, config=cfg, sB=0.5)
+    with np.load(good, allow_pickle=False) as z:
+        assert json.loads(str(z["meta"])) == code_metadata(cfg)
+    plain = {k: v.numpy() for k, v in codes.items()}
+    np.savez_compressed(tmp_path / "deflated.npz", **plain)
+    for p in (good, tmp_path / "deflated.npz"):
+        loaded = load_codes(cfg, p)
+        assert all(torch.equal(loaded[k], codes[k]) for k in codes)
+    meta = code_metadata(cfg)
+    meta["axes"]["U"] = ["o", "i", "c"]
+    plain["U"] = plain["U"].transpose(0, 2, 1).copy()
+    bad = tmp_path / "transposed.npz"
+    np.savez(bad, **plain, meta=np.array(json.dumps(meta)))
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    _assert_refused(capsys, ["golden", str(cfg_path), "--codes", str(bad), "--out",
+                             str(out_dir / "W.npz")], out_dir, "transposed U",
+                    expect=r"code file '.*transposed\.npz' was written for axes U = "
+                           r"\['o', 'i', 'c'\], this config has \['o', 'c', 'i'\]")
+    # a code file for a 3-bit B used with a 4-bit B: every code is in range for both
+    _assert_refused(capsys, ["golden", str(_config_file(tmp_path, cfg.replace(qb=4))),
+                             "--codes", str(good), "--out", str(out_dir / "W.npz")], out_dir,
+                    "other qb", expect=r"was written for bits B = 3, this config has 4")
+
+
+def _config_file(tmp_path, cfg) -> str:
+    p = tmp_path / f"cfg-{cfg.digest()}.toml"
+    p.write_text(cfg.to_toml())
+    return str(p)
+
+
+def test_code_file_that_is_not_a_file_is_named(tmp_path, capsys):
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    cfg = _config_file(tmp_path, SMALL)
+    fifo = tmp_path / "fifo.npz"
+    os.mkfifo(fifo)
+    for path, why in ((tmp_path, "is a directory, not a file"),
+                      (fifo, r"is a named pipe \(FIFO\), not a regular file"),
+                      (tmp_path / "nope.npz", "does not exist")):
+        _assert_refused(capsys, ["golden", cfg, "--codes", str(path), "--out",
+                                 str(out_dir / "W.npz")], out_dir, str(path),
+                        expect=rf"^insitugen: error: code file '.*' {why}$")
 
 
 def test_pickled_npz_is_refused_not_executed(tmp_path, capsys):
