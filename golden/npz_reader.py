@@ -13,8 +13,6 @@ the file and what is wrong with it. Numpy only (no torch).
 
 from __future__ import annotations
 
-import os
-import stat
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -24,6 +22,7 @@ from typing import Mapping
 import numpy as np
 
 from insitugen.errors import CodesError, clip
+from insitugen.paths import describe_file
 
 #: Zip compression methods read: what ``np.savez`` / ``np.savez_compressed`` write.
 COMPRESSIONS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate"}
@@ -46,33 +45,6 @@ class ArraySpec:
     required: bool = True
     what: str = ""      # how the format describes it, for messages ("unsigned codes")
     max_itemsize: int = 8
-
-
-def describe_file(path: Path) -> str | None:
-    """Why ``path`` cannot be read as a data file (missing, a folder, a FIFO, ...), or
-    None for a regular file. Never opens it (opening a FIFO would block)."""
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return "does not exist"
-    except NotADirectoryError:
-        return "does not exist (a parent in its path is a file)"
-    except PermissionError:
-        return "cannot be read (permission denied on its folder)"
-    except OSError as e:
-        return f"cannot be read ({clip(e.strerror or str(e))})"
-    mode = st.st_mode
-    if stat.S_ISREG(mode):
-        return None
-    if stat.S_ISDIR(mode):
-        return "is a directory, not a file"
-    if stat.S_ISFIFO(mode):
-        return "is a named pipe (FIFO), not a regular file"
-    if stat.S_ISSOCK(mode):
-        return "is a socket, not a regular file"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "is a device, not a regular file"
-    return "is not a regular file"
 
 
 def _kind_of_content(head: bytes) -> str:

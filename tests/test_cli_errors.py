@@ -68,13 +68,13 @@ def _write_config(path, overrides: dict) -> None:
 
 def _assert_refused(capsys, argv, out_dir, what: str, expect: str | None = None) -> str:
     """``argv`` exits 2 with exactly one ``insitugen: error:`` line (matching the regex
-    ``expect`` when given, at most 300 characters) and leaves ``out_dir`` as it was."""
+    ``expect`` when given, at most 400 characters) and leaves ``out_dir`` as it was."""
     before = set(p.name for p in out_dir.iterdir())
     rc = main(argv)
     err = capsys.readouterr().err.strip()
     assert rc == 2, f"{what}: exit code {rc}, stderr {err[:300]!r}"
     assert err.startswith("insitugen: error: ") and "\n" not in err, f"{what}: {err[:300]!r}"
-    assert "Traceback" not in err and len(err) <= 300, f"{what}: {err[:300]!r}"
+    assert "Traceback" not in err and len(err) <= 400, f"{what}: {err[:400]!r}"
     if expect is not None:
         assert re.search(expect, err), f"{what}: {err!r} does not match {expect!r}"
     after = set(p.name for p in out_dir.iterdir())
@@ -108,6 +108,78 @@ def test_random_invalid_configs_refused(tmp_path, capsys):
     print(f"\nrefused {tried} random invalid configs (seed 20261129), each with one clear "
           f"line, non-zero exit, nothing left behind")
     assert tried >= 500
+
+
+def _hostile_config_file(rng: random.Random) -> tuple[str, bytes, str]:
+    """One config file of a hostile family: (family, file bytes, the message it must get)."""
+    family = rng.choice(["deep_array", "deep_table", "long_integer", "whitespace", "comments",
+                         "long_string", "long_list", "long_key", "not_utf8", "oversized"])
+    depth = rng.randrange(2000, 20000)
+    if family == "deep_array":
+        return family, f"kernel = {'[' * depth}{']' * depth}\n".encode(), "nests arrays or tables"
+    if family == "deep_table":
+        text = "kernel = " + "{a = " * depth + "1" + "}" * depth + "\n"
+        return family, text.encode(), "nests arrays or tables too deeply"
+    if family == "long_integer":
+        digits = rng.randrange(4400, 100_001)
+        return (family, f"lanes = {'7' * digits}\n".encode(),
+                "holds an integer literal of more than 4300 digits")
+    if family in ("whitespace", "comments"):
+        # whitespace alone (even a bare CR, which TOML forbids), or TOML comments
+        pieces = (["\r", "\n", " ", "\t", "\r\n", "\f"] if family == "whitespace"
+                  else ["\n", " ", "\t", "\r\n", "# no field\n"])
+        text = "".join(rng.choice(pieces) for _ in range(rng.randrange(0, 60)))
+        return (family, text.encode(), "names no field .*: to use the built-in defaults "
+                                       "write block = \"generator\" in it")
+    if family == "long_string":
+        n = rng.randrange(1000, 1_000_000)
+        return (family, f'rounding = "{"x" * n}"\n'.encode(),
+                rf"'rounding' = 'x+\.\.\. \({n + 2} characters\) is not allowed")
+    if family == "long_list":
+        n = rng.randrange(1000, 50_000)
+        return (family, f"qb = [{', '.join(['3'] * n)}]\n".encode(),
+                r"'qb' must be an integer in \[1, 16\], not \(3, 3, .*\.\.\. \(\d+ characters\)")
+    if family == "long_key":
+        n = rng.randrange(1000, 200_000)
+        return (family, f"{'k' * n} = 1\n".encode(),
+                rf"unknown config field 'k+\.\.\. \({n} characters\)' for block")
+    if family == "not_utf8":
+        return family, b"kernel = 3\n\xff\xfe = 1\n", r"is not UTF-8 text \(byte 11\)"
+    size = (1 << 20) + rng.randrange(1, 1000)
+    return family, b"#" * size, rf"is {size} bytes; a config file is a few lines of TOML"
+
+
+def test_hostile_config_files_refused(tmp_path, capsys):
+    """Families that once ended in a traceback (RecursionError, int digit limit), were
+    taken silently as the defaults (whitespace only), or echoed a megabyte value."""
+    rng = random.Random(1602)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    cfg_path = tmp_path / "hostile.toml"
+    seen: dict[str, int] = {}
+    for n in range(120):
+        family, data, expect = _hostile_config_file(rng)
+        cfg_path.write_bytes(data)
+        _assert_refused(capsys, ["golden", str(cfg_path), "--out", str(out_dir / "W.npz")],
+                        out_dir, f"config #{n} ({family})",
+                        expect=rf"^insitugen: error: (config file '.*hostile\.toml' )?.*{expect}")
+        seen[family] = seen.get(family, 0) + 1
+    fifo = tmp_path / "fifo.toml"
+    os.mkfifo(fifo)
+    for path, why in ((tmp_path, "is a directory, not a file"),
+                      (fifo, r"is a named pipe \(FIFO\), not a regular file")):
+        _assert_refused(capsys, ["golden", str(path), "--out", str(out_dir / "W.npz")],
+                        out_dir, str(path),
+                        expect=rf"^insitugen: error: config file '.*' {why}: pass the path")
+    print(f"\nrefused {sum(seen.values())} hostile config files (seed 1602): {seen}")
+    assert len(seen) == 10
+
+
+def test_config_with_a_byte_order_mark_loads(tmp_path):
+    from insitugen.config import load_config
+    p = tmp_path / "bom.toml"
+    p.write_bytes(b"\xef\xbb\xbf" + SMALL.to_toml().encode())
+    assert load_config(p) == SMALL
 
 
 def _npy_bytes(a) -> bytes:
@@ -416,7 +488,7 @@ def test_valid_golden_writes_weights(tmp_path, capsys):
 
 # ---- external tools: argument lists only ------------------------------------------------------
 
-_PACKAGE_DIRS = ("insitugen", "golden", "hdl", "gen", "verif", "synth")
+_PACKAGE_DIRS = ("insitugen", "golden", "hdl", "gen", "verif", "synth", "eda", "flows")
 _SPAWNERS = {("subprocess", n) for n in ("run", "Popen", "call", "check_call", "check_output",
                                           "getoutput", "getstatusoutput")}
 _SHELLS = {("os", n) for n in ("system", "popen", "spawnl", "spawnlp", "execl", "execlp")}
