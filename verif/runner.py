@@ -26,6 +26,7 @@ from pathlib import Path
 from gen.verilog import emit_verilog, top_name
 from insitugen.config import Config
 from insitugen.errors import ToolError, VerificationError
+from insitugen.paths import check_build_folder
 from verif.backpressure import BACKPRESSURE
 from verif.build import TIMESCALE, Build, default_build_dir, locked, verilator_make_vars
 from verif.simulators import find_simulator, simulator_versions
@@ -96,8 +97,10 @@ def run_sim(cfg: Config, *, simulator: str = "verilator", seed: int | None = Non
         from verif.coverage import CoverageSession
         coverage = CoverageSession()
     seed = random.SystemRandom().randrange(1, 2**31) if seed is None else int(seed)
-    build_dir = Path(build_dir if build_dir is not None
-                     else default_build_dir(cfg, simulator)).resolve()
+    given = build_dir is not None
+    build_dir = Path(build_dir if given else default_build_dir(cfg, simulator)).resolve()
+    check_build_folder(build_dir, fix="pass --build-dir with a plain path" if given else
+                       "set INSITUGEN_CACHE to a plain folder or pass --build-dir")
     verilog = Path(verilog_path).read_text() if verilog_path is not None else emit_verilog(cfg)
     print(f"insitugen sim: {cfg.BLOCK} on {simulator}, seed {seed}, build dir {build_dir}",
           flush=True)
