@@ -17,6 +17,7 @@ from insitugen import __version__
 from insitugen.errors import InsitugenError
 
 from .commands import COMMANDS, command_name
+from .preflight import check_outputs
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        check_outputs(args.command, args)       # before any work: name what cannot be written
         return int(args.func(args) or 0)
     except InsitugenError as e:
         print(f"insitugen: error: {e}", file=sys.stderr)

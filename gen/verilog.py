@@ -12,13 +12,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 import threading
 from pathlib import Path
 
 from insitugen import __version__
 from insitugen.config import Config, GeneratorConfig, RecombinationConfig
 from insitugen.errors import ConfigError
+from insitugen.paths import check_output_file
 
 __all__ = ["build_top", "top_name", "emit_verilog", "write_verilog", "sidecar",
            "amaranth_verilog", "builtin_yosys", "lint_verilog", "LINT_WAIVERS"]
@@ -141,17 +141,11 @@ def sidecar(cfg: Config, top=None) -> dict:
 
 def _atomic_write_text(path: Path, text: str) -> None:
     """Write through a temporary file in the same folder, then rename into place
-    (the same contract as ``golden.codes.atomic_write``, without importing torch)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    (:func:`insitugen.files.atomic_write_text`: outputs that are links or devices are
+    refused, a read-only folder is one clear error)."""
+    from insitugen.files import atomic_write_text
+
+    atomic_write_text(path, text)
 
 
 def write_verilog(cfg: Config, path: str | Path) -> Path:
@@ -159,6 +153,8 @@ def write_verilog(cfg: Config, path: str | Path) -> Path:
     path = Path(path)
     if path.exists() and path.is_dir():
         raise ConfigError(f"output '{path}' is a folder: give a file name such as out.v")
+    for out in (path, path.with_name(path.name + ".json")):     # both, before any work
+        check_output_file(out)
     text, top = _convert(cfg)
     side = json.dumps(sidecar(cfg, top), indent=2, sort_keys=True) + "\n"
     _atomic_write_text(path, text)

@@ -39,3 +39,8 @@ def clip(text: object, limit: int = 80) -> str:
     if len(s) > limit:
         s = f"{s[:limit - 20]}... ({len(s)} characters)"
     return s
+
+
+class OutputError(InsitugenError):
+    """An output path cannot be written: its folder is read-only, or it names a link, a
+    device or another thing that is not a regular file."""

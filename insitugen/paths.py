@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import os
 import stat
+import tempfile
 from pathlib import Path
 
-from .errors import InsitugenError, clip
+from .errors import InsitugenError, OutputError, clip
 
 __all__ = ["describe_file", "make_unsafe_char", "check_build_folder", "tool_safe_name",
-           "MAKE_UNSAFE"]
+           "check_output_file", "check_output_folder", "MAKE_UNSAFE"]
 
 
 def describe_file(path: str | Path) -> str | None:
@@ -33,11 +34,16 @@ def describe_file(path: str | Path) -> str | None:
         return f"cannot be read ({clip(e.strerror or str(e))})"
     except ValueError:
         return "is not a usable path (it holds a NUL character)"
-    mode = st.st_mode
+    return _not_regular(st.st_mode)
+
+
+def _not_regular(mode: int) -> str | None:
     if stat.S_ISREG(mode):
         return None
     if stat.S_ISDIR(mode):
         return "is a directory, not a file"
+    if stat.S_ISLNK(mode):
+        return "is a symbolic link"
     if stat.S_ISFIFO(mode):
         return "is a named pipe (FIFO), not a regular file"
     if stat.S_ISSOCK(mode):
@@ -46,6 +52,78 @@ def describe_file(path: str | Path) -> str | None:
         return "is a device, not a regular file"
     return "is not a regular file"
 
+
+def check_output_file(path: str | Path, what: str = "output file") -> Path:
+    """Refuse, before any work, an output that is not (or will not be) a regular file of
+    a writable folder: an existing link, device, FIFO or folder (outputs are written
+    beside and renamed into place, which would replace such a thing, e.g. ``/dev/null``),
+    or a folder that cannot take a new file. Raises :class:`OutputError`."""
+    path = Path(path)
+    shown = f"{what} '{clip(str(path))}'"
+    if not path.name:
+        raise OutputError(f"{shown} names no file: give a file name")
+    if len(os.fsencode(path.name)) > 255:
+        raise OutputError(f"{shown} has a name longer than 255 bytes: use a shorter name")
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        st = None
+    except NotADirectoryError:
+        raise OutputError(f"{shown} cannot be written: a parent in its path is a file"
+                          ) from None
+    except ValueError:
+        raise OutputError(f"{shown} is not a usable path (it holds a NUL character)") from None
+    except OSError as e:
+        raise OutputError(f"{shown} cannot be written: {clip(e.strerror or e)}") from None
+    if st is not None:
+        problem = _not_regular(st.st_mode)
+        if problem:
+            raise OutputError(f"{shown} {problem}: insitugen writes a new file and renames it "
+                              f"into place, so it never replaces one; name a regular file")
+    parent = path.parent
+    check_output_folder(parent, label=f"{shown}: its folder '{clip(str(parent))}'")
+    return path
+
+
+def check_output_folder(folder: str | Path, what: str = "output folder",
+                        label: str | None = None) -> Path:
+    """Refuse a folder that cannot take new files (read-only, or a file in its path),
+    before any work: a file is created in it (or in its nearest existing parent, for a
+    folder that will be made) and removed. Raises :class:`OutputError` starting with
+    ``label`` (default: ``what`` and the path)."""
+    folder = Path(folder) if str(folder) else Path(".")
+    shown = label or f"{what} '{clip(str(folder))}'"
+    probe = folder
+    while True:
+        try:
+            st = os.stat(probe)
+            break
+        except FileNotFoundError:
+            if probe.parent == probe:
+                raise OutputError(f"{shown} cannot be made: no parent of it exists") from None
+            probe = probe.parent
+        except NotADirectoryError:
+            raise OutputError(f"{shown} cannot be made: a parent in its path is a file"
+                              ) from None
+        except ValueError:
+            raise OutputError(f"{shown} is not a usable path (it holds a NUL character)"
+                              ) from None
+        except OSError as e:
+            raise OutputError(f"{shown} cannot be used: {clip(e.strerror or e)}") from None
+    if not stat.S_ISDIR(st.st_mode):
+        if probe == folder:
+            raise OutputError(f"{shown} is a file, not a folder: choose another path")
+        raise OutputError(f"{shown} cannot be made: '{clip(str(probe))}' is a file, not a "
+                          f"folder")
+    where = "" if probe == folder else f" (its parent '{clip(str(probe))}', which exists)"
+    try:
+        fd, tmp = tempfile.mkstemp(dir=probe, prefix=".insitugen-probe-")
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as e:
+        raise OutputError(f"{shown}{where} is not writable ({clip(e.strerror or e)}): choose "
+                          f"a writable folder") from None
+    return folder
 
 #: Characters GNU Make (and the Makefiles Verilator and cocotb write) cannot take in a
 #: folder path: whitespace splits words, ``$`` expands, ``#`` starts a comment, ``:`` /
@@ -74,7 +152,7 @@ def check_build_folder(path: str | Path, what: str = "build folder",
     if bad:
         raise InsitugenError(f"{what} '{clip(str(path))}' holds {bad}, which GNU Make (and so "
                              f"the Verilator build) cannot handle in a path: {fix} (letters, "
-                             f"digits and - _ . + @ ~ , / only)")
+                             f"digits and - _ . + @ ~ , / are safe)")
     return Path(path)
 
 

@@ -573,4 +573,129 @@ def test_build_folder_make_cannot_use_is_refused(tmp_path, monkeypatch, capsys, 
     # the same through the cache root (a HOME with a space)
     monkeypatch.setenv("INSITUGEN_CACHE", str(build))
     _assert_refused(capsys, ["sim", cfg], out_dir, f"cache {folder}",
-                    expect=r"cannot handle in a path: set INSITUGEN_CACHE to a plain folder")
+                    expect=rf"^insitugen: error: simulator cache folder '.*' holds "
+                           rf"{re.escape(shown)}, .* cannot handle in a path: set "
+                           rf"INSITUGEN_CACHE to a plain, writable folder or pass --build-dir")
+
+
+# ---- outputs that cannot be written ----------------------------------------------------------
+
+def _readonly_folder(tmp_path):
+    """A folder that refuses new files: mode 0o555, or (as root, whom modes do not stop)
+    the read-only ``/sys``."""
+    import tempfile
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        fd, probe = tempfile.mkstemp(dir=ro)
+    except OSError:
+        return ro
+    os.close(fd)
+    os.unlink(probe)
+    ro.chmod(0o755)
+    return __import__("pathlib").Path("/sys")
+
+
+#: (argv with RO for the read-only folder, the option named in the refusal)
+_UNWRITABLE = [
+    (["verilog", "{cfg}", "-o", "{ro}/x.v"], "--output file"),
+    (["verilog", "{cfg}", "-o", "{ro}/new/x.v"], "--output file"),
+    (["golden", "{cfg}", "--out", "{ro}/W.npz"], "--out file"),
+    (["sim", "{cfg}", "--out", "{ro}/W.npz"], "--out file"),
+    (["sim", "{cfg}", "--build-dir", "{ro}/build"], "--build-dir folder"),
+    (["sim", "{cfg}", "--coverage", "{ro}/cov"], "--coverage folder"),
+    (["synth", "{cfg}", "--json", "{ro}/r.json"], "--json file"),
+    (["synth", "{cfg}", "--markdown", "{ro}/r.md"], "--markdown file"),
+    (["memory", "resnet18", "--base-in", "2", "--base-out", "8", "--qb", "3", "--qu", "6",
+      "--qv", "3", "--json", "{ro}/m.json"], "--json file"),
+    (["prove", "{cfg}", "--json", "{ro}/p.json"], "--json file"),
+    (["flow", "{cfg}", "--out-dir", "{ro}/flow"], "--out-dir folder"),
+    (["export", "student.pt", "--out", "{ro}/layers"], "--out folder"),
+    (["sweep", "space.toml", "--out", "{ro}/sweep"], "--out folder"),
+    (["train-digits", "--out", "{ro}/digits"], "--out folder"),
+    (["train-cifar", "--data", "{ro}", "--out", "{ro}/cifar"], "--out folder"),
+]
+
+
+def test_unwritable_outputs_refused_before_any_work(tmp_path, monkeypatch, capsys):
+    """Every command names the output it cannot write, exit 2, before any work: ``sim
+    --out`` in a read-only folder is never a failed hardware check."""
+    ro = _readonly_folder(tmp_path)
+    cfg = _config_file(tmp_path, SMALL)
+    monkeypatch.setenv("INSITUGEN_CACHE", str(tmp_path / "cache"))
+    for argv, option in _UNWRITABLE:
+        argv = [a.format(cfg=cfg, ro=ro) for a in argv]
+        err = _assert_refused(capsys, argv, ro, " ".join(argv),
+                              expect=rf"^insitugen: error: {option} '{re.escape(str(ro))}/.*"
+                                     r"is not writable \(.*\): choose a writable folder$")
+        assert "checks" not in err
+    # nothing was started: no simulator build, no cache folder
+    assert not (tmp_path / "cache").exists()
+
+
+def test_cache_or_temp_folder_unwritable_is_named(tmp_path, monkeypatch, capsys):
+    ro = _readonly_folder(tmp_path)
+    cfg = _config_file(tmp_path, SMALL)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    monkeypatch.setenv("INSITUGEN_CACHE", str(ro / "cache"))
+    _assert_refused(capsys, ["sim", cfg], out_dir, "cache",
+                    expect=r"^insitugen: error: simulator cache folder '.*' .*is not writable "
+                           r".*\(set INSITUGEN_CACHE to a plain, writable folder or pass "
+                           r"--build-dir\)$")
+
+
+def test_non_regular_outputs_are_refused_never_replaced(tmp_path, capsys):
+    """``--out`` on a link, a FIFO, a device or a folder: refused, the thing untouched
+    (``os.replace`` would have turned a device node into a regular file)."""
+    import stat
+    cfg = _config_file(tmp_path, SMALL)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    target = tmp_path / "target.npz"
+    target.write_bytes(b"keep")
+    (out_dir / "link.npz").symlink_to(target)
+    (out_dir / "dangling.npz").symlink_to(tmp_path / "nowhere.npz")
+    os.mkfifo(out_dir / "fifo.npz")
+    things = {"link.npz": "is a symbolic link", "dangling.npz": "is a symbolic link",
+              "fifo.npz": r"is a named pipe \(FIFO\), not a regular file"}
+    try:
+        os.mknod(out_dir / "null.npz", 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+        things["null.npz"] = "is a device, not a regular file"
+    except PermissionError:         # not root: a FIFO and the links still cover the rule
+        pass
+    modes = {n: os.lstat(out_dir / n).st_mode for n in things}
+    for name, why in things.items():
+        for argv in (["golden", cfg, "--out", str(out_dir / name)],
+                     ["verilog", cfg, "-o", str(out_dir / name)]):
+            _assert_refused(capsys, argv, out_dir, " ".join(argv),
+                            expect=rf"^insitugen: error: (--out|--output) file '.*{name}' "
+                                   rf"{why}: insitugen writes a new file and renames it into "
+                                   rf"place, so it never replaces one; name a regular file$")
+        assert os.lstat(out_dir / name).st_mode == modes[name], name
+    assert target.read_bytes() == b"keep"
+    # the library writer refuses too, whoever calls it
+    from insitugen.errors import OutputError
+    from insitugen.files import atomic_write_text
+    with pytest.raises(OutputError, match="is a symbolic link"):
+        atomic_write_text(out_dir / "link.npz", "x")
+    assert target.read_bytes() == b"keep"
+
+
+def test_every_output_option_is_checked_up_front():
+    """Each command's options that name an output are in flows.preflight's tables, so a
+    new option cannot skip the up-front check."""
+    from flows.cli import build_parser
+    from flows.preflight import OUTPUT_FILES, OUTPUT_FOLDERS
+    output_like = {"out", "output", "json", "markdown", "out_dir", "build_dir", "coverage",
+                   "workdir", "csv", "plot"}
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    missing = []
+    for name, p in sub.choices.items():
+        for action in p._actions:
+            if action.dest in output_like and action.dest not in (
+                    OUTPUT_FILES.get(name, ()) + OUTPUT_FOLDERS.get(name, ())):
+                missing.append(f"{name} --{action.dest}")
+    assert not missing, missing
