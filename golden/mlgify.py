@@ -31,6 +31,7 @@ from torch import nn
 from insitugen.errors import InsitugenError
 
 from insitugen.files import atomic_write
+from .checkpoint_checks import check_declared_sizes, check_weights, load_error_line
 from .mlg import MLGConv2d, MLGLayerBase, MLGLinear, QuantLinear, check_bits, generation_levels
 from .models import MODELS, build_model
 
@@ -268,10 +269,9 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises UnpicklingError / RuntimeError / zip errors
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"checkpoint '{path}' cannot be loaded safely (weights_only: "
                               f"tensors and plain data only, no pickled objects): "
-                              f"{first}") from None
+                              f"{load_error_line(e)}") from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"checkpoint '{path}' is not an insitugen MLG checkpoint (no "
                               f"'format: {CHECKPOINT_FORMAT}'); write it with "
@@ -285,6 +285,7 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     except (KeyError, TypeError):
         raise CheckpointError(f"checkpoint '{path}': 'model' must hold name, num_classes, "
                               f"in_channels") from None
+    check_declared_sizes(f"checkpoint '{path}'", name, nc, cin, error=CheckpointError)
     try:
         if payload.get("mlg") is None:
             model = build_model(name, nc, cin)
@@ -298,6 +299,7 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
         first = str(e).strip().splitlines()[0]
         raise CheckpointError(f"checkpoint '{path}': weights do not fit the model it "
                               f"describes: {first}") from None
+    check_weights(f"checkpoint '{path}'", payload["state_dict"], error=CheckpointError)
     model.eval()
     info = {k: payload[k] for k in ("model", "mlg", "extra")}
     return model, info

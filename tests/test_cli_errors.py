@@ -699,3 +699,76 @@ def test_every_output_option_is_checked_up_front():
                     OUTPUT_FILES.get(name, ()) + OUTPUT_FOLDERS.get(name, ())):
                 missing.append(f"{name} --{action.dest}")
     assert not missing, missing
+
+
+# ---- checkpoints and tools that are not what they claim ---------------------------------------
+
+def _checkpoint_variants(tmp_path):
+    """(name, checkpoint path, the message export must refuse it with)."""
+    import fractions
+
+    import torch
+
+    from golden.mlgify import build_mlg_model, save_checkpoint
+    mlg = {"base_in": 2, "base_out": 4, "qb": 3, "qu": 6, "qv": 3}
+    model, _ = build_mlg_model("smallcnn", 10, 1, mlg)
+    good = tmp_path / "good.pt"
+    save_checkpoint(good, model, "smallcnn", 10, 1, mlg)
+    payload = torch.load(good, weights_only=True)
+    out = []
+
+    def variant(name, change, expect):
+        p = copy_payload = {**payload, "model": dict(payload["model"]),
+                            "state_dict": {k: v.clone() for k, v in
+                                           payload["state_dict"].items()}}
+        change(copy_payload)
+        path = tmp_path / f"{name}.pt"
+        torch.save(p, path)
+        out.append((name, path, expect))
+
+    first_w = next(k for k, v in payload["state_dict"].items() if v.ndim >= 2)
+    for nc in (10**9, 10**6, 0, -1, "10", True, 2.5):
+        variant(f"classes-{nc}", lambda p, nc=nc: p["model"].update(num_classes=nc),
+                rf"model field 'num_classes' = {re.escape(repr(nc))} is out of range: "
+                rf"allowed \[1, 100000\]")
+    variant("channels", lambda p: p["model"].update(in_channels=10**7),
+            r"model field 'in_channels' = 10000000 is out of range")
+    for bad, word in ((float("inf"), "inf"), (float("-inf"), "inf"), (float("nan"), "NaN")):
+        variant(f"weights-{word}{bad}",
+                lambda p, bad=bad: p["state_dict"][first_w].view(-1).__setitem__(3, bad),
+                rf"tensor '{re.escape(first_w)}' holds {word}: the training diverged")
+    variant("weights-zero", lambda p: p["state_dict"][first_w].zero_(),
+            rf"weight tensor '{re.escape(first_w)}' \[[\d, ]+\] is all zero")
+    variant("pickled", lambda p: p["extra"].update(obj=fractions.Fraction(1, 3)),
+            r"it holds pickled Python objects \(it needs the Python global "
+            r"fractions\.Fraction\), which are never loaded$")
+    return out
+
+
+def test_hostile_checkpoints_refused(tmp_path, capsys):
+    pytest.importorskip("torch")
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    for name, path, expect in _checkpoint_variants(tmp_path):
+        err = _assert_refused(capsys, ["export", str(path), "--out", str(out_dir / "layers")],
+                              out_dir, name,
+                              expect=rf"^insitugen: error: checkpoint '.*{re.escape(path.name)}'"
+                                     rf"(:| cannot be loaded safely .*:) .*{expect}")
+        assert "weights_only=False" not in err and "\x1b" not in err, err
+
+
+def test_yosys_that_is_not_yosys_is_named(tmp_path, capsys):
+    cfg = _config_file(tmp_path, SMALL)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    liar = tmp_path / "liar"
+    liar.write_text("#!/bin/sh\necho 'not a synthesizer'\n")
+    liar.chmod(0o755)
+    for exe, expect in (("/bin/true", r"printed no version \(exit 0, no output\): it is not "
+                                      r"Yosys; pass the path of a yosys binary with --yosys"),
+                        ("/bin/false", r"exited 1 and printed nothing: is it Yosys\? pass the "
+                                       r"path of a yosys binary"),
+                        (str(liar), r"printed 'not a synthesizer', not a Yosys version line")):
+        _assert_refused(capsys, ["synth", cfg, "--yosys", exe, "--json",
+                                 str(out_dir / "r.json")], out_dir, exe,
+                        expect=rf"^insitugen: error: '{re.escape(exe)} -V' {expect}")
