@@ -13,11 +13,12 @@ import argparse
 import importlib
 import sys
 
+from gen.limits import forced
 from insitugen import __version__
 from insitugen.errors import InsitugenError
 
 from .commands import COMMANDS, command_name
-from .preflight import check_outputs
+from .preflight import add_force_arg, check_outputs
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
         command = importlib.import_module(f"{__package__}.commands.{module}")
         p = sub.add_parser(command_name(module), help=command.HELP, description=command.HELP)
         command.add_args(p)
+        add_force_arg(command_name(module), p)
         p.set_defaults(func=command.run)
     return parser
 
@@ -38,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         check_outputs(args.command, args)       # before any work: name what cannot be written
-        return int(args.func(args) or 0)
+        with forced(getattr(args, "force", False)):
+            return int(args.func(args) or 0)
     except InsitugenError as e:
         print(f"insitugen: error: {e}", file=sys.stderr)
         return 2

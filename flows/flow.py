@@ -77,9 +77,11 @@ def _synth_lines(report: dict) -> list[str]:
 
 def run_flow(cfg: Config, *, out_dir: Path, simulator: str = "verilator", seed: int = 1,
              liberty: str | None = None, skip_synth: bool = False) -> int:
+    from gen.limits import check_simulation
     from gen.verilog import top_name, write_verilog
     from verif.runner import run_sim
 
+    check_simulation(cfg)       # sizes and cycles of every step, before the folder is made
     out_dir.mkdir(parents=True, exist_ok=True)
     summary: dict = {"config": cfg.to_dict(), "config_digest": cfg.digest()}
     print(f"insitugen flow: {_describe(cfg)}", flush=True)

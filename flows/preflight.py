@@ -18,7 +18,18 @@ import tempfile
 from insitugen.errors import OutputError, clip
 from insitugen.paths import check_build_folder, check_output_file, check_output_folder
 
-__all__ = ["OUTPUT_FILES", "OUTPUT_FOLDERS", "check_outputs"]
+__all__ = ["OUTPUT_FILES", "OUTPUT_FOLDERS", "check_outputs", "FORCE_COMMANDS", "add_force_arg"]
+
+#: Commands that refuse a config too large to build or run (:mod:`gen.limits`) unless
+#: given ``--force``.
+FORCE_COMMANDS = ("verilog", "sim", "synth", "flow", "golden")
+
+
+def add_force_arg(command: str, p: argparse.ArgumentParser) -> None:
+    if command in FORCE_COMMANDS:
+        p.add_argument("--force", action="store_true",
+                       help="build or run a config past the size limits (estimated "
+                            "elaboration time, Verilog size, memory, simulated cycles)")
 
 #: Per command: the options naming an output file.
 OUTPUT_FILES: dict[str, tuple[str, ...]] = {

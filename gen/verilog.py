@@ -20,6 +20,8 @@ from insitugen.config import Config, GeneratorConfig, RecombinationConfig
 from insitugen.errors import ConfigError
 from insitugen.paths import check_output_file
 
+from .limits import check_build
+
 __all__ = ["build_top", "top_name", "emit_verilog", "write_verilog", "sidecar",
            "amaranth_verilog", "builtin_yosys", "lint_verilog", "LINT_WAIVERS"]
 
@@ -87,6 +89,7 @@ def amaranth_verilog(component, name: str) -> str:
 
 
 def _convert(cfg: Config):
+    check_build(cfg)        # refuse, in a second, a build that would run for hours
     top = build_top(cfg)
     text = amaranth_verilog(top, top_name(cfg))
     header = f"// insitugen {__version__}: {cfg.BLOCK} block, config digest {cfg.digest()}\n"

@@ -396,7 +396,10 @@ def run_synth(cfg, *, liberty=None, yosys=None, workdir=None,
     times) follows from the config, the options, the liberty (``liberty.sha256``) and
     the tool versions recorded under ``tools``; no absolute path is recorded.
     """
+    from gen.limits import check_build
+
     t0 = time.perf_counter()
+    check_build(cfg)                       # a block too large to build fails in a second
     option_sets = [tuple(o) for o in option_sets]
     if not option_sets:
         raise ConfigError("option_sets must name at least one set of synth options")

@@ -772,3 +772,94 @@ def test_yosys_that_is_not_yosys_is_named(tmp_path, capsys):
         _assert_refused(capsys, ["synth", cfg, "--yosys", exe, "--json",
                                  str(out_dir / "r.json")], out_dir, exe,
                         expect=rf"^insitugen: error: '{re.escape(exe)} -V' {expect}")
+
+
+# ---- sizes: refused up front with the estimate, --force to override ----------------------------
+
+LARGEST = GeneratorConfig(out_channels=4096, in_channels=4096, kernel=11, base_in=64,
+                          base_out=4096, lanes=1024)
+
+
+def _oversized_configs(rng: random.Random, n: int):
+    """Valid configs whose code memory alone passes the 128 Mbit build limit (counted from
+    the config's code shapes, not from the estimate under test)."""
+    from gen.limits import LIMITS
+    from insitugen.errors import ConfigError
+    out = []
+    while len(out) < n:
+        try:
+            cfg = GeneratorConfig(
+                out_channels=rng.randrange(1024, 4097), in_channels=rng.randrange(1024, 4097),
+                kernel=rng.choice([3, 5, 7, 11]), base_in=rng.choice([0, 8, 32, 64]),
+                base_out=rng.choice([0, 256, 1024, 4096]), lanes=rng.choice([1, 64, 1024]),
+                qb=rng.randrange(3, 9), qu=rng.randrange(3, 9), qv=rng.randrange(3, 9))
+        except ConfigError:
+            continue
+        if cfg.code_memory_bits > LIMITS["memory_bits"]:
+            out.append(cfg)
+    return out
+
+
+def test_oversized_configs_refused_with_the_estimate(tmp_path, capsys):
+    """The largest valid config and random oversized ones: verilog / sim / synth / flow
+    answer with one line carrying the estimate and the override, before elaborating."""
+    rng = random.Random(4096)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    expect = (r"^insitugen: error: config is too large to build: .*[\d.]+ [kMGT]?bit of code "
+              r"memory \(limit 128\.0 Mbit\); \d+ lanes x \d+ slice pairs, [\d,]+ memory words: "
+              r"use fewer lanes, narrower codes or a smaller base_out / layer, or pass --force$")
+    configs = [LARGEST] + _oversized_configs(rng, 24)
+    commands = (["verilog", "-o", str(out_dir / "x.v")], ["sim"],
+                ["synth", "--json", str(out_dir / "r.json")],
+                ["flow", "--out-dir", str(out_dir / "flow")])
+    for n, cfg in enumerate(configs):
+        path = _config_file(tmp_path, cfg)
+        for cmd in commands if n < 2 else commands[n % 4:n % 4 + 1]:
+            _assert_refused(capsys, [cmd[0], path, *cmd[1:]], out_dir,
+                            f"{cmd[0]} {cfg.to_dict()}", expect=expect)
+
+
+def test_many_lanes_of_wide_codes_refused_and_force_lets_it_through(tmp_path, capsys):
+    from gen.limits import check_build, estimate_build, forced
+    from insitugen.errors import ConfigError
+    cfg = GeneratorConfig(out_channels=64, in_channels=64, base_in=2, base_out=8, lanes=1024,
+                          qb=16, qu=16, qv=16)
+    est = estimate_build(cfg)
+    assert est.slice_pairs == 36 + 72 and est.memory_bits < 10**6
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    _assert_refused(capsys, ["verilog", _config_file(tmp_path, cfg), "-o", str(out_dir / "x.v")],
+                    out_dir, "1024 lanes x 16-bit codes",
+                    expect=r"too large to build: ~[\d,]+ s to elaborate \(limit 300 s\); 1024 "
+                           r"lanes x 108 slice pairs")
+    with pytest.raises(ConfigError):
+        check_build(cfg)
+    with forced():
+        check_build(cfg)            # --force: no refusal (nothing is built here)
+    with pytest.raises(ConfigError):
+        check_build(cfg)
+
+
+def test_build_estimate_tracks_the_real_verilog():
+    """The cost model is within a factor of two of the Verilog actually written, on a
+    memory-heavy and a lane-heavy config (sizes, not times: deterministic)."""
+    from gen.limits import estimate_build
+    from gen.verilog import emit_verilog
+    for cfg in (GeneratorConfig(out_channels=256, in_channels=8, base_in=2, base_out=64,
+                                lanes=4),
+                GeneratorConfig(out_channels=8, in_channels=8, base_in=2, base_out=4,
+                                lanes=48, qb=8, qu=8, qv=8)):
+        real = len(emit_verilog(cfg).encode())
+        est = estimate_build(cfg).verilog_bytes
+        assert real / 2 < est < real * 2, (cfg, real, est)
+
+
+def test_golden_on_the_largest_layer_is_one_line(tmp_path, capsys):
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    _assert_refused(capsys, ["golden", _config_file(tmp_path, LARGEST), "--out",
+                             str(out_dir / "W.npz")], out_dir, "golden largest",
+                    expect=r"^insitugen: error: config is too large for the golden model: about "
+                           r"[\d.]+ TB of memory \(limit [\d.]+ [kMG]B; the weights alone are "
+                           r"16\.2 GB as int64\): use a smaller layer or base_in, or pass --force$")

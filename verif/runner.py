@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gen.limits import check_simulation
 from gen.verilog import emit_verilog, top_name
 from insitugen.config import Config
 from insitugen.errors import ToolError, VerificationError
@@ -101,6 +102,7 @@ def run_sim(cfg: Config, *, simulator: str = "verilator", seed: int | None = Non
     build_dir = Path(build_dir if given else default_build_dir(cfg, simulator)).resolve()
     check_build_folder(build_dir, fix="pass --build-dir with a plain path" if given else
                        "set INSITUGEN_CACHE to a plain folder or pass --build-dir")
+    check_simulation(cfg)       # sizes and cycles, before any build
     verilog = Path(verilog_path).read_text() if verilog_path is not None else emit_verilog(cfg)
     print(f"insitugen sim: {cfg.BLOCK} on {simulator}, seed {seed}, build dir {build_dir}",
           flush=True)
