@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from insitugen.config import Config, GeneratorConfig, RecombinationConfig
+from insitugen.files import atomic_write_text
 
 
 def _describe(cfg: Config) -> str:
@@ -77,12 +78,40 @@ def _synth_lines(report: dict) -> list[str]:
 
 def run_flow(cfg: Config, *, out_dir: Path, simulator: str = "verilator", seed: int = 1,
              liberty: str | None = None, skip_synth: bool = False) -> int:
+    """Verilog, simulation and synthesis of ``cfg`` into ``out_dir``, which is locked for
+    the run: a second flow on the same folder is refused at once, so the folder never
+    mixes the files of two configs; ``flow.json`` names every file with its sha256."""
     from gen.limits import check_simulation
+    from insitugen.paths import locked_folder
+
+    check_simulation(cfg)       # sizes and cycles of every step, before the folder is made
+    with locked_folder(out_dir, what="--out-dir folder",
+                       fix="wait for that flow to finish or pass another --out-dir"):
+        return _run_flow(cfg, out_dir=out_dir, simulator=simulator, seed=seed,
+                         liberty=liberty, skip_synth=skip_synth)
+
+
+def _file_digests(paths) -> dict[str, str]:
+    """``{path: sha256}`` of the files that exist among ``paths``."""
+    import hashlib
+
+    out = {}
+    for p in paths:
+        p = Path(p)
+        if p.is_file():
+            h = hashlib.sha256()
+            with open(p, "rb") as f:
+                for block in iter(lambda f=f: f.read(1 << 20), b""):
+                    h.update(block)
+            out[str(p)] = h.hexdigest()
+    return out
+
+
+def _run_flow(cfg: Config, *, out_dir: Path, simulator: str, seed: int,
+              liberty: str | None, skip_synth: bool) -> int:
     from gen.verilog import top_name, write_verilog
     from verif.runner import run_sim
 
-    check_simulation(cfg)       # sizes and cycles of every step, before the folder is made
-    out_dir.mkdir(parents=True, exist_ok=True)
     summary: dict = {"config": cfg.to_dict(), "config_digest": cfg.digest()}
     print(f"insitugen flow: {_describe(cfg)}", flush=True)
     if isinstance(cfg, GeneratorConfig):
@@ -151,6 +180,9 @@ def run_flow(cfg: Config, *, out_dir: Path, simulator: str = "verilator", seed: 
         for line in _synth_lines(report):
             print(line)
         print(f"      synthesis {report['seconds']:.1f} s; full report {out_dir / 'synth.md'}")
-    (out_dir / "flow.json").write_text(json.dumps(summary, indent=2) + "\n")
+    named = [vpath, vpath.with_name(vpath.name + ".json"), out_dir / "weights.npz",
+             out_dir / "synth.json", out_dir / "synth.md"]
+    summary["files_sha256"] = _file_digests(named)
+    atomic_write_text(out_dir / "flow.json", json.dumps(summary, indent=2) + "\n")
     print(f"done: {out_dir}/ (flow.json has every figure)")
     return 0

@@ -8,15 +8,18 @@ everywhere.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import stat
 import tempfile
 from pathlib import Path
+from typing import Iterator
 
 from .errors import InsitugenError, OutputError, clip
 
 __all__ = ["describe_file", "make_unsafe_char", "check_build_folder", "tool_safe_name",
-           "check_output_file", "check_output_folder", "MAKE_UNSAFE"]
+           "check_output_file", "check_output_folder", "locked_folder", "MAKE_UNSAFE"]
 
 
 def describe_file(path: str | Path) -> str | None:
@@ -161,3 +164,24 @@ def tool_safe_name(name: str) -> bool:
     / ``@`` (options, Verilator ``+define+``, response files), nothing :data:`MAKE_UNSAFE`
     (``$VAR`` expansion) and no whitespace. The tool adapters stage other names."""
     return bool(name) and not name.startswith(("-", "+", "@")) and make_unsafe_char(name) is None
+
+
+@contextlib.contextmanager
+def locked_folder(folder: str | Path, what: str = "output folder",
+                  fix: str = "wait for it to finish or choose another folder") -> Iterator[Path]:
+    """Hold an exclusive lock on ``folder`` (made if missing) for the block; a second
+    holder, in this or any process, is refused at once with one :class:`OutputError`
+    line. The lock is on the folder itself (``flock`` of its descriptor): no lock file is
+    left behind, and it dies with the process that held it."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise OutputError(f"{what} '{clip(str(folder))}' is in use by another insitugen "
+                              f"run: {fix}") from None
+        yield folder
+    finally:
+        os.close(fd)            # releases the lock

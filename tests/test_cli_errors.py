@@ -863,3 +863,22 @@ def test_golden_on_the_largest_layer_is_one_line(tmp_path, capsys):
                     expect=r"^insitugen: error: config is too large for the golden model: about "
                            r"[\d.]+ TB of memory \(limit [\d.]+ [kMG]B; the weights alone are "
                            r"16\.2 GB as int64\): use a smaller layer or base_in, or pass --force$")
+
+
+def test_second_flow_on_a_locked_folder_is_refused(tmp_path, capsys):
+    """While one flow holds its --out-dir, another is refused at once and touches nothing
+    (the folder never mixes two configs' files)."""
+    from insitugen.paths import locked_folder
+    cfg = _config_file(tmp_path, SMALL)
+    out = tmp_path / "flow_out"
+    out.mkdir()
+    (out / "insitugen_generator.v").write_text("// the running flow's file\n")
+    with locked_folder(out):
+        _assert_refused(capsys, ["flow", cfg, "--out-dir", str(out), "--no-synth"], out,
+                        "second flow",
+                        expect=r"^insitugen: error: --out-dir folder '.*flow_out' is in use by "
+                               r"another insitugen run: wait for that flow to finish or pass "
+                               r"another --out-dir$")
+    assert (out / "insitugen_generator.v").read_text() == "// the running flow's file\n"
+    with locked_folder(out):        # released: it can be taken again
+        pass
