@@ -12,12 +12,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Mapping, Sequence
 
 from insitugen.errors import ToolError, clip
 from insitugen.paths import tool_safe_name
+
+from .process import run_tool, temp_folder
 
 __all__ = ["bin_dir", "env", "executable", "version", "lint", "INSTALL_HINT"]
 
@@ -92,9 +93,9 @@ def lint(path: str | os.PathLike, *, top: str | None = None,
     if top:
         cmd += ["--top-module", top]
     cmd.append(name)
-    with tempfile.TemporaryDirectory(prefix="insitugen-lint-") as folder:
+    with temp_folder("lint") as folder:
         os.symlink(path.resolve(), Path(folder) / name)
-        proc = subprocess.run(cmd, cwd=folder, env=env(), capture_output=True, text=True)
+        proc = run_tool(cmd, cwd=folder, env=env(), capture_output=True, text=True)
     if proc.returncode != 0 or "%Warning" in proc.stderr or "%Error" in proc.stderr:
         msg = (proc.stderr or proc.stdout).strip().replace(f"{name}:", f"{path}:")
         raise ToolError(f"Verilator lint of '{clip(str(path))}' failed:\n{msg}")

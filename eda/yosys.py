@@ -25,6 +25,8 @@ from typing import Sequence
 
 from insitugen.errors import ToolError, clip
 
+from .process import run_tool
+
 __all__ = ["yosys_command", "yosys_version", "yosys_versions", "YosysRun", "run_script",
            "INSTALL_HINT"]
 
@@ -159,8 +161,7 @@ def run_script(script: str, workdir: str | os.PathLike, *, script_name: str = "s
     (workdir / script_name).write_text(script)
     t0 = time.perf_counter()
     try:
-        proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True,
-                              timeout=timeout)
+        proc = run_tool(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         raise ToolError(f"Yosys did not finish {what} within {timeout} s in '{workdir}': "
                         f"{timeout_hint}") from None

@@ -19,6 +19,7 @@ from insitugen.errors import InsitugenError
 
 from .commands import COMMANDS, command_name
 from .preflight import add_force_arg, check_outputs
+from .signals import interrupted, interrupts
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,9 +40,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        check_outputs(args.command, args)       # before any work: name what cannot be written
-        with forced(getattr(args, "force", False)):
-            return int(args.func(args) or 0)
+        with interrupts():
+            check_outputs(args.command, args)   # before any work: name what cannot be written
+            with forced(getattr(args, "force", False)):
+                rc = int(args.func(args) or 0)
+            if interrupted():                   # a Ctrl-C swallowed by some __del__
+                raise KeyboardInterrupt
+            return rc
     except InsitugenError as e:
         print(f"insitugen: error: {e}", file=sys.stderr)
         return 2

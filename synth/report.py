@@ -34,12 +34,12 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from eda.process import temp_folder
 from insitugen import __version__
 from insitugen.config import GeneratorConfig, RecombinationConfig
 from insitugen.errors import ConfigError, InsitugenError
@@ -416,7 +416,7 @@ def run_synth(cfg, *, liberty=None, yosys=None, workdir=None,
     jobs = jobs if jobs is not None else 2
     tmp = None
     if workdir is None:
-        tmp = tempfile.TemporaryDirectory(prefix="insitugen-synth-")
+        tmp = temp_folder("synth")     # named after our pid: a killed run's is removed later
         root = Path(tmp.name)
     else:
         root = Path(workdir)

@@ -882,3 +882,74 @@ def test_second_flow_on_a_locked_folder_is_refused(tmp_path, capsys):
     assert (out / "insitugen_generator.v").read_text() == "// the running flow's file\n"
     with locked_folder(out):        # released: it can be taken again
         pass
+
+
+# ---- processes and interrupts ----------------------------------------------------------------
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return any(line.startswith("State:") and "Z" in line.split()[1] for line in f)
+    except FileNotFoundError:
+        return True
+
+
+def test_tool_group_is_killed_on_timeout(tmp_path):
+    """A tool's own children (make's compilers, say) die with it on a timeout or Ctrl-C;
+    ``subprocess.run`` alone would leave the background ``sleep`` running."""
+    import subprocess
+    import time
+
+    from eda.process import run_tool
+    pidfile = tmp_path / "pid"
+    with pytest.raises(subprocess.TimeoutExpired):
+        run_tool(["sh", "-c", f"sleep 300 & echo $! > '{pidfile}'; wait"], timeout=1.0)
+    pid = int(pidfile.read_text())
+    for _ in range(100):            # killed at once; reaping may take a moment
+        if _gone(pid):
+            break
+        time.sleep(0.05)
+    assert _gone(pid), f"grandchild {pid} survived"
+    done = run_tool(["sh", "-c", "echo out; echo err >&2; exit 3"], capture_output=True,
+                    text=True)
+    assert (done.returncode, done.stdout, done.stderr) == (3, "out\n", "err\n")
+
+
+def test_stale_temp_folders_of_dead_runs_are_removed(tmp_path):
+    import subprocess
+
+    from eda.process import remove_stale_temp_folders, stale_temp_folders
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = tmp_path / f"insitugen-synth-pid{dead.pid}-abc"
+    live = tmp_path / f"insitugen-synth-pid{os.getpid()}-def"
+    other = tmp_path / f"insitugen-prove-pid{dead.pid}-ghi"
+    for d in (stale, live, other):
+        (d / "sub").mkdir(parents=True)
+    assert stale_temp_folders("synth", tmp_path) == [stale]
+    assert remove_stale_temp_folders("synth", tmp_path) == 1
+    assert not stale.exists() and live.exists() and other.exists()
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_interrupt_swallowed_by_a_destructor_still_exits_130(tmp_path, monkeypatch, capsys):
+    """A SIGINT whose KeyboardInterrupt is raised inside ``__del__`` is ignored by
+    Python; the command line must still end with 'interrupted' and exit 130, not 0."""
+    import gc
+    import signal
+
+    import flows.commands.golden as golden_cmd
+
+    class Swallower:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGINT)     # the handler raises inside __del__
+
+    def run(args):
+        Swallower()
+        gc.collect()
+        return 0
+    monkeypatch.setattr(golden_cmd, "run", run)
+    rc = main(["golden", _config_file(tmp_path, SMALL), "--out", str(tmp_path / "W.npz")])
+    err = capsys.readouterr().err
+    assert rc == 130 and err.strip().endswith("insitugen: interrupted"), (rc, err)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
