@@ -915,6 +915,36 @@ def test_tool_group_is_killed_on_timeout(tmp_path):
     assert (done.returncode, done.stdout, done.stderr) == (3, "out\n", "err\n")
 
 
+def test_tools_die_with_a_killed_insitugen(tmp_path):
+    """``kill -9`` of the process running a tool (nothing of ours gets to clean up) still
+    takes the tool and its own children down: the guard gets SIGTERM from the kernel and
+    kills the tool's process group."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pidfile = tmp_path / "pid"
+    script = ("import sys; from eda.process import run_tool; "
+              f"run_tool(['sh', '-c', \"sleep 300 & echo $! > '{pidfile}'; wait\"])")
+    runner = subprocess.Popen([sys.executable, "-c", script],
+                              env={**os.environ, "PYTHONPATH": str(
+                                  __import__("pathlib").Path(__file__).resolve().parents[1])})
+    for _ in range(200):
+        if pidfile.exists() and pidfile.read_text().strip():
+            break
+        time.sleep(0.05)
+    pid = int(pidfile.read_text())
+    assert not _gone(pid)
+    runner.send_signal(signal.SIGKILL)
+    runner.wait()
+    for _ in range(100):
+        if _gone(pid):
+            break
+        time.sleep(0.05)
+    assert _gone(pid), f"the tool's child {pid} outlived insitugen"
+
+
 def test_stale_temp_folders_of_dead_runs_are_removed(tmp_path):
     import subprocess
 
