@@ -14,6 +14,8 @@ from pathlib import Path
 from insitugen.config import Config, GeneratorConfig, RecombinationConfig
 from insitugen.files import atomic_write_text
 
+from .signals import stop_if_interrupted
+
 
 def _describe(cfg: Config) -> str:
     if isinstance(cfg, RecombinationConfig):
@@ -131,14 +133,17 @@ def _run_flow(cfg: Config, *, out_dir: Path, simulator: str, seed: int,
     extra = None
     if isinstance(cfg, GeneratorConfig):
         extra = {"out": str((out_dir / "weights.npz").resolve())}
+    stop_if_interrupted()
     print(f"[2/3] sim: cocotb on {simulator}, output always ready, then random back-pressure "
           f"(a first build compiles the model)", flush=True)
     # one run with the output always ready measures the cycle count against the lower
     # bound; a second with random back-pressure (same build) checks nothing is lost
     res = run_sim(cfg, simulator=simulator, seed=seed, backpressure="none", extra=extra,
                   quiet=True)
+    stop_if_interrupted()
     res_bp = run_sim(cfg, simulator=simulator, seed=seed + 1, backpressure="random",
                      extra=None, quiet=True)
+    stop_if_interrupted()
     sim = {"simulator": res.simulator, "seed": res.seed, "seed_backpressure": res_bp.seed,
            "beats": res.beats, "beats_backpressure": res_bp.beats, "cycles": res.cycles,
            "build_s": round(res.build_s, 2), "sim_s": round(res.sim_s + res_bp.sim_s, 2)}
@@ -165,6 +170,7 @@ def _run_flow(cfg: Config, *, out_dir: Path, simulator: str, seed: int,
     if extra:
         print(f"      weights the RTL produced: {extra['out']}", flush=True)
 
+    stop_if_interrupted()
     if skip_synth:
         print("[3/3] synth: skipped (--no-synth)")
     else:

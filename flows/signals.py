@@ -14,7 +14,7 @@ import signal
 import threading
 from typing import Iterator
 
-__all__ = ["interrupts", "interrupted"]
+__all__ = ["interrupts", "interrupted", "stop_if_interrupted"]
 
 _SEEN = threading.Event()
 
@@ -27,6 +27,13 @@ def _on_sigint(signum, frame):
 def interrupted() -> bool:
     """Whether a SIGINT arrived inside the current :func:`interrupts` block."""
     return _SEEN.is_set()
+
+
+def stop_if_interrupted() -> None:
+    """Raise ``KeyboardInterrupt`` now if a SIGINT was swallowed earlier: a long command
+    calls it between its steps, so it stops at the next step, not at its end."""
+    if _SEEN.is_set():
+        raise KeyboardInterrupt
 
 
 @contextlib.contextmanager

@@ -983,3 +983,24 @@ def test_interrupt_swallowed_by_a_destructor_still_exits_130(tmp_path, monkeypat
     err = capsys.readouterr().err
     assert rc == 130 and err.strip().endswith("insitugen: interrupted"), (rc, err)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_long_commands_stop_at_the_next_step_after_a_swallowed_interrupt():
+    import gc
+    import signal
+
+    from flows.signals import interrupts, stop_if_interrupted
+
+    class Swallower:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with interrupts():
+        stop_if_interrupted()               # nothing yet
+        Swallower()
+        gc.collect()                        # the KeyboardInterrupt dies inside __del__
+        with pytest.raises(KeyboardInterrupt):
+            stop_if_interrupted()
+    with interrupts():                      # a new command starts clean
+        stop_if_interrupted()
