@@ -1004,3 +1004,18 @@ def test_long_commands_stop_at_the_next_step_after_a_swallowed_interrupt():
             stop_if_interrupted()
     with interrupts():                      # a new command starts clean
         stop_if_interrupted()
+
+
+def test_sweep_space_errors_clip_huge_names_and_values(tmp_path, capsys):
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    space = tmp_path / "space.toml"
+    for text, expect in ((f"[grid]\n{'k' * 100_000} = [1]\n",
+                          r"\[grid\] key 'k+\.\.\. \(100000 characters\)' is not a generator"),
+                         (f"[grid]\nqu = {'[' * 3000}{']' * 3000}\n", "nests arrays or tables"),
+                         (f"[grid]\nqu = [{', '.join(['1'] * 30_000)}, 1]\n",
+                          r"'qu' lists a value twice: \[1, 1, .*\(\d+ characters\)$")):
+        space.write_text(text)
+        _assert_refused(capsys, ["sweep", str(space), "--out", str(out_dir / "sw")], out_dir,
+                        expect[:30], expect=rf"^insitugen: error: sweep space '.*space\.toml'"
+                                            rf"(:| ).*{expect}")
