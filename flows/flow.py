@@ -112,8 +112,12 @@ def _file_digests(paths) -> dict[str, str]:
 def _run_flow(cfg: Config, *, out_dir: Path, simulator: str, seed: int,
               liberty: str | None, skip_synth: bool) -> int:
     from gen.verilog import top_name, write_verilog
+    from insitugen.paths import check_output_file
     from verif.runner import run_sim
 
+    vname = f"{top_name(cfg)}.v"
+    for name in (vname, vname + ".json", "weights.npz", "synth.json", "synth.md", "flow.json"):
+        check_output_file(out_dir / name)       # a link or device in the folder: refuse now
     summary: dict = {"config": cfg.to_dict(), "config_digest": cfg.digest()}
     print(f"insitugen flow: {_describe(cfg)}", flush=True)
     if isinstance(cfg, GeneratorConfig):
@@ -180,7 +184,7 @@ def _run_flow(cfg: Config, *, out_dir: Path, simulator: str, seed: int,
         # tries all of them and keeps the best per design
         report = run_synth(cfg, liberty=liberty, option_sets=(("-booth", "-arith_tree"),))
         write_report_json(report, out_dir / "synth.json")
-        (out_dir / "synth.md").write_text(report_markdown(report))
+        atomic_write_text(out_dir / "synth.md", report_markdown(report))
         summary["synth"] = {"json": str(out_dir / "synth.json"), "seconds": report["seconds"],
                             "ratios": report["ratios"]}
         for line in _synth_lines(report):

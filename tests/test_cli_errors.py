@@ -1019,3 +1019,16 @@ def test_sweep_space_errors_clip_huge_names_and_values(tmp_path, capsys):
         _assert_refused(capsys, ["sweep", str(space), "--out", str(out_dir / "sw")], out_dir,
                         expect[:30], expect=rf"^insitugen: error: sweep space '.*space\.toml'"
                                             rf"(:| ).*{expect}")
+
+
+def test_flow_refuses_a_link_among_its_outputs_before_any_work(tmp_path, capsys):
+    cfg = _config_file(tmp_path, SMALL)
+    out = tmp_path / "flow_out"
+    out.mkdir()
+    victim = tmp_path / "victim.md"
+    victim.write_text("keep")
+    (out / "synth.md").symlink_to(victim)
+    _assert_refused(capsys, ["flow", cfg, "--out-dir", str(out)], out, "flow link",
+                    expect=r"^insitugen: error: output file '.*synth\.md' is a symbolic link: "
+                           r"insitugen writes a new file")
+    assert victim.read_text() == "keep"
