@@ -28,9 +28,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from insitugen.errors import InsitugenError
+from insitugen.errors import InsitugenError, clip
 
 from insitugen.files import atomic_write
+from insitugen.paths import describe_file
 from .checkpoint_checks import check_declared_sizes, check_weights, load_error_line
 from .mlg import MLGConv2d, MLGLayerBase, MLGLinear, QuantLinear, check_bits, generation_levels
 from .models import MODELS, build_model
@@ -264,8 +265,9 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the model of a checkpoint written by :func:`save_checkpoint` and load its
     weights. Returns ``(model in eval mode, metadata)``. Pickled objects are refused."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint '{path}' does not exist")
+    problem = describe_file(path)       # missing, a folder, a FIFO (never opened)
+    if problem:
+        raise CheckpointError(f"checkpoint '{clip(str(path))}' {problem}")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises UnpicklingError / RuntimeError / zip errors

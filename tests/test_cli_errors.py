@@ -1032,3 +1032,20 @@ def test_flow_refuses_a_link_among_its_outputs_before_any_work(tmp_path, capsys)
                     expect=r"^insitugen: error: output file '.*synth\.md' is a symbolic link: "
                            r"insitugen writes a new file")
     assert victim.read_text() == "keep"
+
+
+def test_other_inputs_that_are_not_files_are_named(tmp_path, capsys):
+    """A folder or FIFO given as a checkpoint or a liberty: said so (never opened: a FIFO
+    would block), not 'does not exist'."""
+    cfg = _config_file(tmp_path, SMALL)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for path, why in ((tmp_path, "is a directory, not a file"),
+                      (fifo, r"is a named pipe \(FIFO\), not a regular file")):
+        _assert_refused(capsys, ["export", str(path), "--out", str(out_dir / "x")], out_dir,
+                        f"checkpoint {path}", expect=rf"^insitugen: error: checkpoint '.*' {why}$")
+        _assert_refused(capsys, ["synth", cfg, "--liberty", str(path)], out_dir,
+                        f"liberty {path}", expect=rf"^insitugen: error: liberty file '.*' {why}: "
+                                                  rf"pass the path of a \.lib file")
