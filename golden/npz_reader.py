@@ -32,6 +32,9 @@ REFUSED_FLAGS = {0x1: "encrypted", 0x20: "compressed patched data", 0x40: "stron
 #: Largest ``.npy`` header read (numpy's own default limit).
 MAX_HEADER_BYTES = 10_000
 NPY_MAGIC = b"\x93NUMPY"
+#: Bytes a zip spends on one member's entries (local header, directory entry, zip64
+#: extras, a name of up to 100 bytes), generously.
+ZIP_ENTRY_BYTES = 512
 ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
 
 
@@ -82,6 +85,14 @@ def read_npz(path: str | Path, specs: Mapping[str, ArraySpec], label: str = "fil
         raise CodesError(f"{src} cannot be read: {clip(e.strerror or str(e))}") from None
     if not head.startswith(ZIP_MAGICS):
         raise CodesError(f"{src} is {_kind_of_content(head)}{fix}")
+    # every allowed member at its largest, plus its zip entry and .npy header: more than
+    # that is data the format has no room for (and a zip directory of a million entries)
+    most = sum(_nbytes_max(spec) + MAX_HEADER_BYTES + 2 * ZIP_ENTRY_BYTES
+               for spec in specs.values()) + ZIP_ENTRY_BYTES
+    size = path.stat().st_size
+    if size > most:
+        raise CodesError(f"{src} is {size:,} bytes; a file of this format for this config "
+                         f"holds at most {most:,}: it carries data that is not part of it")
     try:
         with zipfile.ZipFile(path) as zf:
             members = _check_directory(zf, specs, src, refused or {})
@@ -95,8 +106,8 @@ def read_npz(path: str | Path, specs: Mapping[str, ArraySpec], label: str = "fil
                          ) from None
     for name, spec in specs.items():
         if spec.required and name not in out:
-            raise CodesError(f"{src}: array '{name}' is missing: the format needs "
-                             f"{', '.join(n for n, s in specs.items() if s.required)}")
+            raise CodesError(f"{src}: array '{name}' (shape {spec.shape}) is missing: the "
+                             f"format needs {', '.join(n for n, s in specs.items() if s.required)}")
     return out
 
 

@@ -221,7 +221,7 @@ CODE_FILE_ERRORS = {
     "flattened": r"array '[BUV]' has shape \(\d+,\), the config needs",
     "range_hi": r"array '[BUV]' holds code \d+ outside \[0, \d+\]",
     "range_neg": r"array '[BUV]' holds code -\d+ outside",
-    "missing": r"array '[BUV]' is missing",
+    "missing": r"array '[BUV]' \(shape \([\d, ]+\)\) is missing: the format needs B, U, V$",
     "dtype": r"array '[BUV]' has dtype float32; it must be integer",
     "extra_level": r"array 'U' is present but its level is off",
     "truncated": r"is a corrupted \.npz archive|is not an \.npz",
@@ -230,6 +230,8 @@ CODE_FILE_ERRORS = {
     "pickled": r"array '[BUV]' holds pickled Python objects",
     "extra_array": r"holds array '\w+', which is not part of the format \(arrays B, U, V",
     "extra_entry": r"holds entry '[\w.]+', which is not part of the format",
+    "big_extra": r"is [\d,]+ bytes; a file of this format for this config holds at most "
+                 r"[\d,]+: it carries data that is not part of it",
     "huge_header": r"array '[BUV]' has shape \((1000000000|1000000, 1000000)[,)]",
     "deflate_corrupt": r"corrupted \.npz archive|is truncated|has (dtype|shape)|data after"
                        r"|not a \.npy array",
@@ -277,6 +279,10 @@ def _corrupt_codes(rng: random.Random, path, good: dict) -> str:
         members.insert(rng.randrange(len(members) + 1), (f"{extra}.npy", data))
         _write_zip(path, members)
         return kind
+    elif kind == "big_extra":
+        # a real extra array larger than everything the format allows: refused on the
+        # file's size, before the zip directory is read
+        arrays[rng.choice(["X", "W", "pad"])] = np.zeros(rng.randrange(30_000, 200_000))
     elif kind == "extra_entry":
         members = [(f"{k}.npy", _npy_bytes(v)) for k, v in arrays.items()]
         members.append((rng.choice(["readme.txt", "B.npy.bak", "notes"]), b"hello"))
@@ -293,7 +299,9 @@ def _corrupt_codes(rng: random.Random, path, good: dict) -> str:
         b = bytearray(buf.getvalue())
         with zipfile.ZipFile(io.BytesIO(bytes(b))) as zf:
             info = zf.getinfo(f"{name}.npy")
-        start = info.header_offset + 30 + len(info.filename.encode())
+        at = info.header_offset            # the data starts after the local header
+        start = (at + 30 + int.from_bytes(b[at + 26:at + 28], "little")
+                 + int.from_bytes(b[at + 28:at + 30], "little"))
         if kind == "crc":
             # stored: one byte of the data itself (past the 128-byte .npy header)
             b[start + 128 + rng.randrange(info.file_size - 128)] ^= 1 << rng.randrange(8)
