@@ -1057,3 +1057,27 @@ def test_other_inputs_that_are_not_files_are_named(tmp_path, capsys):
         _assert_refused(capsys, ["synth", cfg, "--liberty", str(path)], out_dir,
                         f"liberty {path}", expect=rf"^insitugen: error: liberty file '.*' {why}: "
                                                   rf"pass the path of a \.lib file")
+
+
+@pytest.mark.parametrize("command", ["verilog", "sim", "synth", "flow", "golden"])
+def test_force_lifts_the_size_limits_of_each_command(tmp_path, monkeypatch, capsys, command):
+    """``--force`` on the command line reaches the limit checks (the command itself is
+    replaced: nothing that large is built here)."""
+    import importlib
+
+    from gen.limits import check_build, check_golden, check_simulation
+    module = importlib.import_module(f"flows.commands.{command}")
+
+    def run(args):
+        check_simulation(LARGEST)
+        check_build(LARGEST)
+        check_golden(LARGEST)
+        return 0
+    monkeypatch.setattr(module, "run", run)
+    cfg = _config_file(tmp_path, SMALL)
+    out = {"verilog": ["-o", str(tmp_path / "x.v")], "golden": ["--out", str(tmp_path / "W.npz")],
+           "flow": ["--out-dir", str(tmp_path / "f")]}.get(command, [])
+    assert main([command, cfg, *out]) == 2
+    assert "too large" in capsys.readouterr().err
+    assert main([command, cfg, *out, "--force"]) == 0
+    assert main([command, cfg, *out]) == 2          # the override ends with the command
