@@ -106,7 +106,7 @@ def test_random_invalid_configs_refused(tmp_path, capsys):
                         out_dir, f"non-TOML #{n}")
         tried += 1
     print(f"\nrefused {tried} random invalid configs (seed 20261129), each with one clear "
-          f"line, non-zero exit, nothing left behind")
+          f"line, exit 2, nothing left behind")
     assert tried >= 500
 
 
