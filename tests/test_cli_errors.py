@@ -1,7 +1,11 @@
-"""Hostile input: random invalid configs and corrupted code files are refused with one
-clear error line, a non-zero exit, and no output file (partial or temporary) left behind.
+"""Hostile input: random invalid configs, hostile config files, corrupted code files,
+checkpoints, tool paths, unwritable or non-regular outputs and oversized configs are
+refused with exactly one ``insitugen: error:`` line of the expected shape, exit 2, and
+nothing (partial or temporary) left behind; tools die with the run that started them.
 
 The generators are seeded; the counts tried are printed (run with -s to see them).
+Every check asserts the refusal's own message, so none can pass if the refusal were
+missing or replaced by a different failure.
 """
 
 from __future__ import annotations
