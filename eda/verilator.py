@@ -15,7 +15,10 @@ import subprocess
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from insitugen.errors import ToolError
+from insitugen.errors import ToolError, clip
+from insitugen.paths import tool_safe_name
+
+from .process import run_tool, temp_folder
 
 __all__ = ["bin_dir", "env", "executable", "version", "lint", "INSTALL_HINT"]
 
@@ -73,18 +76,26 @@ def lint(path: str | os.PathLike, *, top: str | None = None,
          waivers: Sequence[str] = ()) -> None:
     """``verilator --lint-only -Wall [waivers]`` on the Verilog file ``path``.
 
-    Raises :class:`~insitugen.errors.ToolError` carrying Verilator's messages when it
-    reports anything (a warning counts).
+    Verilator expands ``$VAR`` in file names and reads a name starting with ``-`` as an
+    option, so it never sees the user's name: the file is linked into a fresh folder of
+    ours under its own name when that is plain (:func:`insitugen.paths.tool_safe_name`),
+    else under ``design.v``, and Verilator runs there on that relative name. Raises
+    :class:`~insitugen.errors.ToolError` carrying Verilator's messages (with the user's
+    path put back) when it reports anything (a warning counts).
     """
     path = Path(path)
     if not path.is_file():
-        raise ToolError(f"Verilog file '{path}' does not exist: write it first "
+        raise ToolError(f"Verilog file '{clip(str(path))}' does not exist: write it first "
                         f"(insitugen verilog CONFIG -o FILE)")
+    name = path.name if tool_safe_name(path.name) else "design" + (
+        ".sv" if path.suffix == ".sv" else ".v")
     cmd = [executable(), "--lint-only", "-Wall", *waivers]
     if top:
         cmd += ["--top-module", top]
-    cmd.append(path.name)
-    proc = subprocess.run(cmd, cwd=path.parent, env=env(), capture_output=True, text=True)
+    cmd.append(name)
+    with temp_folder("lint") as folder:
+        os.symlink(path.resolve(), Path(folder) / name)
+        proc = run_tool(cmd, cwd=folder, env=env(), capture_output=True, text=True)
     if proc.returncode != 0 or "%Warning" in proc.stderr or "%Error" in proc.stderr:
-        msg = (proc.stderr or proc.stdout).strip()
-        raise ToolError(f"Verilator lint of '{path}' failed:\n{msg}")
+        msg = (proc.stderr or proc.stdout).strip().replace(f"{name}:", f"{path}:")
+        raise ToolError(f"Verilator lint of '{clip(str(path))}' failed:\n{msg}")

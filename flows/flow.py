@@ -15,6 +15,8 @@ from pathlib import Path
 from insitugen.config import Config, GeneratorConfig, RecombinationConfig
 from insitugen.files import atomic_write_text
 
+from .signals import stop_if_interrupted
+
 
 def _describe(cfg: Config) -> str:
     if isinstance(cfg, RecombinationConfig):
@@ -86,12 +88,15 @@ def _flow_sim(cfg: Config, out_dir: Path, simulator: str, seed: int) -> dict:
     extra = None
     if isinstance(cfg, GeneratorConfig):
         extra = {"out": str((out_dir / "weights.npz").resolve())}
+    stop_if_interrupted()
     print(f"[2/3] sim: cocotb on {simulator}, output always ready, then random back-pressure "
           f"(a first build compiles the model)", flush=True)
     res = run_sim(cfg, simulator=simulator, seed=seed, backpressure="none", extra=extra,
                   quiet=True)
+    stop_if_interrupted()
     res_bp = run_sim(cfg, simulator=simulator, seed=seed + 1, backpressure="random",
                      extra=None, quiet=True)
+    stop_if_interrupted()
     sim = {"simulator": res.simulator, "seed": res.seed, "seed_backpressure": res_bp.seed,
            "beats": res.beats, "beats_backpressure": res_bp.beats, "cycles": res.cycles,
            "cycles_backpressure": res_bp.cycles,
@@ -140,11 +145,43 @@ def _flow_synth(cfg: Config, out_dir: Path, liberty: str | None) -> tuple[dict, 
 
 def run_flow(cfg: Config, *, out_dir: Path, simulator: str = "verilator", seed: int = 1,
              liberty: str | None = None, skip_synth: bool = False) -> int:
-    """Verilog, simulation (bit-exact against the golden model) and synthesis of ``cfg``
-    into ``out_dir``, with a short report on stdout and every figure in ``flow.json``."""
-    from gen.verilog import top_name, write_verilog
+    """Verilog, simulation and synthesis of ``cfg`` into ``out_dir``, which is locked for
+    the run: a second flow on the same folder is refused at once, so the folder never
+    mixes the files of two configs; ``flow.json`` names every file with its sha256."""
+    from gen.limits import check_simulation
+    from insitugen.paths import locked_folder
 
-    out_dir.mkdir(parents=True, exist_ok=True)
+    check_simulation(cfg)       # sizes and cycles of every step, before the folder is made
+    with locked_folder(out_dir, what="--out-dir folder",
+                       fix="wait for that flow to finish or pass another --out-dir"):
+        return _run_flow(cfg, out_dir=out_dir, simulator=simulator, seed=seed,
+                         liberty=liberty, skip_synth=skip_synth)
+
+
+def _file_digests(paths) -> dict[str, str]:
+    """``{path: sha256}`` of the files that exist among ``paths``."""
+    import hashlib
+
+    out = {}
+    for p in paths:
+        p = Path(p)
+        if p.is_file():
+            h = hashlib.sha256()
+            with open(p, "rb") as f:
+                for block in iter(lambda f=f: f.read(1 << 20), b""):
+                    h.update(block)
+            out[str(p)] = h.hexdigest()
+    return out
+
+
+def _run_flow(cfg: Config, *, out_dir: Path, simulator: str, seed: int,
+              liberty: str | None, skip_synth: bool) -> int:
+    from gen.verilog import top_name, write_verilog
+    from insitugen.paths import check_output_file
+
+    vname = f"{top_name(cfg)}.v"
+    for name in (vname, vname + ".json", "weights.npz", "synth.json", "synth.md", "flow.json"):
+        check_output_file(out_dir / name)       # a link or device in the folder: refuse now
     summary: dict = {"config": cfg.to_dict(), "config_digest": cfg.digest()}
     print(f"insitugen flow: {_describe(cfg)}", flush=True)
     if isinstance(cfg, GeneratorConfig):
@@ -163,6 +200,7 @@ def run_flow(cfg: Config, *, out_dir: Path, simulator: str = "verilator", seed: 
 
     summary["sim"] = _flow_sim(cfg, out_dir, simulator, seed)
     report = None
+    stop_if_interrupted()
     if skip_synth:
         print("[3/3] synth: skipped (--no-synth)")
     else:
@@ -171,6 +209,9 @@ def run_flow(cfg: Config, *, out_dir: Path, simulator: str = "verilator", seed: 
     plots = draw_flow_plots(summary, report, out_dir)
     summary["plots"] = {name: str(path) for name, path in plots.items()}
     print("plots: " + ", ".join(str(p) for p in plots.values()))
+    named = [vpath, vpath.with_name(vpath.name + ".json"), out_dir / "weights.npz",
+             out_dir / "synth.json", out_dir / "synth.md", *plots.values()]
+    summary["files_sha256"] = _file_digests(named)
     atomic_write_text(out_dir / "flow.json", json.dumps(summary, indent=2) + "\n")
     print(f"done: {out_dir}/ (flow.json has every figure)")
     return 0

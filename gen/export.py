@@ -93,7 +93,7 @@ def export_model(model, out_dir: str | Path, **hardware) -> dict:
     for name, cfg, codes, scales in staged:
         atomic_write_text(out_dir / f"{name}.toml",
                           f"# MLG layer '{name}' exported by insitugen export\n" + cfg.to_toml())
-        save_codes(out_dir / f"{name}.npz", codes, **scales)
+        save_codes(out_dir / f"{name}.npz", codes, config=cfg, **scales)
     atomic_write_text(out_dir / "layers.json", json.dumps(index, indent=2) + "\n")
     return index
 

@@ -19,6 +19,9 @@ from insitugen import __version__
 from insitugen.config import Config, GeneratorConfig, RecombinationConfig
 from insitugen.errors import ConfigError
 from insitugen.files import atomic_write_text
+from insitugen.paths import check_output_file
+
+from .limits import check_build
 
 __all__ = ["build_top", "top_name", "emit_verilog", "write_verilog", "sidecar",
            "amaranth_verilog", "builtin_yosys", "lint_verilog", "LINT_WAIVERS"]
@@ -87,6 +90,7 @@ def amaranth_verilog(component, name: str) -> str:
 
 
 def _convert(cfg: Config):
+    check_build(cfg)        # refuse, in a second, a build that would run for hours
     top = build_top(cfg)
     text = amaranth_verilog(top, top_name(cfg))
     header = f"// insitugen {__version__}: {cfg.BLOCK} block, config digest {cfg.digest()}\n"
@@ -144,6 +148,8 @@ def write_verilog(cfg: Config, path: str | Path) -> Path:
     path = Path(path)
     if path.exists() and path.is_dir():
         raise ConfigError(f"output '{path}' is a folder: give a file name such as out.v")
+    for out in (path, path.with_name(path.name + ".json")):     # both, before any work
+        check_output_file(out)
     text, top = _convert(cfg)
     side = json.dumps(sidecar(cfg, top), indent=2, sort_keys=True) + "\n"
     # insitugen.files.atomic_write gives them the umask's mode, as every other output

@@ -38,9 +38,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from insitugen.errors import InsitugenError
+from insitugen.errors import InsitugenError, clip
 from insitugen.files import atomic_write
+from insitugen.paths import describe_file
 
+from .checkpoint_checks import check_declared_sizes, check_weights, load_error_line
 from .mlg import (
     FLOAT_BITS,
     GATES,
@@ -316,15 +318,15 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the model of a checkpoint written by :func:`save_checkpoint` and load its
     weights. Returns ``(model in eval mode, metadata)``. Pickled objects are refused."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint '{path}' does not exist")
+    problem = describe_file(path)       # missing, a folder, a FIFO (never opened)
+    if problem:
+        raise CheckpointError(f"checkpoint '{clip(str(path))}' {problem}")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises UnpicklingError / RuntimeError / zip errors
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"checkpoint '{path}' cannot be loaded safely (weights_only: "
                               f"tensors and plain data only, no pickled objects): "
-                              f"{first}") from None
+                              f"{load_error_line(e)}") from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"checkpoint '{path}' is not an insitugen MLG checkpoint (no "
                               f"'format: {CHECKPOINT_FORMAT}'); write it with "
@@ -338,6 +340,7 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     except (KeyError, TypeError):
         raise CheckpointError(f"checkpoint '{path}': 'model' must hold name, num_classes, "
                               f"in_channels") from None
+    check_declared_sizes(f"checkpoint '{path}'", name, nc, cin, error=CheckpointError)
     try:
         if payload.get("mlg") is None:
             model = build_model(name, nc, cin)
@@ -354,6 +357,7 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
         first = str(e).strip().splitlines()[0]
         raise CheckpointError(f"checkpoint '{path}': weights do not fit the model it "
                               f"describes: {first}") from None
+    check_weights(f"checkpoint '{path}'", payload["state_dict"], error=CheckpointError)
     model.eval()
     info = {k: payload[k] for k in ("model", "mlg", "extra")}
     return model, info

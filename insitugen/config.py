@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import sys
 import tomllib
 from dataclasses import dataclass
 from functools import cached_property
@@ -24,8 +25,9 @@ from pathlib import Path
 from typing import Any, ClassVar, Mapping
 
 from . import widths as W
-from .errors import ConfigError
+from .errors import ConfigError, clip
 from .levels import GenerationLevels
+from .paths import describe_file
 
 ROUNDINGS = ("floor", "half_up", "half_even")
 MODES = ("parallel", "serial")
@@ -42,9 +44,9 @@ MAX_DATAPATH_BITS = 62
 def _check_int(name: str, value: Any, lo: int, hi: int, hint: str = "") -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(f"config field '{name}' must be an integer in [{lo}, {hi}], "
-                          f"not {value!r}{hint}")
+                          f"not {clip(repr(value))}{hint}")
     if not lo <= value <= hi:
-        raise ConfigError(f"config field '{name}' = {value} is out of range: allowed "
+        raise ConfigError(f"config field '{name}' = {clip(value)} is out of range: allowed "
                           f"[{lo}, {hi}]{hint}")
     return value
 
@@ -52,7 +54,8 @@ def _check_int(name: str, value: Any, lo: int, hi: int, hint: str = "") -> int:
 def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
     if value not in choices:
         allowed = " | ".join(choices)
-        raise ConfigError(f"config field '{name}' = {value!r} is not allowed: use one of {allowed}")
+        raise ConfigError(f"config field '{name}' = {clip(repr(value))} is not allowed: use one "
+                          f"of {allowed}")
     return value
 
 
@@ -60,13 +63,14 @@ def _check_slices(name: str, value: Any, bits: int, engine_bits: int) -> tuple[i
     if (not isinstance(value, (list, tuple)) or not value
             or any(isinstance(w, bool) or not isinstance(w, int) for w in value)):
         raise ConfigError(f"config field '{name}' must be a non-empty list of slice widths "
-                          f"(integers), not {value!r}")
+                          f"(integers), not {clip(repr(value))}")
     if any(not 1 <= w <= engine_bits for w in value):
-        raise ConfigError(f"config field '{name}' = {list(value)}: every slice width must be in "
-                          f"[1, engine_bits = {engine_bits}]")
+        raise ConfigError(f"config field '{name}' = {clip(list(value))}: every slice width "
+                          f"must be in [1, engine_bits = {engine_bits}]")
     if sum(value) != bits:
-        raise ConfigError(f"config field '{name}' = {list(value)} sums to {sum(value)} bits, "
-                          f"but the operand has {bits} bits: the slices must cover it exactly")
+        raise ConfigError(f"config field '{name}' = {clip(list(value))} sums to {sum(value)} "
+                          f"bits, but the operand has {bits} bits: the slices must cover it "
+                          f"exactly")
     return tuple(value)
 
 
@@ -83,7 +87,7 @@ class _ConfigBase:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
-            raise ConfigError(f"unknown config field '{unknown[0]}' for block "
+            raise ConfigError(f"unknown config field '{clip(unknown[0])}' for block "
                               f"'{cls.BLOCK}': known fields are {', '.join(sorted(names))}")
         for f in dataclasses.fields(cls):
             if f.name in data and isinstance(data[f.name], list):
@@ -372,22 +376,66 @@ def config_from_dict(data: Mapping[str, Any]) -> Config:
     return cls.from_dict(data)
 
 
+#: Largest TOML file read (bytes): a config or a sweep space is a few lines.
+MAX_TOML_BYTES = 1 << 20
+
+
 def read_toml(path: str | Path, what: str, hint: str) -> dict[str, Any]:
-    """Read a TOML file; a missing or malformed file is one :class:`ConfigError` that says
-    ``what`` the file was for and, for a missing one, the ``hint``."""
+    """Read a TOML file; a missing, non-regular, oversized or malformed file is one
+    :class:`ConfigError` that says ``what`` the file was for and, for a missing one, the
+    ``hint``. A UTF-8 byte-order mark is skipped (editors on Windows write one)."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{what} '{path}' does not exist: {hint}")
+    src = f"{what} '{clip(str(path))}'"
+    problem = describe_file(path)
+    if problem == "does not exist":
+        raise ConfigError(f"{src} does not exist: {hint}")
+    if problem:
+        raise ConfigError(f"{src} {problem}: {hint}")
     try:
-        return tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{what} '{path}' is not valid TOML: {e}") from None
+        size = path.stat().st_size
+        if size > MAX_TOML_BYTES:
+            raise ConfigError(f"{src} is {size} bytes; a {what} is a few lines of TOML "
+                              f"(at most {MAX_TOML_BYTES} bytes read)")
+        raw = path.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"{src} cannot be read: {clip(e.strerror or e)}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{src} is not UTF-8 text (byte {e.start}): save it as UTF-8 "
+                          f"TOML") from None
+    if not text.strip():    # only whitespace (a bare carriage return is not even TOML)
+        return {}
+    try:
+        return tomllib.loads(text)
+    except RecursionError:
+        raise ConfigError(f"{src} nests arrays or tables too deeply to read: a config is "
+                          f"a flat table of numbers and strings") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{src} is not valid TOML: {clip(e, 120)}") from None
+    except ValueError as e:         # int(): an integer literal past 4300 digits
+        if "digits" in str(e):
+            raise ConfigError(f"{src} holds an integer literal of more than "
+                              f"{sys.get_int_max_str_digits()} digits: integers in a config "
+                              f"have a few digits") from None
+        raise ConfigError(f"{src} holds a value TOML cannot read: {clip(e)}") from None
+
+
+def require_fields(data: Mapping[str, Any], path: str | Path, what: str) -> None:
+    """Refuse a file that names no field at all (empty, whitespace or comments only):
+    almost always the wrong file or an unsaved one, and the built-in defaults are one
+    line away (``block = "generator"``)."""
+    if not data:
+        raise ConfigError(f"{what} '{clip(str(path))}' names no field (it is empty or holds "
+                          f"only whitespace and comments): to use the built-in defaults "
+                          f"write block = \"generator\" in it")
 
 
 def load_config(path: str | Path) -> Config:
     """Load and validate a config TOML file; every problem is one :class:`ConfigError`."""
-    return config_from_dict(read_toml(path, "config file",
-                                      "pass the path of a TOML config (see examples/)"))
+    data = read_toml(path, "config file", "pass the path of a TOML config (see examples/)")
+    require_fields(data, path, "config file")
+    return config_from_dict(data)
 
 
 def default_config() -> GeneratorConfig:

@@ -24,3 +24,23 @@ class ToolError(InsitugenError, RuntimeError):
 
 class VerificationError(InsitugenError, AssertionError):
     """The RTL disagreed with the golden model."""
+
+
+def clip(text: object, limit: int = 80) -> str:
+    """``text`` fit for one line of an error message: control characters (a newline in
+    a file name) escaped, and cut to about ``limit`` characters with the full length
+    noted, so a 1 MB bad value never becomes a 1 MB error line."""
+    try:
+        s = str(text)
+    except ValueError:          # an int past Python's 4300-digit str() limit
+        return f"an integer of about {int(text.bit_length() * 0.30103)} digits"
+    if any(ord(c) < 32 or ord(c) == 127 for c in s):
+        s = s.encode("unicode_escape").decode("ascii")
+    if len(s) > limit:
+        s = f"{s[:limit - 20]}... ({len(s)} characters)"
+    return s
+
+
+class OutputError(InsitugenError):
+    """An output path cannot be written: its folder is read-only, or it names a link, a
+    device or another thing that is not a regular file."""

@@ -12,9 +12,10 @@ import zipfile
 from pathlib import Path
 from typing import Callable
 
-from .errors import ToolError
+from .errors import OutputError, clip
+from .paths import check_output_file
 
-__all__ = ["atomic_write", "atomic_write_text", "save_npz", 
+__all__ = ["atomic_write", "atomic_write_text", "save_npz",
            "NPZ_DATE_TIME", "NPZ_CREATE_SYSTEM", "NPZ_EXTERNAL_ATTR"]
 
 
@@ -22,9 +23,13 @@ def atomic_write(path: str | Path, write: Callable[[str], object]) -> None:
     """Call ``write(tmp)`` on a temporary file in the same folder, then rename it into
     place, so a failure never leaves a partial file behind. The file gets the usual
     mode (``0o666`` less the umask), not ``mkstemp``'s ``0o600``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    path = check_output_file(path)      # never replace a link, a device or a FIFO
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise OutputError(f"output file '{clip(str(path))}' cannot be written: "
+                          f"{clip(e.strerror or e)}") from None
     os.close(fd)
     try:
         write(tmp)

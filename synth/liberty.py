@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from insitugen.errors import ToolError
+from insitugen.errors import ToolError, clip
+from insitugen.paths import describe_file
 
 
 @dataclass(frozen=True)
@@ -229,10 +230,11 @@ def resolve_liberty(value: str | os.PathLike) -> Path:
                             f"reinstall insitugen (pip install -e .)")
         return path
     path = Path(name)
-    if not path.is_file():
+    problem = describe_file(path)       # missing, a folder, a FIFO (never opened)
+    if problem:
         names = ", ".join(sorted(SHIPPED_LIBERTIES))
-        raise ToolError(f"liberty file '{path}' does not exist: pass the path of a .lib file "
-                        f"or a shipped library ({names})")
+        raise ToolError(f"liberty file '{clip(str(path))}' {problem}: pass the path of a .lib "
+                        f"file or a shipped library ({names})")
     return path
 
 

@@ -36,12 +36,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Sequence
 
+from eda.process import temp_folder
 from insitugen import __version__
 from insitugen.config import GeneratorConfig, RecombinationConfig
 from insitugen.errors import ConfigError, InsitugenError
@@ -250,7 +250,10 @@ def run_synth(cfg, *, liberty=None, yosys=None, workdir=None,
     times) follows from the config, the options, the liberty (``liberty.sha256``) and
     the tool versions recorded under ``tools``; no absolute path is recorded.
     """
+    from gen.limits import check_build
+
     t0 = time.perf_counter()
+    check_build(cfg)                       # a block too large to build fails in a second
     option_sets = [tuple(o) for o in option_sets]
     if not option_sets:
         raise ConfigError("option_sets must name at least one set of synth options")
@@ -259,8 +262,10 @@ def run_synth(cfg, *, liberty=None, yosys=None, workdir=None,
     specs, dedicated = _designs_of(cfg)
     with contextlib.ExitStack() as stack:
         if workdir is None:
-            root = Path(stack.enter_context(
-                tempfile.TemporaryDirectory(prefix="insitugen-synth-")))
+            # named after our pid: a killed run's folder is removed by the next run
+            tmp = temp_folder("synth")
+            stack.callback(tmp.cleanup)
+            root = Path(tmp.name)
         else:
             root = Path(workdir)
             root.mkdir(parents=True, exist_ok=True)

@@ -29,6 +29,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from eda.process import run_tool
 from gen.verilog import LINT_WAIVERS
 from insitugen.config import Config
 from insitugen.errors import ToolError
@@ -147,8 +148,8 @@ def build_verilator(sources, top: str, build_dir: Path, *, waves: bool = False,
             if out is not None:
                 out.write(f"$ {' '.join(cmd)}\n")
                 out.flush()
-            proc = subprocess.run(cmd, cwd=build_dir, env=env, stdout=out,
-                                  stderr=subprocess.STDOUT if out is not None else None)
+            proc = run_tool(cmd, cwd=build_dir, env=env, stdout=out,       # group killed
+                            stderr=subprocess.STDOUT if out is not None else None)  # on Ctrl-C
             if proc.returncode != 0:
                 raise ToolError(f"verilator build of {sources[0]} failed ({Path(cmd[0]).name} "
                                 f"exited {proc.returncode}); build log: "

@@ -23,9 +23,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gen.limits import check_simulation
 from gen.verilog import emit_verilog, top_name
 from insitugen.config import Config
-from insitugen.errors import ToolError, VerificationError
+from insitugen.errors import OutputError, ToolError, VerificationError, clip
+from insitugen.paths import check_build_folder
 from verif.build import TIMESCALE, Build, default_build_dir, locked, verilator_make_vars
 from verif.simulators import BACKPRESSURE, find_simulator, simulator_versions
 from verif.stimulus import write_stimulus
@@ -103,20 +105,33 @@ def run_sim(cfg: Config, *, simulator: str = "verilator", seed: int | None = Non
         from verif.coverage import CoverageSession
         coverage = CoverageSession()
     seed = random.SystemRandom().randrange(1, 2**31) if seed is None else int(seed)
-    build_dir = Path(build_dir if build_dir is not None
-                     else default_build_dir(cfg, simulator)).resolve()
+    given = build_dir is not None
+    build_dir = Path(build_dir if given else default_build_dir(cfg, simulator)).resolve()
+    check_build_folder(build_dir, fix="pass --build-dir with a plain path" if given else
+                       "set INSITUGEN_CACHE to a plain folder or pass --build-dir")
+    check_simulation(cfg)       # sizes and cycles, before any build
     verilog = Path(verilog_path).read_text() if verilog_path is not None else emit_verilog(cfg)
     print(f"insitugen sim: {cfg.BLOCK} on {simulator}, seed {seed}, build dir {build_dir}",
           flush=True)
     wrapper = tb_top_verilog(verilog, top_name(cfg), stream_last_bits(cfg))
     make_vars = verilator_make_vars(cfg, cxx_opt) if simulator == "verilator" else ()
     logs = {"build": build_dir / "build.log", "sim": build_dir / "sim.log"} if quiet else {}
+    replay = f"replay: insitugen sim CONFIG --simulator {simulator} --seed {seed}"
+    if backpressure != "random":
+        replay += f" --backpressure {backpressure}"
     with locked(build_dir):
         build = Build.prepare(simulator, build_dir, verilog, wrapper, TB_TOP, waves=waves,
                               make_vars=make_vars)
         params = {"config": cfg.to_dict(), "seed": seed, "backpressure": backpressure,
                   "result_path": str(build_dir / "result.json"),
                   "clock_period_ns": CLOCK_PERIOD_NS, **(extra or {})}
+        # the testbench writes the RTL's weights into the build folder; they are copied to
+        # the user's --out here, once every check passed, so a file that cannot be written
+        # is an output error, never a failed hardware check
+        user_out = params.pop("out", None)
+        if user_out:
+            params["out"] = str(build_dir / RTL_WEIGHTS)
+            (build_dir / RTL_WEIGHTS).unlink(missing_ok=True)
         # the golden model runs here, not in the simulator's embedded Python (and
         # before the build, so bad codes fail fast)
         t0 = time.perf_counter()
@@ -129,10 +144,9 @@ def run_sim(cfg: Config, *, simulator: str = "verilator", seed: int | None = Non
         wave_file = collect_waves(build_dir, simulator, waves_path) if waves else None
         if wave_file is not None:
             print(f"insitugen sim: waves written to {wave_file}", flush=True)
-    replay = f"replay: insitugen sim CONFIG --simulator {simulator} --seed {seed}"
-    if backpressure != "random":
-        replay += f" --backpressure {backpressure}"
-    details = sim.checked_details(cfg, f"{simulator} (seed {seed})", replay)
+        details = sim.checked_details(cfg, f"{simulator} (seed {seed})", replay)
+        if user_out:
+            _deliver_weights(build_dir / RTL_WEIGHTS, Path(user_out))
     details.setdefault("stimulus_s", stimulus_s)     # golden model + stimulus, this process
     details["tools"] = simulator_versions(simulator)
     if waves:
@@ -143,6 +157,29 @@ def run_sim(cfg: Config, *, simulator: str = "verilator", seed: int | None = Non
     return SimResult(simulator=simulator, seed=seed, beats=int(details.get("beats", 0)),
                      cycles=int(details.get("cycles", 0)), build_s=build_s, sim_s=sim.seconds,
                      build_dir=build_dir, details=details, waves=wave_file)
+
+
+#: Where the testbench writes the RTL's weights inside the build folder.
+RTL_WEIGHTS = "rtl_weights.npz"
+
+
+def _deliver_weights(src: Path, dst: Path) -> None:
+    """Copy the weights the passing run wrote to ``dst`` (atomically); a failure is one
+    :class:`OutputError` naming ``dst``."""
+    import shutil
+
+    from insitugen.files import atomic_write
+
+    if not src.is_file():
+        raise VerificationError(f"the testbench wrote no weights file ('{src}') although "
+                                f"every check passed")
+    try:
+        atomic_write(dst, lambda tmp: shutil.copyfile(src, tmp))
+    except OutputError as e:
+        raise OutputError(f"the RTL's weights passed every check, but {e}") from None
+    except OSError as e:
+        raise OutputError(f"the RTL's weights passed every check but --out '{clip(str(dst))}' "
+                          f"cannot be written: {clip(e.strerror or e)}") from None
 
 
 @dataclass

@@ -7,40 +7,22 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from insitugen.errors import ConfigError
+from insitugen.paths import check_output_file, check_output_folder
 
 __all__ = ["require_writable_dir", "require_writable_file", "require_simulator",
            "require_yosys"]
 
 
-def _nearest_existing(path: Path) -> Path:
-    path = path.absolute()
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    return path
-
-
 def require_writable_dir(folder: str | os.PathLike, option: str) -> Path:
-    """``folder`` is a folder this process can create files in, or can create."""
-    folder = Path(folder)
-    base = _nearest_existing(folder)
-    if not base.is_dir():
-        raise ConfigError(f"{option} '{folder}' cannot be created: '{base}' is a file, not a "
-                          f"folder; pick another {option}")
-    if not os.access(base, os.W_OK | os.X_OK):
-        what = "folder" if base == folder.absolute() else f"folder '{base}' above it"
-        raise ConfigError(f"{option} '{folder}' is not writable (the {what} denies "
-                          f"writing); pick another {option}")
-    return folder
+    """``folder`` is a folder this process can create files in, or can create
+    (:func:`insitugen.paths.check_output_folder`, the one check of output folders)."""
+    return check_output_folder(folder, what=f"{option} folder")
 
 
 def require_writable_file(path: str | os.PathLike, option: str) -> Path:
-    """``path`` can be written as a file: not a folder, its folder writable."""
-    path = Path(path)
-    if path.is_dir():
-        raise ConfigError(f"{option} '{path}' is a folder: give a file name")
-    require_writable_dir(path.parent, f"the folder of {option}")
-    return path
+    """``path`` can be written as a regular file in a writable folder
+    (:func:`insitugen.paths.check_output_file`, the one check of output files)."""
+    return check_output_file(path, what=f"{option} file")
 
 
 def require_simulator(name: str) -> None:

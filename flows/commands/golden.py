@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from insitugen.config import load_config
+from insitugen.errors import ConfigError
 
 from ._common import need_generator
 
@@ -20,13 +21,21 @@ def add_args(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from gen.limits import check_golden
     from golden.codes import load_codes, random_codes
     from golden.generate import generate
     from insitugen.files import save_npz
 
     cfg = need_generator(load_config(args.config), "golden")
+    check_golden(cfg)                   # refuse up front what would not fit in memory
     codes = load_codes(cfg, args.codes) if args.codes else random_codes(cfg, args.seed)
-    w = generate(cfg, codes)
+    try:
+        w = generate(cfg, codes)
+    except (MemoryError, RuntimeError) as e:    # torch: "DefaultCPUAllocator: can't allocate"
+        if not isinstance(e, MemoryError) and "allocat" not in str(e):
+            raise
+        raise ConfigError("the golden model ran out of memory on this layer: use a smaller "
+                          "layer or a machine with more memory") from None
     save_npz(args.out, W=w.numpy())
     print(f"wrote {args.out}: W int64 {list(w.shape)}, range [{int(w.min())}, {int(w.max())}]")
     return 0

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from insitugen.config import GeneratorConfig
-from insitugen.errors import ConfigError
+from insitugen.errors import ConfigError, clip
 
 __all__ = ["SweepSpace", "RangeAxis", "Point", "parse_space", "load_space", "expand_space",
            "CONFIG_FIELDS", "MAX_POINTS", "SYNTH_FLAGS"]
@@ -92,7 +92,7 @@ def _check_field(source: str, table: str, name: str) -> None:
         raise _space_error(source, f"[{table}] key 'block' is not allowed: a sweep varies "
                                    f"generator configs only")
     if name not in CONFIG_FIELDS:
-        raise _space_error(source, f"[{table}] key '{name}' is not a generator config field; "
+        raise _space_error(source, f"[{table}] key '{clip(name)}' is not a generator config field; "
                                    f"known fields are {', '.join(CONFIG_FIELDS)}")
 
 
@@ -105,18 +105,18 @@ def _scalar_ok(v: Any) -> bool:
 def _check_values(source: str, table: str, name: str, values: Any) -> tuple:
     if not isinstance(values, list):
         raise _space_error(source, f"[{table}] '{name}' must be a list of values "
-                                   f"(e.g. {name} = [2, 3]), not {values!r}")
+                                   f"(e.g. {name} = [2, 3]), not {clip(repr(values))}")
     if not values:
         raise _space_error(source, f"[{table}] '{name}' is an empty list: give at least one "
                                    f"value")
     for v in values:
         if not _scalar_ok(v):
-            raise _space_error(source, f"[{table}] '{name}' has the value {v!r}: values must "
-                                       f"be integers or strings")
+            raise _space_error(source, f"[{table}] '{name}' has the value {clip(repr(v))}: "
+                                       f"values must be integers or strings")
     # Lists stay lists in the TOML (slice lists); make them hashable tuples.
     out = tuple(tuple(v) if isinstance(v, list) else v for v in values)
     if len(set(out)) != len(out):
-        raise _space_error(source, f"[{table}] '{name}' lists a value twice: {list(values)}")
+        raise _space_error(source, f"[{table}] '{name}' lists a value twice: {clip(list(values))}")
     return out
 
 
@@ -124,7 +124,7 @@ def _check_range(source: str, name: str, spec: Mapping[str, Any]) -> RangeAxis:
     unknown = sorted(set(spec) - {"min", "max", "step"})
     if unknown:
         raise _space_error(source, f"[random] '{name}' range has the unknown key "
-                                   f"'{unknown[0]}': use {{min = A, max = B}} with an "
+                                   f"'{clip(unknown[0])}': use {{min = A, max = B}} with an "
                                    f"optional step")
     for key in ("min", "max"):
         if key not in spec:
@@ -150,7 +150,7 @@ def _check_synth(source: str, table: Any) -> tuple[tuple[str, ...], ...] | None:
         raise _space_error(source, "'synth' must be a table ([synth])")
     unknown = sorted(set(table) - {"option_sets"})
     if unknown:
-        raise _space_error(source, f"[synth] key '{unknown[0]}' is unknown: the only key is "
+        raise _space_error(source, f"[synth] key '{clip(unknown[0])}' is unknown: the only key is "
                                    f"option_sets")
     sets = table.get("option_sets")
     if sets is None:
@@ -171,7 +171,7 @@ def parse_space(data: Mapping[str, Any], source: str = "<space>") -> SweepSpace:
     :class:`~insitugen.errors.ConfigError` naming the table and key."""
     unknown = sorted(set(data) - set(_TOP_KEYS))
     if unknown:
-        raise _space_error(source, f"unknown table or key '{unknown[0]}': a space has "
+        raise _space_error(source, f"unknown table or key '{clip(unknown[0])}': a space has "
                                    f"[base], one of [grid] or [random], and optionally "
                                    f"[synth]")
     base = data.get("base", {})
