@@ -39,7 +39,7 @@ OUTPUT_FILES: dict[str, tuple[str, ...]] = {
 #: Per command: the options naming an output folder (made when missing).
 OUTPUT_FOLDERS: dict[str, tuple[str, ...]] = {
     "sim": ("build_dir", "coverage"), "flow": ("out_dir",), "export": ("out",),
-    "sweep": ("out",), "train-digits": ("out",), "train-cifar": ("out",),
+    "sweep": ("out",), "train-digits": ("out",), "train-cifar": ("out",), "network": ("out",),
 }
 #: Extra files an output file brings (``verilog -o X.v`` also writes ``X.v.json``).
 SIDE_FILES: dict[str, tuple[str, ...]] = {"verilog": (".json",)}

@@ -7,16 +7,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from insitugen.paths import check_output_file, check_output_folder
+from insitugen.paths import check_output_file
 
-__all__ = ["require_writable_dir", "require_writable_file", "require_simulator",
+__all__ = ["require_writable_file", "require_simulator",
            "require_yosys"]
-
-
-def require_writable_dir(folder: str | os.PathLike, option: str) -> Path:
-    """``folder`` is a folder this process can create files in, or can create
-    (:func:`insitugen.paths.check_output_folder`, the one check of output folders)."""
-    return check_output_folder(folder, what=f"{option} folder")
 
 
 def require_writable_file(path: str | os.PathLike, option: str) -> Path:

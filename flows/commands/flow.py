@@ -8,7 +8,7 @@ from pathlib import Path
 from synth.liberty import resolve_liberty
 
 from ._common import add_simulator_arg, config_or_default
-from ._preflight import require_simulator, require_writable_dir, require_yosys
+from ._preflight import require_simulator, require_yosys
 
 HELP = ("verilog + sim + synth on one config, one short report (built-in default config "
         "when none is given)")
@@ -36,6 +36,5 @@ def run(args: argparse.Namespace) -> int:
     require_simulator(args.simulator)
     if not args.no_synth:
         require_yosys()
-    require_writable_dir(args.out_dir, "--out-dir")
     return run_flow(cfg, out_dir=Path(args.out_dir), simulator=args.simulator, seed=args.seed,
                     liberty=args.liberty, skip_synth=args.no_synth)

@@ -9,7 +9,7 @@ from insitugen.config import Config, GeneratorConfig, load_config
 from insitugen.errors import ConfigError
 
 from ._common import add_sim_args
-from ._preflight import require_simulator, require_writable_dir, require_writable_file
+from ._preflight import require_simulator, require_writable_file
 
 HELP = "simulate the generated Verilog under cocotb against the golden model"
 
@@ -80,10 +80,8 @@ def run(args: argparse.Namespace) -> int:
     if waves_path is not None:
         from verif.waves import check_waves_path
         require_writable_file(check_waves_path(waves_path, args.simulator), "--waves")
-    if args.out:
-        require_writable_file(args.out, "--out")
-    if coverage:
-        require_writable_dir(coverage, "--coverage")
+    # --out and --coverage were checked before the command started (flows.preflight);
+    # the waves path is computed here, so it is checked here
     res = run_sim(cfg, simulator=args.simulator, seed=args.seed, waves=waves_path is not None,
                   waves_path=waves_path,
                   backpressure=args.backpressure, extra=extra, build_dir=args.build_dir,

@@ -7,7 +7,7 @@ import argparse
 from insitugen.config import load_config
 from synth.liberty import resolve_liberty
 
-from ._preflight import require_writable_file, require_yosys
+from ._preflight import require_yosys
 
 HELP = "Yosys synthesis: area of each block and the overheads"
 
@@ -28,9 +28,6 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     args.liberty = str(resolve_liberty(args.liberty)) if args.liberty else None
     require_yosys(args.yosys)
-    for option, path in (("--json", args.json), ("--markdown", args.markdown)):
-        if path:
-            require_writable_file(path, option)
     report = run_synth(cfg, liberty=args.liberty, yosys=args.yosys)
     if args.json:
         write_report_json(report, args.json)

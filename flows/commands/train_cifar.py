@@ -6,7 +6,6 @@ import argparse
 
 from golden.train_settings import CifarSettings
 
-from ._preflight import require_writable_dir
 from ._training import add_mlg_args, add_out_arg, report_outputs, settings_from_args
 
 HELP = "ResNet-18 MLG on CIFAR-10 from disk (--data PATH)"
@@ -42,7 +41,6 @@ def run(args: argparse.Namespace) -> int:
     """Train; writes checkpoints and cifar.json; 0."""
     from golden.train import train_cifar
 
-    require_writable_dir(args.out, "--out")
     train_cifar(args.data, args.out, settings_from_args(CifarSettings, args),
                 teacher=args.teacher)
     report_outputs(args.out, "cifar.json", teacher_written=args.teacher is None)
