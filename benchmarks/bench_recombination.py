@@ -22,8 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from insitugen.config import RecombinationConfig
 from gen.verilog import emit_verilog
+from insitugen.config import RecombinationConfig
 from verif.runner import run_sim
 
 OPERAND_BITS = (4, 6, 8)

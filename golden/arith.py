@@ -37,7 +37,7 @@ def slice_codes(codes, widths: Sequence[int]) -> list[torch.Tensor]:
     """Split unsigned codes into slices of the given widths, LSB first."""
     n = as_int64(codes)
     out = []
-    for off, w in zip(W.slice_offsets(widths), widths):
+    for off, w in zip(W.slice_offsets(widths), widths, strict=True):
         out.append((n >> off) & ((1 << w) - 1))
     return out
 
@@ -47,7 +47,7 @@ def slice_odd(codes, widths: Sequence[int]) -> list[torch.Tensor]:
 
     Identity: ``m(n, b) == sum_j 2^{o_j} * m(n_j, w_j)``.
     """
-    return [odd_value(s, w) for s, w in zip(slice_codes(codes, widths), widths)]
+    return [odd_value(s, w) for s, w in zip(slice_codes(codes, widths), widths, strict=True)]
 
 
 def slice_twos(values, widths: Sequence[int]) -> list[torch.Tensor]:
@@ -58,7 +58,7 @@ def slice_twos(values, widths: Sequence[int]) -> list[torch.Tensor]:
     x = as_int64(values)
     offs = W.slice_offsets(widths)
     out = []
-    for j, (off, w) in enumerate(zip(offs, widths)):
+    for j, (off, w) in enumerate(zip(offs, widths, strict=True)):
         if j == len(widths) - 1:
             out.append(x >> off)  # arithmetic shift: the signed top slice
         else:
@@ -113,7 +113,7 @@ def recombine(partials, shifts: Sequence[int]) -> torch.Tensor:
     if len(parts) != len(shifts):
         raise ValueError(f"{len(parts)} partials but {len(shifts)} shifts")
     total = torch.zeros_like(as_int64(parts[0]))
-    for p, s in zip(parts, shifts):
+    for p, s in zip(parts, shifts, strict=True):
         total = total + (as_int64(p) << s)
     return total
 

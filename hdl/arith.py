@@ -34,7 +34,7 @@ def operand_slices(value: Value, operand: W.SlicedOperand) -> list[Value]:
       zero-extended unsigned ``w_j``-bit values, the top slice is signed.
     """
     out = []
-    for j, (off, w) in enumerate(zip(operand.offsets, operand.widths)):
+    for j, (off, w) in enumerate(zip(operand.offsets, operand.widths, strict=True)):
         bits = value[off:off + w]
         if operand.encoding == "odd":
             out.append(odd_from_code(bits, w))

@@ -187,8 +187,8 @@ def recombination_widths(a: SlicedOperand, x: SlicedOperand, terms: int = 1,
     ``sum_k 2^{s_k} * [-2^(pb-1), 2^(pb-1) - 1]``.
     """
     shifts, ranges = [], []
-    for oj, rj in zip(a.offsets, a.ranges):
-        for pl, rl in zip(x.offsets, x.ranges):
+    for oj, rj in zip(a.offsets, a.ranges, strict=True):
+        for pl, rl in zip(x.offsets, x.ranges, strict=True):
             shifts.append(oj + pl)
             ranges.append(scale_range(product_range(rj, rl), terms))
     need = max(signed_bits(*r) for r in ranges)

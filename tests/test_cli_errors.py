@@ -599,9 +599,8 @@ def test_lazy_choices_are_checked_from_their_source(capsys):
 def test_lint_reads_the_named_file_whatever_its_name(tmp_path, monkeypatch, capsys):
     """Verilator expands ``$VAR`` in file names and takes ``-x.v`` as an option: lint must
     look at the file we wrote, not at ``x/<home>.v`` (planted, broken) or at nothing."""
-    from insitugen.errors import ToolError
-
     from gen.verilog import lint_verilog
+    from insitugen.errors import ToolError
     home = tmp_path / "planted"
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.chdir(tmp_path)

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from insitugen.config import (GeneratorConfig, RecombinationConfig, config_from_dict,
-                              default_config, load_config)
+from insitugen.config import (
+    GeneratorConfig,
+    RecombinationConfig,
+    config_from_dict,
+    default_config,
+    load_config,
+)
 from insitugen.errors import ConfigError
 
 DEFAULT_TOML = """\

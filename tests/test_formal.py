@@ -12,12 +12,12 @@ import json
 
 import pytest
 
+from flows.commands import prove as prove_command
 from golden import arith as G
 from insitugen.config import ROUNDINGS, GeneratorConfig
 from insitugen.config import RecombinationConfig as R
 from insitugen.errors import ConfigError, ToolError
 from verif import formal
-from flows.commands import prove as prove_command
 
 # (id, config, method): odd/twos, slice counts 1-3, uneven slices, parallel/serial,
 # pipeline stages 0-2, terms 1-2; sizes kept small so the file runs in about a minute.

@@ -15,12 +15,16 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from insitugen import widths as W
-from insitugen.config import (MAX_DATAPATH_BITS, GeneratorConfig, RecombinationConfig,
-                              config_from_dict)
-from insitugen.errors import ConfigError
 from golden import arith as G
 from golden.generate import full_precision
+from insitugen import widths as W
+from insitugen.config import (
+    MAX_DATAPATH_BITS,
+    GeneratorConfig,
+    RecombinationConfig,
+    config_from_dict,
+)
+from insitugen.errors import ConfigError
 
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

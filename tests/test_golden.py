@@ -6,17 +6,16 @@ Seeds are fixed per test and printed in the assertion message so a failure repla
 
 from __future__ import annotations
 
-import itertools
 from fractions import Fraction
 
 import pytest
 import torch
 
-from insitugen import widths as W
-from insitugen.config import GeneratorConfig, RecombinationConfig
 from golden import arith as A
 from golden import codes as C
 from golden import generate as G
+from insitugen import widths as W
+from insitugen.config import GeneratorConfig, RecombinationConfig
 
 
 def compositions(total: int, max_part: int):
@@ -45,7 +44,7 @@ def test_odd_slicing_identity_exhaustive(bits):
     n = torch.arange(1 << bits)
     for widths in compositions(bits, 4):
         slices = A.slice_odd(n, widths)
-        total = sum(s << o for s, o in zip(slices, W.slice_offsets(widths)))
+        total = sum(s << o for s, o in zip(slices, W.slice_offsets(widths), strict=True))
         assert torch.equal(total, A.odd_value(n, bits)), f"widths {widths}"
 
 
@@ -55,9 +54,9 @@ def test_twos_slicing_identity_exhaustive(bits):
     x = torch.arange(lo, hi + 1)
     for widths in compositions(bits, 4):
         slices = A.slice_twos(x, widths)
-        for s, (slo, shi) in zip(slices, W.slice_ranges("twos", widths)):
+        for s, (slo, shi) in zip(slices, W.slice_ranges("twos", widths), strict=True):
             assert slo <= int(s.min()) and int(s.max()) <= shi, f"slice out of range, {widths}"
-        total = sum(s << o for s, o in zip(slices, W.slice_offsets(widths)))
+        total = sum(s << o for s, o in zip(slices, W.slice_offsets(widths), strict=True))
         assert torch.equal(total, x), f"widths {widths}"
 
 
@@ -68,10 +67,12 @@ def test_slicing_identities_random_large(seed):
         for s in (2, 3, 5, 8):
             widths = W.default_slice_widths(bits, s)
             n = torch.randint(0, 1 << bits, (2000,), generator=gen)
-            total = sum(v << o for v, o in zip(A.slice_odd(n, widths), W.slice_offsets(widths)))
+            total = sum(v << o for v, o in zip(A.slice_odd(n, widths), W.slice_offsets(widths),
+                                               strict=True))
             assert torch.equal(total, A.odd_value(n, bits)), f"seed {seed} odd {bits}/{s}"
             x = torch.randint(-(1 << (bits - 1)), 1 << (bits - 1), (2000,), generator=gen)
-            total = sum(v << o for v, o in zip(A.slice_twos(x, widths), W.slice_offsets(widths)))
+            total = sum(v << o for v, o in zip(A.slice_twos(x, widths), W.slice_offsets(widths),
+                                               strict=True))
             assert torch.equal(total, x), f"seed {seed} twos {bits}/{s}"
 
 
@@ -89,7 +90,7 @@ def test_sliced_product_recombination_exhaustive(a_enc, x_enc):
             x_op = W.SlicedOperand(x_enc, x_bits, xw)
             rw = W.recombination_widths(a_op, x_op)
             parts = A.sliced_partials(a_grid, x_grid, a_op, x_op)
-            for p, (lo, hi) in zip(parts, rw.partial_ranges):
+            for p, (lo, hi) in zip(parts, rw.partial_ranges, strict=True):
                 assert lo <= int(p.min()) and int(p.max()) <= hi
             got = A.recombine(parts, rw.shifts)
             want = A.operand_value(a_grid, a_op) * A.operand_value(x_grid, x_op)
@@ -101,7 +102,8 @@ def test_sliced_product_recombination_exhaustive(a_enc, x_enc):
 @pytest.mark.parametrize("seed", [11, 12])
 def test_sliced_dot_product_recombination_random(seed):
     gen = torch.Generator().manual_seed(seed)
-    for a_bits, x_bits, s, terms in [(6, 11, 3, 44), (8, 20, 4, 128), (7, 13, 2, 9), (16, 30, 8, 512)]:
+    cases = [(6, 11, 3, 44), (8, 20, 4, 128), (7, 13, 2, 9), (16, 30, 8, 512)]
+    for a_bits, x_bits, s, terms in cases:
         a_op = W.SlicedOperand("odd", a_bits, W.default_slice_widths(a_bits, s))
         x_op = W.SlicedOperand("twos", x_bits, W.default_slice_widths(x_bits, s))
         rw = W.recombination_widths(a_op, x_op, terms=terms)
@@ -132,7 +134,8 @@ def test_recombination_widths_never_overflow_at_rails():
 def test_serial_order_is_msb_first():
     rw = RecombinationConfig(a_bits=6, x_bits=7, x_encoding="twos", engine_bits=3).widths
     shifts = [rw.shifts[k] for k in rw.serial_order]
-    assert shifts == sorted(shifts, reverse=True) and sorted(rw.serial_order) == list(range(rw.count))
+    assert shifts == sorted(shifts, reverse=True)
+    assert sorted(rw.serial_order) == list(range(rw.count))
 
 
 # ---- requantization -----------------------------------------------------------------------
@@ -203,10 +206,12 @@ def test_generation_matches_float_recomputation(case):
     cfg = GeneratorConfig(**{"base_out": 3, **GEN_CASES[case]})
     codes = C.random_codes(cfg, seed=3)
     scales = {"B": 0.37, "U": 0.052, "V": 0.11}
-    fl = {k: (2.0 * v.double() - ((1 << cfg.code_bits[k]) - 1)) * scales[k] for k, v in codes.items()}
+    fl = {k: (2.0 * v.double() - ((1 << cfg.code_bits[k]) - 1)) * scales[k]
+          for k, v in codes.items()}
     w1 = torch.einsum("oci,oit->oct", fl["U"], fl["B"]) if cfg.level1 else fl["B"]
     w = torch.einsum("jo,oct->jct", fl["V"], w1) if cfg.level2 else w1
-    total_scale = scales["B"] * (scales["U"] if cfg.level1 else 1) * (scales["V"] if cfg.level2 else 1)
+    total_scale = (scales["B"] * (scales["U"] if cfg.level1 else 1)
+                   * (scales["V"] if cfg.level2 else 1))
     integer = G.full_precision(cfg, codes).double() * total_scale
     assert torch.allclose(integer, w, rtol=1e-12, atol=1e-9)
 

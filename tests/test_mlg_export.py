@@ -12,14 +12,13 @@ import pytest
 import torch
 from torch import nn
 
-from insitugen.config import load_config
-from insitugen.errors import InsitugenError
 from gen.export import export_checkpoint, export_model
 from golden.codes import load_codes
 from golden.generate import full_precision, generate
 from golden.mlg import mlg_layers
-from golden.mlgify import (CheckpointError, build_mlg_model, load_checkpoint,
-                                     save_checkpoint)
+from golden.mlgify import CheckpointError, build_mlg_model, load_checkpoint, save_checkpoint
+from insitugen.config import load_config
+from insitugen.errors import InsitugenError
 
 SEED = 77
 MLG = dict(base_in=2, base_out=8, qb=3, qu=6, qv=3)

@@ -13,8 +13,16 @@ import torch.nn.functional as F
 
 from golden.arith import odd_value
 from golden.generate import full_precision
-from golden.mlg import (ExportError, MLGConv2d, MLGLinear, QuantLinear,
-                                  generation_levels, ortho_loss, quantize, quantize_codes)
+from golden.mlg import (
+    ExportError,
+    MLGConv2d,
+    MLGLinear,
+    QuantLinear,
+    generation_levels,
+    ortho_loss,
+    quantize,
+    quantize_codes,
+)
 
 SEED = 1234
 

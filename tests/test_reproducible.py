@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from flows.cli import main
-from insitugen.config import GeneratorConfig, RecombinationConfig
 from golden.codes import random_codes
+from insitugen.config import GeneratorConfig, RecombinationConfig
 from insitugen.files import save_npz
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from insitugen.config import GeneratorConfig
-from insitugen.errors import ConfigError, ToolError
 from flows import sweep as S
 from flows.commands import sweep as sweep_command
 from flows.sweep.plots import PLOTS
+from insitugen.config import GeneratorConfig
+from insitugen.errors import ConfigError, ToolError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_GRID = REPO_ROOT / "examples" / "sweep" / "small_grid.toml"

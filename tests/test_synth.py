@@ -17,10 +17,10 @@ from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
+from hdl.reference import EngineLane, FullWidthMultiplier, ReferenceEngine
 from insitugen import widths as W
 from insitugen.config import GeneratorConfig, RecombinationConfig
 from insitugen.errors import ToolError
-from hdl.reference import EngineLane, FullWidthMultiplier, ReferenceEngine
 from synth import yosys as Y
 from synth.designs import verilog_of
 from synth.liberty import read_liberty, resolve_liberty

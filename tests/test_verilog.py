@@ -7,9 +7,9 @@ import re
 
 import pytest
 
+from gen.verilog import emit_verilog, lint_verilog, top_name, write_verilog
 from insitugen.config import RecombinationConfig as R
 from insitugen.errors import ToolError
-from gen.verilog import emit_verilog, lint_verilog, top_name, write_verilog
 
 MACHINE_ROOTS = ("work", "tmp", "root", "home", "usr", "opt")   # folders of absolute paths
 
