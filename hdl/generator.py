@@ -522,6 +522,8 @@ class Generator(wiring.Component):
             rv = rports["V"][0]
             new_v = kp0 & not_p2 & ((i == 0) if has1 else Const(1))
             m.d.comb += [rv.addr.eq(j * Bo + o), rv.en.eq(~stall & active & new_v)]
+        # the read enables, for tests that count reads against Schedule.reads_per_pass
+        self.read_enables = {name: [port.en for port in ports] for name, ports in rports.items()}
 
         # ======================= stage 1: shared operands from the memory words ================
         s = cfg.engine_bits
@@ -537,6 +539,12 @@ class Generator(wiring.Component):
             else:
                 m.d.comb += sig.eq(value)
             return sig
+
+        def stage_reg_odd(value, name):
+            """:func:`stage_reg` of an odd value: its LSB is always 1, so only the bits above
+            it are registered and the constant 1 stays visible to the multiplier (an odd
+            times odd product has fewer partial products)."""
+            return Cat(Const(1, 1), stage_reg(value[1:], name)).as_signed()
 
         def select(m, sel, options, shape, name):
             """``options[sel]`` as a named signal (the last option is the default)."""
@@ -598,21 +606,21 @@ class Generator(wiring.Component):
             xsel = []
             for a in range(K):
                 sl = operand_slices(x_codes[a], x1_op)
-                xsel.append(stage_reg(select(m, s1["kp"], [sl[jx] for _, jx, _ in pairs1],
-                                             mul_shape, f"xsel_c_{a}"), f"xsel_{a}"))
+                xsel.append(stage_reg_odd(select(m, s1["kp"], [sl[jx] for _, jx, _ in pairs1],
+                                                 mul_shape, f"xsel_c_{a}"), f"xsel_{a}"))
             usel = []
             for d in range(NB):
                 sl = operand_slices(win.word_select(d, cfg.qu), u_op)
-                usel.append(stage_reg(select(m, s1["kp"], [sl[ju] for ju, _, _ in pairs1],
-                                             mul_shape, f"usel_c_{d}"), f"usel_{d}"))
+                usel.append(stage_reg_odd(select(m, s1["kp"], [sl[ju] for ju, _, _ in pairs1],
+                                                 mul_shape, f"usel_c_{d}"), f"usel_{d}"))
             for lane in range(L):
                 lane_a[lane] = lane_window(lane, usel)
                 lane_x[lane] = xsel[lane % K]
         elif has2 and not has1:
             # level 1 off: V broadcast, each lane's own B code from the (late) B word
             v_sl = operand_slices(rports["V"][0].data, v_op)
-            vsel = stage_reg(select(m, s1["kp"], [v_sl[jv] for jv, _, _ in pairs2], mul_shape,
-                                    "vsel_c"), "vsel")
+            vsel = stage_reg_odd(select(m, s1["kp"], [v_sl[jv] for jv, _, _ in pairs2],
+                                        mul_shape, "vsel_c"), "vsel")
             bword = rports["B"][0].data
             for lane in range(L):
                 b_sl = operand_slices(bword.word_select(lane, cfg.qb), b_op)
@@ -653,9 +661,11 @@ class Generator(wiring.Component):
             m.d.comb += prod.eq(lane_a[lane] * lane_x[lane])
             if not p2:
                 return prod
-            reg = Signal.like(prod, name=f"prod_r_{lane}")
-            m.d.sync += reg.eq(Mux(stall, reg, prod))
-            return reg
+            # every form with a product stage multiplies two odd values: the product is odd,
+            # its LSB a constant 1 that is not registered
+            reg = Signal(2 * s + 1, name=f"prod_r_{lane}")
+            m.d.sync += reg.eq(Mux(stall, reg, prod[1:]))
+            return Cat(Const(1, 1), reg).as_signed()
 
         def lane_sum(name, pairs, a_op, x_op, terms, out_bits, prod, shifts, enable, first):
             """The lane's exact sum of ``terms`` sliced products, as a signed ``out_bits``

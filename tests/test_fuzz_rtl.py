@@ -266,9 +266,9 @@ def test_random_recombination_verilog_is_lint_clean(d):
 #: seed -> code corner of the sample's generators: each seed draws one config, the same
 #: every run (picked among the first 40 so that the three span the forms; the guard test
 #: below keeps that true if the drawer changes). Today: 6 = conv, both levels, fused,
-#: 1-bit engine; 3 = conv, level 1 off, separate, saturating; 25 = linear, level 2 off,
-#: full precision.
-VERILATOR_GENERATORS = {6: "max", 3: "alternating", 25: "min"}
+#: w1 order, 1-bit engine; 3 = conv, level 1 off, separate, saturating; 25 = linear, level 2
+#: off, full precision; 1 = conv, both levels, separate, vb order, two register stages.
+VERILATOR_GENERATORS = {6: "max", 3: "alternating", 25: "min", 1: "max"}
 VERILATOR_RECOMBINATION_SEEDS = (21, 22)
 
 
@@ -287,6 +287,8 @@ def test_verilator_sample_spans_the_forms():
     assert {c.recombination for c in gens} == set(RECOMBINATION_FORMS)
     assert not all(c.level1 for c in gens) and not all(c.level2 for c in gens)
     assert any(c.level1 and c.level2 for c in gens)
+    assert {c.product_order for c in gens if c.level1 and c.level2} == set(PRODUCT_ORDERS)
+    assert any(c.level1 and c.level2 and c.pipeline_stages == 2 for c in gens)
     assert any(c.out_bits == 0 for c in gens) and any(c.out_bits for c in gens)
     recs = [_verilator_recombination(s) for s in VERILATOR_RECOMBINATION_SEEDS]
     assert {c.mode for c in recs} == {"parallel", "serial"}
