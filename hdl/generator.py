@@ -126,16 +126,16 @@ Timing
 With ``weights.ready`` held high, the last beat of a pass is taken
 ``n_beats * steps_per_round + latency`` cycles after the clock edge that
 samples ``start`` (``latency = 3 + register stages``: memory read, [operand
-register], [product register], multiply-accumulate, output register). Back-to-back passes add exactly ``n_beats * steps_per_round``
-cycles each. The engine stalls only when a round ends while the one-beat
-output register still holds an untaken beat.
+register], [product register], multiply-accumulate, output register). Back-to-back
+passes add exactly ``n_beats * steps_per_round`` cycles each. The engine stalls only
+when a round ends while the one-beat output register still holds an untaken beat.
 """
 
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.memory import Memory
+from amaranth.lib.memory import Memory, WritePort
 from amaranth.lib.wiring import In, Out
 
 from insitugen import widths as W
@@ -204,6 +204,184 @@ def _separate_recombination(m: Module, name: str, a_op: W.SlicedOperand,
     return value
 
 
+class CodeLoader(wiring.Component):
+    """Writes the code stream into the code memories (load order and word layout of the
+    module docstring).
+
+    Ports: ``codes`` (the generator's code stream; ``ready = ~busy``), ``busy``
+    (``In(1)``: the generator is generating), ``fire`` (``Out(1)``: a code beat is
+    taken this cycle), ``loaded`` (``Out(1)``: the last beat of a whole layer has been
+    taken and no later beat since), and one write port per memory, ``write_B`` /
+    ``write_U`` / ``write_V`` (``In(WritePort.Signature)``: the loader drives them, one
+    enable per code field), for :func:`amaranth.lib.wiring.connect` to the memories.
+    """
+
+    def __init__(self, cfg: GeneratorConfig):
+        self._cfg = cfg
+        self._schedule = Schedule(cfg)
+        code_bits = max(cfg.code_bits[name] for name in cfg.code_shapes)
+        members = {"codes": In(stream.Signature(unsigned(code_bits))), "busy": In(1),
+                   "fire": Out(1), "loaded": Out(1)}
+        for name, (depth, width) in self._schedule.memory_shapes.items():
+            members[f"write_{name}"] = In(WritePort.Signature(
+                addr_width=W.bits_for_count(depth), shape=unsigned(width),
+                granularity=cfg.code_bits[name]))
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, sched = self._cfg, self._schedule
+        p, q, K, L = cfg.out_channels, cfg.in_channels, cfg.K, cfg.lanes
+        N, R = sched.row_weights, sched.rounds_per_row
+        Bo, Bi = cfg.Bo, cfg.Bi
+        lv1, lv2 = cfg.level1, cfg.level2
+        NB, u_rows = sched.window_channels, sched.u_rows
+        code = self.codes.payload
+        code_fire = Signal()
+        m.d.comb += [self.codes.ready.eq(~self.busy),
+                     code_fire.eq(self.codes.valid & self.codes.ready), self.fire.eq(code_fire)]
+        tensors = list(cfg.code_shapes)                       # B, [U], [V] in load order
+        ld_t = Signal(counter_shape(len(tensors)))
+        ld_final = Signal()                    # the beat holds the layer's last code
+        tensor_last = {}                       # name -> "this code is the tensor's last"
+        loaded = self.loaded
+
+        if lv1:
+            ba = Signal(counter_shape(Bo * Bi))
+            bt = Signal(counter_shape(K))
+            wp = self.write_B
+            m.d.comb += [wp.addr.eq(ba), wp.data.eq(Cat([code[:cfg.qb]] * K)),
+                         wp.en.eq(Mux(code_fire & (ld_t == tensors.index("B")),
+                                      Const(1, 1) << bt, 0))]
+            tensor_last["B"] = (ba == Bo * Bi - 1) & (bt == K - 1)
+            with m.If(code_fire & (ld_t == tensors.index("B"))):
+                with m.If(bt == K - 1):
+                    m.d.sync += [bt.eq(0), ba.eq(Mux(ba == Bo * Bi - 1, 0, ba + 1))]
+                with m.Else():
+                    m.d.sync += bt.eq(bt + 1)
+            # U[o, c, i] -> word (c//NB * Bo + o) * Bi + i, field c % NB
+            uo = Signal(counter_shape(Bo))
+            uc = Signal(counter_shape(q))
+            ucm = Signal(counter_shape(NB))
+            ucr = Signal(counter_shape(u_rows))
+            ui = Signal(counter_shape(Bi))
+            wp = self.write_U
+            m.d.comb += [wp.addr.eq((ucr * Bo + uo) * Bi + ui),
+                         wp.data.eq(Cat([code[:cfg.qu]] * NB)),
+                         wp.en.eq(Mux(code_fire & (ld_t == tensors.index("U")),
+                                      Const(1, 1) << ucm, 0))]
+            tensor_last["U"] = (uo == Bo - 1) & (uc == q - 1) & (ui == Bi - 1)
+            with m.If(code_fire & (ld_t == tensors.index("U"))):
+                m.d.sync += ui.eq(Mux(ui == Bi - 1, 0, ui + 1))
+                with m.If(ui == Bi - 1):
+                    with m.If(uc == q - 1):
+                        m.d.sync += [uc.eq(0), ucm.eq(0), ucr.eq(0),
+                                     uo.eq(Mux(uo == Bo - 1, 0, uo + 1))]
+                    with m.Else():
+                        m.d.sync += uc.eq(uc + 1)
+                        with m.If(ucm == NB - 1):
+                            m.d.sync += [ucm.eq(0), ucr.eq(ucr + 1)]
+                        with m.Else():
+                            m.d.sync += ucm.eq(ucm + 1)
+        else:
+            # B[o, n] -> word (n // L) * Bo + o, field n % L
+            bo_ = Signal(counter_shape(Bo))
+            bnm = Signal(counter_shape(L))
+            bnd = Signal(counter_shape(R))
+            wp = self.write_B
+            m.d.comb += [wp.addr.eq(bnd * Bo + bo_), wp.data.eq(Cat([code[:cfg.qb]] * L)),
+                         wp.en.eq(Mux(code_fire & (ld_t == tensors.index("B")),
+                                      Const(1, 1) << bnm, 0))]
+            row_end = (bnd == (N - 1) // L) & (bnm == (N - 1) % L)
+            tensor_last["B"] = (bo_ == Bo - 1) & row_end
+            with m.If(code_fire & (ld_t == tensors.index("B"))):
+                with m.If(row_end):
+                    m.d.sync += [bnm.eq(0), bnd.eq(0), bo_.eq(Mux(bo_ == Bo - 1, 0, bo_ + 1))]
+                with m.Elif(bnm == L - 1):
+                    m.d.sync += [bnm.eq(0), bnd.eq(bnd + 1)]
+                with m.Else():
+                    m.d.sync += bnm.eq(bnm + 1)
+        if lv2:
+            va = Signal(counter_shape(p * Bo))
+            wp = self.write_V
+            m.d.comb += [wp.addr.eq(va), wp.data.eq(code[:cfg.qv]),
+                         wp.en.eq(code_fire & (ld_t == tensors.index("V")))]
+            tensor_last["V"] = va == p * Bo - 1
+            with m.If(code_fire & (ld_t == tensors.index("V"))):
+                m.d.sync += va.eq(Mux(va == p * Bo - 1, 0, va + 1))
+
+        with m.Switch(ld_t):
+            for k, name in enumerate(tensors):
+                with (m.Case(k) if k < len(tensors) - 1 else m.Default()):
+                    m.d.comb += ld_final.eq(tensor_last[name] & (k == len(tensors) - 1))
+                    with m.If(code_fire & tensor_last[name]):
+                        m.d.sync += ld_t.eq(0 if k == len(tensors) - 1 else k + 1)
+        with m.If(code_fire):
+            m.d.sync += loaded.eq(ld_final)
+        return m
+
+
+class Requantizer(wiring.Component):
+    """Requantizes a finished round of lane values into the one-beat output register.
+
+    Ports: ``values`` (``In(ArrayLayout(signed(acc_bits), L))``: each lane's exact
+    weight, read in the cycle after ``round_end``), ``round_end`` / ``last_round`` /
+    ``last`` (``In(1)``: the accumulate stage's step ends a round / the round is a
+    row's last / the pass's last), ``weights`` (the generator's output stream),
+    ``stall`` (``Out(1)``: a finished round waits for the output register; the
+    pipeline must hold) and ``holding`` (``Out(1)``: a round or a beat is in here).
+    :func:`hdl.arith.round_shift_saturate` with ``cfg.out_bits`` / ``cfg.shift`` /
+    ``cfg.rounding``; lanes past a row's last weight carry 0.
+    """
+
+    def __init__(self, cfg: GeneratorConfig):
+        self._cfg = cfg
+        self._schedule = Schedule(cfg)
+        super().__init__({
+            "values": In(data.ArrayLayout(signed(cfg.acc_bits), cfg.lanes)),
+            "round_end": In(1), "last_round": In(1), "last": In(1),
+            "weights": Out(stream.Signature(weights_layout(cfg))),
+            "stall": Out(1), "holding": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, sched = self._cfg, self._schedule
+        L, N, R = cfg.lanes, sched.row_weights, sched.rounds_per_row
+        stall = self.stall
+        e_valid = Signal()
+        e_last_round = Signal()
+        e_last = Signal()
+        with m.If(~stall):
+            m.d.sync += [e_valid.eq(self.round_end), e_last_round.eq(self.last_round),
+                         e_last.eq(self.last)]
+        out = self.weights
+        out_fire = out.valid & out.ready
+        m.d.comb += [stall.eq(e_valid & out.valid & ~out.ready),
+                     self.holding.eq(e_valid | out.valid)]
+        with m.If(out_fire):
+            m.d.sync += out.valid.eq(0)
+        count_last = N - (R - 1) * L
+        with m.If(e_valid & ~stall):
+            m.d.sync += [out.valid.eq(1), out.payload.last.eq(e_last),
+                         out.payload.count.eq(Mux(e_last_round, count_last, L))]
+            # round_shift_saturate reads the remainder from the value's own bits: give it at
+            # least shift + 2 bits so a shift wider than the weight still sees the sign bits
+            ext_bits = max(cfg.acc_bits, cfg.shift + 2)
+            for lane in range(L):
+                ext = Signal(signed(ext_bits), name=f"wfull_{lane}")
+                m.d.comb += ext.eq(self.values[lane])
+                rq = round_shift_saturate(ext, ext_bits, cfg.out_bits, cfg.shift, cfg.rounding)
+                if lane >= N:
+                    val = Const(0, signed(cfg.weight_bits))   # never a weight (L > N)
+                elif lane >= count_last:
+                    val = Mux(e_last_round, 0, rq)
+                else:
+                    val = rq
+                m.d.sync += out.payload.w[lane].eq(val)
+        return m
+
+
 #: Figures of the generator read from its :class:`~insitugen.schedule.Schedule`.
 _SCHEDULE_FIGURES = ("lanes", "rounds_per_row", "n_beats", "steps_per_round", "latency",
                      "pass_cycles", "cycles_lower_bound", "algorithmic_minimum",
@@ -255,8 +433,8 @@ class Generator(wiring.Component):
         m = Module()
         cfg = self._cfg
         sched = self._schedule
-        p, q, K, L = cfg.out_channels, cfg.in_channels, cfg.K, cfg.lanes
-        N, R = sched.row_weights, sched.rounds_per_row
+        p, K, L = cfg.out_channels, cfg.K, cfg.lanes
+        R = sched.rounds_per_row
         Bo, Bi, obl = cfg.Bo, cfg.Bi, sched.o_loop
         lv1, lv2 = cfg.level1, cfg.level2
         NB, u_rows = sched.window_channels, sched.u_rows
@@ -265,93 +443,16 @@ class Generator(wiring.Component):
             mem = Memory(shape=unsigned(width), depth=depth, init=[])
             m.submodules[f"mem_{name}"] = mem
             mems[name] = mem
-        wports = {name: mem.write_port(granularity={"B": cfg.qb, "U": cfg.qu, "V": cfg.qv}[name])
-                  for name, mem in mems.items()}
 
-        # ======================= code loader =====================================================
-        code = self.codes.payload
+        # ======================= code loader: codes -> memories ==============================
+        loader = m.submodules.loader = CodeLoader(cfg)
         busy = Signal()
-        code_fire = Signal()
-        m.d.comb += [self.codes.ready.eq(~busy), code_fire.eq(self.codes.valid & self.codes.ready)]
-        tensors = list(cfg.code_shapes)                       # B, [U], [V] in load order
-        ld_t = Signal(counter_shape(len(tensors)))
-        ld_final = Signal()                    # the beat holds the layer's last code
-        tensor_last = {}                       # name -> "this code is the tensor's last"
-        loaded = Signal()
-        m.d.comb += self.loaded.eq(loaded)
-
-        if lv1:
-            ba = Signal(counter_shape(Bo * Bi))
-            bt = Signal(counter_shape(K))
-            wp = wports["B"]
-            m.d.comb += [wp.addr.eq(ba), wp.data.eq(Cat([code[:cfg.qb]] * K)),
-                         wp.en.eq(Mux(code_fire & (ld_t == tensors.index("B")),
-                                      Const(1, 1) << bt, 0))]
-            tensor_last["B"] = (ba == Bo * Bi - 1) & (bt == K - 1)
-            with m.If(code_fire & (ld_t == tensors.index("B"))):
-                with m.If(bt == K - 1):
-                    m.d.sync += [bt.eq(0), ba.eq(Mux(ba == Bo * Bi - 1, 0, ba + 1))]
-                with m.Else():
-                    m.d.sync += bt.eq(bt + 1)
-            # U[o, c, i] -> word (c//NB * Bo + o) * Bi + i, field c % NB
-            uo = Signal(counter_shape(Bo))
-            uc = Signal(counter_shape(q))
-            ucm = Signal(counter_shape(NB))
-            ucr = Signal(counter_shape(u_rows))
-            ui = Signal(counter_shape(Bi))
-            wp = wports["U"]
-            m.d.comb += [wp.addr.eq((ucr * Bo + uo) * Bi + ui),
-                         wp.data.eq(Cat([code[:cfg.qu]] * NB)),
-                         wp.en.eq(Mux(code_fire & (ld_t == tensors.index("U")),
-                                      Const(1, 1) << ucm, 0))]
-            tensor_last["U"] = (uo == Bo - 1) & (uc == q - 1) & (ui == Bi - 1)
-            with m.If(code_fire & (ld_t == tensors.index("U"))):
-                m.d.sync += ui.eq(Mux(ui == Bi - 1, 0, ui + 1))
-                with m.If(ui == Bi - 1):
-                    with m.If(uc == q - 1):
-                        m.d.sync += [uc.eq(0), ucm.eq(0), ucr.eq(0),
-                                     uo.eq(Mux(uo == Bo - 1, 0, uo + 1))]
-                    with m.Else():
-                        m.d.sync += uc.eq(uc + 1)
-                        with m.If(ucm == NB - 1):
-                            m.d.sync += [ucm.eq(0), ucr.eq(ucr + 1)]
-                        with m.Else():
-                            m.d.sync += ucm.eq(ucm + 1)
-        else:
-            # B[o, n] -> word (n // L) * Bo + o, field n % L
-            bo_ = Signal(counter_shape(Bo))
-            bnm = Signal(counter_shape(L))
-            bnd = Signal(counter_shape(R))
-            wp = wports["B"]
-            m.d.comb += [wp.addr.eq(bnd * Bo + bo_), wp.data.eq(Cat([code[:cfg.qb]] * L)),
-                         wp.en.eq(Mux(code_fire & (ld_t == tensors.index("B")),
-                                      Const(1, 1) << bnm, 0))]
-            row_end = (bnd == (N - 1) // L) & (bnm == (N - 1) % L)
-            tensor_last["B"] = (bo_ == Bo - 1) & row_end
-            with m.If(code_fire & (ld_t == tensors.index("B"))):
-                with m.If(row_end):
-                    m.d.sync += [bnm.eq(0), bnd.eq(0), bo_.eq(Mux(bo_ == Bo - 1, 0, bo_ + 1))]
-                with m.Elif(bnm == L - 1):
-                    m.d.sync += [bnm.eq(0), bnd.eq(bnd + 1)]
-                with m.Else():
-                    m.d.sync += bnm.eq(bnm + 1)
-        if lv2:
-            va = Signal(counter_shape(p * Bo))
-            wp = wports["V"]
-            m.d.comb += [wp.addr.eq(va), wp.data.eq(code[:cfg.qv]),
-                         wp.en.eq(code_fire & (ld_t == tensors.index("V")))]
-            tensor_last["V"] = va == p * Bo - 1
-            with m.If(code_fire & (ld_t == tensors.index("V"))):
-                m.d.sync += va.eq(Mux(va == p * Bo - 1, 0, va + 1))
-
-        with m.Switch(ld_t):
-            for k, name in enumerate(tensors):
-                with (m.Case(k) if k < len(tensors) - 1 else m.Default()):
-                    m.d.comb += ld_final.eq(tensor_last[name] & (k == len(tensors) - 1))
-                    with m.If(code_fire & tensor_last[name]):
-                        m.d.sync += ld_t.eq(0 if k == len(tensors) - 1 else k + 1)
-        with m.If(code_fire):
-            m.d.sync += loaded.eq(ld_final)
+        wiring.connect(m, wiring.flipped(self.codes), loader.codes)
+        for name, mem in mems.items():
+            wiring.connect(m, getattr(loader, f"write_{name}"), mem.write_port(
+                granularity=cfg.code_bits[name]))
+        code_fire, loaded = loader.fire, loader.loaded
+        m.d.comb += [loader.busy.eq(busy), self.loaded.eq(loaded)]
 
         # ======================= stage 0: step controller, memory addresses =================
         p1, p2 = sched.register_stages
@@ -728,39 +829,16 @@ class Generator(wiring.Component):
                                  shifts2, exec2, smac["first"])
                 wvals.append(w_val[:cfg.acc_bits].as_signed())
 
-        # ======================= emit stage: requantize into the output register =================
-        e_valid = Signal()
-        e_last_round = Signal()
-        e_last = Signal()
-        with m.If(~stall):
-            m.d.sync += [e_valid.eq(sacc["valid"] & sacc["end_round"]),
-                         e_last_round.eq(sacc["last_round"]), e_last.eq(sacc["last"])]
-        out = self.weights
-        out_fire = out.valid & out.ready
-        m.d.comb += stall.eq(e_valid & out.valid & ~out.ready)
-        with m.If(out_fire):
-            m.d.sync += out.valid.eq(0)
-        count_last = N - (R - 1) * L
-        with m.If(e_valid & ~stall):
-            m.d.sync += [out.valid.eq(1), out.payload.last.eq(e_last),
-                         out.payload.count.eq(Mux(e_last_round, count_last, L))]
-            # round_shift_saturate reads the remainder from the value's own bits: give it at
-            # least shift + 2 bits so a shift wider than the weight still sees the sign bits
-            ext_bits = max(cfg.acc_bits, cfg.shift + 2)
-            for lane in range(L):
-                ext = Signal(signed(ext_bits), name=f"wfull_{lane}")
-                m.d.comb += ext.eq(wvals[lane])
-                rq = round_shift_saturate(ext, ext_bits, cfg.out_bits, cfg.shift, cfg.rounding)
-                if lane >= N:
-                    val = Const(0, signed(cfg.weight_bits))   # never a weight (L > N)
-                elif lane >= count_last:
-                    val = Mux(e_last_round, 0, rq)
-                else:
-                    val = rq
-                m.d.sync += out.payload.w[lane].eq(val)
+        # ======================= requantize and emit: accumulators -> weights ===============
+        emit = m.submodules.emit = Requantizer(cfg)
+        wiring.connect(m, emit.weights, wiring.flipped(self.weights))
+        m.d.comb += [emit.round_end.eq(sacc["valid"] & sacc["end_round"]),
+                     emit.last_round.eq(sacc["last_round"]), emit.last.eq(sacc["last"]),
+                     stall.eq(emit.stall)]
+        m.d.comb += [emit.values[lane].eq(wvals[lane]) for lane in range(L)]
 
         in_flight = [c["valid"] for c in ctls[1:]]
-        m.d.comb += busy.eq(active | pending | Cat(*in_flight).any() | e_valid | out.valid)
+        m.d.comb += busy.eq(active | pending | Cat(*in_flight).any() | emit.holding)
         m.d.comb += self.busy.eq(busy)
         return m
 
