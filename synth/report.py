@@ -44,6 +44,7 @@ from typing import Any, Callable, Sequence
 from insitugen import __version__
 from insitugen.config import GeneratorConfig, RecombinationConfig
 from insitugen.errors import ConfigError, InsitugenError
+from insitugen.schedule import Schedule
 
 from . import yosys as Y
 from .liberty import read_liberty
@@ -356,7 +357,6 @@ def _generator_extras(cfg: GeneratorConfig, designs, dedicated) -> tuple[dict, d
         "definition": "lanes * sum over levels of area(stand-alone recombination unit of one "
                       "lane, designs recombination_level*) / area(generator): the share the "
                       "shift-add recombination (separate form) takes; 0 when nothing is sliced"}
-    from insitugen.schedule import Schedule
     declared = sum(Schedule(cfg).memory_bits.values())
     memory = {
         "declared_memory_bits": declared,
@@ -472,6 +472,7 @@ def run_synth(cfg, *, liberty=None, yosys=None, workdir=None,
         report["ratios"] = _recombination_ratios(cfg, designs)
     else:
         report["ratios"], report["memory"] = _generator_extras(cfg, designs, dedicated)
+        report["schedule"] = Schedule(cfg).as_dict()     # cycles vs bounds of this form
         report["dedicated_config"] = dedicated.to_dict()
     report["seconds"] = round(time.perf_counter() - t0, 2)
     return report
