@@ -72,8 +72,7 @@ CASES = {
     "w1_order": (dict(product_order="w1", pipeline_stages=0), "none"),
 }
 
-ICARUS_CASES = ["both_levels_fused", "both_off", "lanes5_not_dividing", "full_precision_separate",
-                "w1_order"]
+ICARUS_CASES = ["both_levels_fused", "both_off", "lanes5_not_dividing", "full_precision_separate"]
 
 
 def _check(cfg: GeneratorConfig, res, bp: str, passes: int):
