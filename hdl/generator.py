@@ -99,6 +99,11 @@ Requantization: :func:`hdl.arith.round_shift_saturate` with
 ``cfg.out_bits`` / ``cfg.shift`` / ``cfg.rounding`` on the exact weight, in the
 cycle after a round ends (``out_bits = 0``: the full ``cfg.acc_bits`` weight).
 
+Structure: :class:`CodeLoader` (codes -> memory write ports) and
+:class:`Requantizer` (finished round -> output beat, and the stall) are components
+joined to the generator with :func:`amaranth.lib.wiring.connect`; the step sequencer
+and the lane datapath of each product order are still one ``elaborate``.
+
 Ports (``wb = cfg.weight_bits``; Verilog names flatten with ``__``)
 ----------------------------------------------------------------------
 * ``codes``: ``In(stream.Signature(unsigned(cb)))``, ``cb`` = the widest code

@@ -4,12 +4,16 @@ the direct integer model on every degenerate form and code corner."""
 
 from __future__ import annotations
 
+import random
+
 import pytest
 import torch
+from test_synth import _mac_bench
 
 from golden import codes as C
 from golden import generate as G
 from golden.arith import odd_value
+from hdl.reference import ReferenceEngine
 from insitugen.config import GeneratorConfig
 
 FORMS = {
@@ -49,11 +53,6 @@ def test_vb_codes_stand_for_the_products():
 def test_operand_registered_reference_engine_is_exact():
     """The delay baseline of synth.forms: the reference engine with operand registers sums
     exactly like the plain one, under random output stalls."""
-    import random
-
-    from hdl.reference import ReferenceEngine
-    from test_synth import _mac_bench
-
     rng = random.Random(5)
     s, lanes = 3, 3
     lo, hi = -(1 << s), (1 << s) - 1
