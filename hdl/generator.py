@@ -140,7 +140,7 @@ from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.memory import Memory, WritePort
+from amaranth.lib.memory import Memory, ReadPort, WritePort
 from amaranth.lib.wiring import In, Out
 
 from insitugen import widths as W
@@ -387,86 +387,47 @@ class Requantizer(wiring.Component):
         return m
 
 
-#: Figures of the generator read from its :class:`~insitugen.schedule.Schedule`.
-_SCHEDULE_FIGURES = ("lanes", "rounds_per_row", "n_beats", "steps_per_round", "latency",
-                     "pass_cycles", "cycles_lower_bound", "algorithmic_minimum",
-                     "window_channels", "memory_shapes", "memory_bits", "reads_per_pass")
+class Sequencer(wiring.Component):
+    """The step controller: pass requests, the step counters of the schedule, and the
+    gated reads of the code memories (each word read once, at the first step that
+    needs it).
 
-
-def generator_signature(cfg: GeneratorConfig) -> wiring.Signature:
-    """The generator's ports (see the module docstring), without building the component."""
-    code_bits = max(cfg.code_bits[name] for name in cfg.code_shapes)
-    return wiring.Signature({
-        "codes": In(stream.Signature(unsigned(code_bits))),
-        "start": In(1),
-        "weights": Out(stream.Signature(weights_layout(cfg))),
-        "busy": Out(1),
-        "loaded": Out(1),
-    })
-
-
-class Generator(wiring.Component):
-    """Whole-layer MLG weight generator; see the module docstring for the contract.
-
-    Its figures (cycles, memories) are those of ``Schedule(cfg)``, also readable
-    without building the component: ``Generator.figures(cfg)``."""
+    Ports: ``start`` / ``loaded`` / ``code_fire`` / ``stall`` (``In(1)``: a pass is
+    requested / a layer is loaded / a code beat is taken this cycle / the pipeline
+    holds), ``running`` (``Out(1)``: a pass is requested or its steps run), ``step``
+    (``Out``: the control of the step issued this cycle, :func:`step_layout`) and one
+    read port per memory port, ``read_B``, ``read_U`` and ``read_U1`` (level 1 on),
+    ``read_V`` (level 2 on) (``In(ReadPort.Signature)``: the sequencer drives address
+    and enable; the data goes to the datapath).
+    """
 
     def __init__(self, cfg: GeneratorConfig):
-        if not isinstance(cfg, GeneratorConfig):
-            raise TypeError(f"Generator needs a GeneratorConfig, not {cfg!r}")
         self._cfg = cfg
-        self._schedule = Schedule(cfg)
-        super().__init__(generator_signature(cfg))
+        self._schedule = sched = Schedule(cfg)
+        members = {"start": In(1), "loaded": In(1), "code_fire": In(1), "stall": In(1),
+                   "running": Out(1), "step": Out(step_layout(cfg))}
+        ports = list(sched.memory_shapes.items())
+        if cfg.level1:
+            ports.append(("U1", sched.memory_shapes["U"]))
+        for name, (depth, width) in ports:
+            members[f"read_{name}"] = In(ReadPort.Signature(
+                addr_width=W.bits_for_count(depth), shape=unsigned(width)))
+        super().__init__(members)
 
-    @staticmethod
-    def figures(cfg: GeneratorConfig) -> Schedule:
-        """The figures of the generator for ``cfg`` (a plain :class:`Schedule`, nothing
-        elaborated or built)."""
-        return Schedule(cfg)
-
-    @property
-    def cfg(self) -> GeneratorConfig:
-        return self._cfg
-
-    @property
-    def schedule(self) -> Schedule:
-        return self._schedule
-
-
-    # ---- elaboration ----------------------------------------------------------------------
     def elaborate(self, platform):
         m = Module()
-        cfg = self._cfg
-        sched = self._schedule
+        cfg, sched = self._cfg, self._schedule
         p, K, L = cfg.out_channels, cfg.K, cfg.lanes
         R = sched.rounds_per_row
         Bo, Bi, obl = cfg.Bo, cfg.Bi, sched.o_loop
         lv1, lv2 = cfg.level1, cfg.level2
         NB, u_rows = sched.window_channels, sched.u_rows
-        mems = {}
-        for name, (depth, width) in self.memory_shapes.items():
-            mem = Memory(shape=unsigned(width), depth=depth, init=[])
-            m.submodules[f"mem_{name}"] = mem
-            mems[name] = mem
-
-        # ======================= code loader: codes -> memories ==============================
-        loader = m.submodules.loader = CodeLoader(cfg)
-        busy = Signal()
-        wiring.connect(m, wiring.flipped(self.codes), loader.codes)
-        for name, mem in mems.items():
-            wiring.connect(m, getattr(loader, f"write_{name}"), mem.write_port(
-                granularity=cfg.code_bits[name]))
-        code_fire, loaded = loader.fire, loader.loaded
-        m.d.comb += [loader.busy.eq(busy), self.loaded.eq(loaded)]
-
-        # ======================= stage 0: step controller, memory addresses =================
-        p1, p2 = sched.register_stages
+        p1 = sched.register_stages[0]
         pairs1, pairs2 = sched.pairs_level1, sched.pairs_level2
         NP1, NP2 = len(pairs1), len(pairs2)
         has1, has2 = NP1 > 0, NP2 > 0
         two_phase = has1 and has2                 # the w1 order: level 1, then level 2, per o
-        vb = sched.order == "vb"
-        stall = Signal()
+        stall = self.stall
         active = Signal()
         pending = Signal()
         j = Signal(counter_shape(p))
@@ -491,7 +452,7 @@ class Generator(wiring.Component):
         end_row = end_round & (r == R - 1)
         end_pass = end_row & (j == p - 1)
 
-        start_req = self.start & loaded & ~code_fire
+        start_req = self.start & self.loaded & ~self.code_fire
         go = start_req | pending
         begin = go & (~active | end_pass) & ~stall
         with m.If(begin):
@@ -582,11 +543,164 @@ class Generator(wiring.Component):
         else:
             first = first_single & (kp0 if fused else 1)
 
-        # ---- control of the later stages: stage 0's values, registered once per stage -------
-        ctl0 = {"valid": active, "phase2": phase2, "kp": kp, "first": first,
-                "end_round": active & end_round, "last_round": r == R - 1, "last": end_pass,
-                "kp0": kp0, "rt": rt, "cmod": cmod, "r": r, "o": o_eff}
+        # ---- memory reads: each word read once, at the first step that needs it --------------
+        rports = {name: [getattr(self, f"read_{name}")] for name in sched.memory_shapes}
+        not_p2 = ~phase2 if two_phase else Const(1)
+        if lv1:
+            rports["U"].append(self.read_U1)
+            rb, ub, ua = rports["B"][0], rports["U"][1], rports["U"][0]
+            m.d.comb += rb.addr.eq(o_eff * Bi + i)
+            m.d.comb += ua.addr.eq((crow * Bo + o_eff) * Bi + i)
+            crow_b = Mux(crow + 1 < u_rows, crow + 1, 0) if u_rows > 1 else Const(0, 1)
+            m.d.comb += ub.addr.eq((crow_b * Bo + o_eff) * Bi + i)
+            new_bu = Signal()
+            m.d.comb += new_bu.eq(~stall & active & kp0 & not_p2)
+            for port in (rb, ua, ub):
+                m.d.comb += port.en.eq(new_bu)
+        else:
+            # B is per-lane data: read it in the stage before the lane multiply (the
+            # registers below repeat those of the datapath's stage 1; synthesis merges them)
+            late = {"r": r, "o": o_eff, "valid": active, "kp0": kp0}
+            if p1:
+                for key, sig in list(late.items()):
+                    reg = Signal.like(sig, name=f"late_{key}")
+                    m.d.sync += reg.eq(Mux(stall, reg, sig))
+                    late[key] = reg
+            rb = rports["B"][0]
+            m.d.comb += [rb.addr.eq(late["r"] * Bo + late["o"]),
+                         rb.en.eq(~stall & late["valid"] & late["kp0"])]
+        if lv2:
+            rv = rports["V"][0]
+            new_v = kp0 & not_p2 & ((i == 0) if has1 else Const(1))
+            m.d.comb += [rv.addr.eq(j * Bo + o), rv.en.eq(~stall & active & new_v)]
+        step = self.step
+        m.d.comb += [step.valid.eq(active), step.phase2.eq(phase2), step.kp.eq(kp),
+                     step.first.eq(first), step.end_round.eq(active & end_round),
+                     step.last_round.eq(r == R - 1), step.last.eq(end_pass), step.kp0.eq(kp0),
+                     step.rt.eq(rt), step.cmod.eq(cmod), step.r.eq(r), step.o.eq(o_eff),
+                     self.running.eq(active | pending)]
+        return m
+
+
+def step_layout(cfg: GeneratorConfig) -> data.StructLayout:
+    """The control of one step as the :class:`Sequencer` issues it: ``valid``, ``phase2``
+    (a V x W1 step of the w1 order), ``kp`` (slice pair), ``first`` (the step restarts its
+    accumulator or partial), ``end_round``, ``last_round`` (of a row), ``last`` (of the
+    pass), ``kp0``, ``rt`` / ``cmod`` (level-1 window: ``n0 % K``, channel offset in the U
+    row), ``r`` (round), ``o`` (basis row)."""
+    sched = Schedule(cfg)
+    npairs = max(1, len(sched.pairs_level1), len(sched.pairs_level2))
+    return data.StructLayout({
+        "valid": 1, "phase2": 1, "kp": counter_shape(npairs), "first": 1, "end_round": 1,
+        "last_round": 1, "last": 1, "kp0": 1, "rt": counter_shape(cfg.K),
+        "cmod": counter_shape(sched.window_channels), "r": counter_shape(sched.rounds_per_row),
+        "o": counter_shape(sched.o_loop if cfg.level2 else cfg.out_channels)})
+
+
+#: Figures of the generator read from its :class:`~insitugen.schedule.Schedule`.
+_SCHEDULE_FIGURES = ("lanes", "rounds_per_row", "n_beats", "steps_per_round", "latency",
+                     "pass_cycles", "cycles_lower_bound", "algorithmic_minimum",
+                     "window_channels", "memory_shapes", "memory_bits", "reads_per_pass")
+
+
+def generator_signature(cfg: GeneratorConfig) -> wiring.Signature:
+    """The generator's ports (see the module docstring), without building the component."""
+    code_bits = max(cfg.code_bits[name] for name in cfg.code_shapes)
+    return wiring.Signature({
+        "codes": In(stream.Signature(unsigned(code_bits))),
+        "start": In(1),
+        "weights": Out(stream.Signature(weights_layout(cfg))),
+        "busy": Out(1),
+        "loaded": Out(1),
+    })
+
+
+class Generator(wiring.Component):
+    """Whole-layer MLG weight generator; see the module docstring for the contract.
+
+    Its figures (cycles, memories) are those of ``Schedule(cfg)``, also readable
+    without building the component: ``Generator.figures(cfg)``."""
+
+    def __init__(self, cfg: GeneratorConfig):
+        if not isinstance(cfg, GeneratorConfig):
+            raise TypeError(f"Generator needs a GeneratorConfig, not {cfg!r}")
+        self._cfg = cfg
+        self._schedule = Schedule(cfg)
+        super().__init__(generator_signature(cfg))
+
+    @staticmethod
+    def figures(cfg: GeneratorConfig) -> Schedule:
+        """The figures of the generator for ``cfg`` (a plain :class:`Schedule`, nothing
+        elaborated or built)."""
+        return Schedule(cfg)
+
+    @property
+    def cfg(self) -> GeneratorConfig:
+        return self._cfg
+
+    @property
+    def schedule(self) -> Schedule:
+        return self._schedule
+
+
+    # ---- elaboration ----------------------------------------------------------------------
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._cfg
+        sched = self._schedule
+        K, L = cfg.K, cfg.lanes
+        Bo, Bi, obl = cfg.Bo, cfg.Bi, sched.o_loop
+        lv1 = cfg.level1
+        NB = sched.window_channels
+        mems = {}
+        for name, (depth, width) in self.memory_shapes.items():
+            mem = Memory(shape=unsigned(width), depth=depth, init=[])
+            m.submodules[f"mem_{name}"] = mem
+            mems[name] = mem
+
+        # ======================= code loader: codes -> memories ==============================
+        loader = m.submodules.loader = CodeLoader(cfg)
+        busy = Signal()
+        wiring.connect(m, wiring.flipped(self.codes), loader.codes)
+        for name, mem in mems.items():
+            wiring.connect(m, getattr(loader, f"write_{name}"), mem.write_port(
+                granularity=cfg.code_bits[name]))
+        code_fire, loaded = loader.fire, loader.loaded
+        m.d.comb += [loader.busy.eq(busy), self.loaded.eq(loaded)]
+
+        # ======================= step sequencer: counters, gated memory reads ==============
+        p1, p2 = sched.register_stages
+        pairs1, pairs2 = sched.pairs_level1, sched.pairs_level2
+        NP1, NP2 = len(pairs1), len(pairs2)
+        has1, has2 = NP1 > 0, NP2 > 0
+        two_phase = has1 and has2                 # the w1 order: level 1, then level 2, per o
+        vb = sched.order == "vb"
+        fused = cfg.recombination == "fused"
+        rt_const = (K == 1) or (L % K == 0)
+        stall = Signal()
+        seq = m.submodules.sequencer = Sequencer(cfg)
+        m.d.comb += [seq.start.eq(self.start), seq.loaded.eq(loaded),
+                     seq.code_fire.eq(code_fire), seq.stall.eq(stall)]
+        rports = {}
+        for name, mem in mems.items():
+            rports[name] = [mem.read_port(domain="sync")]
+        if lv1:
+            rports["U"].append(mems["U"].read_port(domain="sync"))
+        for name, ports in rports.items():
+            for k, port in enumerate(ports):
+                wiring.connect(m, getattr(seq, f"read_{name}{k if k else ''}"), port)
+        # the read enables, for tests that count reads against Schedule.reads_per_pass
+        self.read_enables = {name: [port.en for port in ports] for name, ports in rports.items()}
+        step = seq.step
+        # fields that are constant in this form stay constants (no pipeline register)
+        ctl0 = {"valid": step.valid, "phase2": step.phase2 if two_phase else Const(int(has2), 1),
+                "kp": step.kp, "first": step.first, "end_round": step.end_round,
+                "last_round": step.last_round, "last": step.last, "kp0": step.kp0,
+                "rt": Const(0, counter_shape(K)) if rt_const else step.rt,
+                "cmod": step.cmod if lv1 and NB > 1 else Const(0, 1), "r": step.r,
+                "o": step.o}
         ctls = [ctl0]
+        # ---- control of the later stages: stage 0's values, registered once per stage -------
         n_ctl = 2 + int(p1) + int(p2)           # stage 0, memory data, [operands], [product]
         for st in range(1, n_ctl):
             prev, cur = ctls[-1], {}
@@ -602,34 +716,6 @@ class Generator(wiring.Component):
         smac = ctls[1 + int(p1)]           # the lane multiply stage
         sacc = ctls[-1]                    # the accumulate stage
 
-        # ---- memory reads: each word read once, at the first step that needs it --------------
-        rports = {}
-        for name, mem in mems.items():
-            rports[name] = [mem.read_port(domain="sync")]
-        not_p2 = ~phase2 if two_phase else Const(1)
-        if lv1:
-            rports["U"].append(mems["U"].read_port(domain="sync"))
-            rb, ub, ua = rports["B"][0], rports["U"][1], rports["U"][0]
-            m.d.comb += rb.addr.eq(o_eff * Bi + i)
-            m.d.comb += ua.addr.eq((crow * Bo + o_eff) * Bi + i)
-            crow_b = Mux(crow + 1 < u_rows, crow + 1, 0) if u_rows > 1 else Const(0, 1)
-            m.d.comb += ub.addr.eq((crow_b * Bo + o_eff) * Bi + i)
-            new_bu = Signal()
-            m.d.comb += new_bu.eq(~stall & active & kp0 & not_p2)
-            for port in (rb, ua, ub):
-                m.d.comb += port.en.eq(new_bu)
-        else:
-            # B is per-lane data: read it in the stage before the lane multiply
-            late = ctls[int(p1)]
-            rb = rports["B"][0]
-            m.d.comb += [rb.addr.eq(late["r"] * Bo + late["o"]),
-                         rb.en.eq(~stall & late["valid"] & late["kp0"])]
-        if lv2:
-            rv = rports["V"][0]
-            new_v = kp0 & not_p2 & ((i == 0) if has1 else Const(1))
-            m.d.comb += [rv.addr.eq(j * Bo + o), rv.en.eq(~stall & active & new_v)]
-        # the read enables, for tests that count reads against Schedule.reads_per_pass
-        self.read_enables = {name: [port.en for port in ports] for name, ports in rports.items()}
 
         # ======================= stage 1: shared operands from the memory words ================
         s = cfg.engine_bits
@@ -843,7 +929,7 @@ class Generator(wiring.Component):
         m.d.comb += [emit.values[lane].eq(wvals[lane]) for lane in range(L)]
 
         in_flight = [c["valid"] for c in ctls[1:]]
-        m.d.comb += busy.eq(active | pending | Cat(*in_flight).any() | emit.holding)
+        m.d.comb += busy.eq(seq.running | Cat(*in_flight).any() | emit.holding)
         m.d.comb += self.busy.eq(busy)
         return m
 
