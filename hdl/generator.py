@@ -99,10 +99,12 @@ Requantization: :func:`hdl.arith.round_shift_saturate` with
 ``cfg.out_bits`` / ``cfg.shift`` / ``cfg.rounding`` on the exact weight, in the
 cycle after a round ends (``out_bits = 0``: the full ``cfg.acc_bits`` weight).
 
-Structure: :class:`CodeLoader` (codes -> memory write ports) and
+Structure: :class:`CodeLoader` (codes -> memory write ports), :class:`Sequencer`
+(pass requests, step counters, gated memory reads -> the control of each step) and
 :class:`Requantizer` (finished round -> output beat, and the stall) are components
-joined to the generator with :func:`amaranth.lib.wiring.connect`; the step sequencer
-and the lane datapath of each product order are still one ``elaborate``.
+joined with :func:`amaranth.lib.wiring.connect`; the lane datapath (control
+pipeline, shared operands, per-lane multiply-accumulate of each product order) is
+the generator's own ``elaborate``.
 
 Ports (``wb = cfg.weight_bits``; Verilog names flatten with ``__``)
 ----------------------------------------------------------------------
