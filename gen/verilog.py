@@ -124,9 +124,8 @@ def sidecar(cfg: Config, top=None) -> dict:
     ``top`` is the component already converted for ``cfg`` (built anew if None).
     """
     if top is None:
-        top = build_top(cfg)
-        # Only its signature and properties are read; it is never elaborated on purpose.
-        top._MustUse__silence = True
+        from hdl.ports import port_view
+        top = port_view(cfg)              # ports and figures only: no component is built
     out = {"insitugen_version": __version__, "top": top_name(cfg), "config": cfg.to_dict(),
            "digest": cfg.digest(), "ports": _ports(top)}
     if isinstance(cfg, RecombinationConfig):

@@ -15,7 +15,15 @@ import torch
 
 from insitugen.config import GeneratorConfig
 
-from .arith import as_int64, odd_value, recombine, requantize, sliced_partials
+from .arith import (
+    as_int64,
+    odd_code,
+    odd_value,
+    recombine,
+    requantize,
+    slice_operand,
+    sliced_partials,
+)
 
 
 def level1(cfg: GeneratorConfig, codes: Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -50,10 +58,34 @@ def generate(cfg: GeneratorConfig, codes: Mapping[str, torch.Tensor]) -> torch.T
     return w.reshape(cfg.weight_shape)
 
 
+def vb_products(cfg: GeneratorConfig, codes: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """The shared products of the ``vb`` order, ``m_V[j,o] * m_B[o,i,t]``, as their
+    ``cfg.vb_bits``-bit odd codes, ``[p, Bo, Bi, K]`` int64 (both levels on)."""
+    mV = odd_value(codes["V"], cfg.qv)                       # [p, Bo]
+    mB = odd_value(codes["B"], cfg.qb)                       # [Bo, Bi, K]
+    vb = mV[:, :, None, None] * mB[None]                     # odd integers
+    return odd_code(vb, cfg.vb_bits)
+
+
 def generate_sliced(cfg: GeneratorConfig, codes: Mapping[str, torch.Tensor]) -> torch.Tensor:
-    """The same full-precision ``W`` computed the way the engine does: every operand
-    sliced for ``engine_bits``, partials recombined by shift-add. Must equal
-    :func:`full_precision` exactly (a test checks it)."""
+    """The same full-precision ``W`` computed the way the engine does in ``cfg``'s
+    product order: every operand sliced for ``engine_bits``, partials recombined by
+    shift-add. Must equal :func:`full_precision` exactly (a test checks it).
+
+    ``vb`` order (both levels on): ``W[j,c,t] = sum_{o,i} m_U[o,c,i] * VB[j,o,i,t]``,
+    partials of U slices x VB slices summed over ``(o, i)``."""
+    if cfg.level1 and cfg.level2 and cfg.product_order == "vb":
+        u = as_int64(codes["U"])                              # [Bo, q, Bi]
+        vb = vb_products(cfg, codes)                         # [p, Bo, Bi, K]
+        u_s = slice_operand(u, cfg.u_operand)
+        x_s = slice_operand(vb, cfg.vb_operand)
+        parts, shifts = [], []
+        for uj, ou in zip(u_s, cfg.u_operand.offsets, strict=True):
+            for xl, ox in zip(x_s, cfg.vb_operand.offsets, strict=True):
+                # [1, Bo, q, Bi, 1] x [p, Bo, 1, Bi, K] summed over Bo and Bi -> [p, q, K]
+                parts.append((uj[None, :, :, :, None] * xl[:, :, None, :, :]).sum(dim=(1, 3)))
+                shifts.append(ou + ox)
+        return recombine(parts, shifts)
     if cfg.level1:
         # partials over Bi: a = U codes [Bo, q, Bi, 1], x = B codes [Bo, 1, Bi, K]
         u = as_int64(codes["U"]).unsqueeze(-1)

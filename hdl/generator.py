@@ -18,42 +18,67 @@ round ``r`` lane ``m`` computes the weight of column ``n = r*L + m`` of row
 ``j`` (``c = n // K``, ``t = n % K``; the lane idles when ``n >= N``). All
 lanes follow one shared step sequence, one engine multiply per lane per cycle:
 
-* both levels on: for ``o < Bo``: level-1 steps (``i < Bi``, U slice, B slice)
-  accumulate ``W1[o, c, t]``; then level-2 steps (V slice, W1 slice)
-  accumulate ``W[j, c, t]``;
+* both levels on, ``product_order = "vb"`` (the default, W1-free): for ``o < Bo``,
+  ``i < Bi``, each slice pair (U slice, VB slice): ``W[j,c,t] += m_U[o,c,i] *
+  VB[t]`` with ``VB[t] = m_V[j,o] * m_B[o,i,t]``. The ``K`` products ``VB`` of a step
+  come from ``K`` small shared multipliers (``(qv+1) x (qb+1)`` bits, one per tap
+  residue, not per lane) and are odd integers, taken as ``cfg.vb_bits``-bit odd codes
+  (free wiring) and sliced like any odd code; no lane holds a ``W1``;
+* both levels on, ``product_order = "w1"`` (W1 recompute): for ``o < Bo``: level-1
+  steps (``i < Bi``, U slice, B slice) accumulate ``W1[o, c, t]`` in a per-lane
+  register; then level-2 steps (V slice, W1 slice) accumulate ``W[j, c, t]``;
 * level 1 off (``base_in = 0``): ``W1 = m_B[o, c, t]`` (the odd B code, sliced
   as an odd code); per ``o`` only level-2 steps;
 * level 2 off (``base_out = 0``): ``o = j``; only level-1 steps; ``W = W1``;
 * both off: ``W = m_B[j, c, t]``; one step per round.
 
-``W1`` is **recomputed** per weight, never buffered: a ``W1`` buffer for oihw
-order would hold ``Bo*q*K*w1_bits`` bits (557 kbit for the default config,
-6.4x its codes) and defeat the compression; recomputing costs ``Bo *
-level1_steps`` extra multiplies per weight and no buffer. Engine multiplies
-per weight: ``cfg.macs_per_weight = Bo*(Bi*S_U*S_B + S_V*S_W1)`` (both on),
-``Bi*S_U*S_B`` (level 2 off), ``Bo*S_V*S_B`` (level 1 off), 0 (both off).
-Steps per round: ``steps_per_round = max(1, macs_per_weight)``.
+With one level off (or both) the two product orders are the same datapath.
+``W1`` is never buffered: a ``W1`` buffer for oihw order would hold
+``Bo*q*K*w1_bits`` bits (557 kbit for the default config, 6.4x its codes).
+Engine multiplies per weight (``cfg.macs_per_weight``): ``Bo*Bi*S_U*S_VB`` (vb),
+``Bo*(Bi*S_U*S_B + S_V*S_W1)`` (w1), ``Bi*S_U*S_B`` (level 2 off), ``Bo*S_V*S_B``
+(level 1 off), 0 (both off). Steps per round: ``max(1, macs_per_weight)``. The
+figures (cycles, bounds, memories, reads) are those of
+:class:`insitugen.schedule.Schedule`; the orders trade places with the engine width
+(default layer: 792 vs 1056 on a 2-bit engine, 352 vs 352 on 3 bits, 352 vs 308 on 4).
 
 Recombination (``cfg.recombination``):
 
-* ``"fused"``: per lane one ``W1`` and one ``W`` accumulator; each step adds
-  ``product << shift`` (shift = sum of the slice offsets of the step's pair).
+* ``"fused"``: per lane one accumulator per sum (``W``; in the w1 order also
+  ``W1``); each step adds ``product << shift`` (shift = sum of the slice offsets of
+  the step's pair, chosen among the distinct shifts by signals shared by all lanes).
   Accumulator width: ``insitugen.widths.sum_abs_bound`` over all terms (holds
   every prefix sum).
-* ``"separate"``: per lane one partial accumulator per slice pair (level 1:
-  ``S_U*S_B`` partials summing ``Bi`` products; level 2: ``S_V*S_W1`` partials
-  summing ``Bo`` products); ``W1`` / ``W`` are the shift-add trees
-  (:func:`hdl.arith.shift_add_levels`) of the partials.
+* ``"separate"``: per lane one partial accumulator per slice pair, summing that
+  pair's products over the sum's terms (vb: ``Bo*Bi``; w1 level 1: ``Bi``, level 2:
+  ``Bo``); the value is the shift-add tree (:func:`hdl.arith.shift_add_levels`) of
+  the partials.
+
+Register stages (``cfg.pipeline_stages``, :attr:`Schedule.register_stages`):
+
+* 1 (default): the operands shared by the lanes (vb: the ``K`` selected VB slices,
+  the ``NB`` selected U window slices and the ``K`` window carries; level 1 off: the
+  V slice; w1: the ``K`` B codes, the U window, the V code) are registered after
+  their memory-side selection, so a lane's path starts at a register: at most a 2:1
+  window choice, the multiplier, the shift choice and the accumulator adder.
+* 2 (not the w1 order, which feeds W1 back into its multiplier): each lane's
+  product is registered too, splitting multiplier and accumulator adder.
+* Every stage adds one cycle of latency and none of throughput; both levels off has
+  no multiplier and takes no stage.
 
 Nothing is ever truncated before the final value, whose exact range is
 ``cfg.w1_range`` / ``cfg.acc_range``. Multiplier inputs are ``(s+1)``-bit
 signed, products ``(2s+2)``-bit signed. With every slice count 1 both forms
 are the same single-MAC datapath.
 
-Memories (one write port each, synchronous read; ``memory_bits`` gives bits):
+Memories (one write port each, synchronous read; ``memory_bits`` gives bits). Each
+read is enabled only when its word is needed (``Schedule.reads_per_pass``): B and U
+at the first step of each ``(o, i)``, V at the first step of each ``o``, the per-lane
+B word of level 1 off at the first step of each ``o``, one stage early so it meets
+its multiply; a word read once holds on the port while its steps run.
 
 * ``V`` (level 2 on): ``p*Bo`` words of ``qv`` bits, address ``j*Bo + o``;
-  one read per step, broadcast to all lanes.
+  broadcast to all lanes.
 * ``B`` with level 1 on: ``Bo*Bi`` words of ``K*qb`` bits (word ``o*Bi + i``
   holds ``B[o, i, 0..K-1]``); lane ``m`` selects ``t_m``.
 * ``U`` (level 1 on): channels grouped in rows of ``NB = min(q, (L+K-2)//K + 1)``
@@ -73,6 +98,13 @@ B 2376 + U 67584 + V 16896 = 86856 bits.
 Requantization: :func:`hdl.arith.round_shift_saturate` with
 ``cfg.out_bits`` / ``cfg.shift`` / ``cfg.rounding`` on the exact weight, in the
 cycle after a round ends (``out_bits = 0``: the full ``cfg.acc_bits`` weight).
+
+Structure: :class:`CodeLoader` (codes -> memory write ports), :class:`Sequencer`
+(pass requests, step counters, gated memory reads -> the control of each step) and
+:class:`Requantizer` (finished round -> output beat, and the stall) are components
+joined with :func:`amaranth.lib.wiring.connect`; the lane datapath (control
+pipeline, shared operands, per-lane multiply-accumulate of each product order) is
+the generator's own ``elaborate``.
 
 Ports (``wb = cfg.weight_bits``; Verilog names flatten with ``__``)
 ----------------------------------------------------------------------
@@ -100,29 +132,32 @@ Timing
 ------
 With ``weights.ready`` held high, the last beat of a pass is taken
 ``n_beats * steps_per_round + latency`` cycles after the clock edge that
-samples ``start`` (``latency = 3``: memory read, multiply-accumulate, output
-register). Back-to-back passes add exactly ``n_beats * steps_per_round``
-cycles each. The engine stalls only when a round ends while the one-beat
-output register still holds an untaken beat.
+samples ``start`` (``latency = 3 + register stages``: memory read, [operand
+register], [product register], multiply-accumulate, output register). Back-to-back
+passes add exactly ``n_beats * steps_per_round`` cycles each. The engine stalls only
+when a round ends while the one-beat output register still holds an untaken beat.
 """
 
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.memory import Memory
+from amaranth.lib.memory import Memory, ReadPort, WritePort
 from amaranth.lib.wiring import In, Out
 
 from insitugen import widths as W
 from insitugen.config import GeneratorConfig
+from insitugen.schedule import Schedule
 
-from .arith import counter_shape, odd_from_code, operand_slices, round_shift_saturate, shift_add_levels
+from .arith import (
+    counter_shape,
+    odd_from_code,
+    operand_slices,
+    round_shift_saturate,
+    shift_add_levels,
+)
 
-__all__ = ["Generator", "weights_layout"]
-
-#: Pipeline cycles added to ``n_beats * steps_per_round`` (see the module docstring).
-LATENCY = 3
-
+__all__ = ["Generator", "generator_signature", "weights_layout"]
 
 def weights_layout(cfg: GeneratorConfig) -> data.StructLayout:
     """Payload layout of the ``weights`` stream."""
@@ -138,19 +173,20 @@ def _ceil_div(a: int, b: int) -> int:
 
 
 def _fused_accumulator(m: Module, name: str, pairs, a_op: W.SlicedOperand,
-                       x_op: W.SlicedOperand, terms: int, prod, pair_index, enable, first):
+                       x_op: W.SlicedOperand, terms: int, prod, shifts, enable, first):
     """A lane accumulator of the ``fused`` form: adds ``prod << shift`` of the step's slice
-    pair (``pairs[pair_index] = (a slice, x slice, shift)``) when ``enable``, restarting
-    on ``first``. Its width holds every prefix sum of ``terms`` such sums
-    (:func:`insitugen.widths.sum_abs_bound`)."""
+    pair (``pairs[k] = (a slice, x slice, shift)``) when ``enable``, restarting on
+    ``first``. ``shifts``: ``(shift, condition)`` per distinct shift, the conditions shared
+    by every lane (one mux input per distinct shift, not per pair). Its width holds every
+    prefix sum of ``terms`` such sums (:func:`insitugen.widths.sum_abs_bound`)."""
     bound = W.sum_abs_bound([(W.product_range(a_op.ranges[ja], x_op.ranges[jx]), sh)
                              for ja, jx, sh in pairs] * terms)
     acc = Signal(signed(W.signed_bits(-bound, bound)), name=name)
     term = Signal.like(acc, name=f"{name}_term")
-    with m.Switch(pair_index):
-        for k, (_, _, sh) in enumerate(pairs):
-            with (m.Case(k) if k < len(pairs) - 1 else m.Default()):
-                m.d.comb += term.eq(prod.shift_left(sh))
+    value = prod.shift_left(shifts[-1][0])
+    for sh, cond in reversed(shifts[:-1]):
+        value = Mux(cond, prod.shift_left(sh), value)
+    m.d.comb += term.eq(value)
     with m.If(enable):
         m.d.sync += acc.eq(Mux(first, 0, acc) + term)
     return acc
@@ -165,7 +201,7 @@ def _separate_recombination(m: Module, name: str, a_op: W.SlicedOperand,
     stand-alone unit into a signed ``out_bits`` value."""
     rw = W.recombination_widths(a_op, x_op, terms)
     parts = []
-    for k, (rng, sh) in enumerate(zip(rw.partial_ranges, rw.shifts)):
+    for k, (rng, sh) in enumerate(zip(rw.partial_ranges, rw.shifts, strict=True)):
         part = Signal(signed(W.signed_bits(*rng)), name=f"{name}_p{k}")
         with m.If(enable & pair_is[k]):
             m.d.sync += part.eq(Mux(first, 0, part) + prod)
@@ -175,150 +211,55 @@ def _separate_recombination(m: Module, name: str, a_op: W.SlicedOperand,
     return value
 
 
-class Generator(wiring.Component):
-    """Whole-layer MLG weight generator; see the module docstring for the contract."""
+class CodeLoader(wiring.Component):
+    """Writes the code stream into the code memories (load order and word layout of the
+    module docstring).
+
+    Ports: ``codes`` (the generator's code stream; ``ready = ~busy``), ``busy``
+    (``In(1)``: the generator is generating), ``fire`` (``Out(1)``: a code beat is
+    taken this cycle), ``loaded`` (``Out(1)``: the last beat of a whole layer has been
+    taken and no later beat since), and one write port per memory, ``write_B`` /
+    ``write_U`` / ``write_V`` (``In(WritePort.Signature)``: the loader drives them, one
+    enable per code field), for :func:`amaranth.lib.wiring.connect` to the memories.
+    """
 
     def __init__(self, cfg: GeneratorConfig):
-        if not isinstance(cfg, GeneratorConfig):
-            self._MustUse__silence = True
-            raise TypeError(f"Generator needs a GeneratorConfig, not {cfg!r}")
         self._cfg = cfg
-        q, K, L = cfg.in_channels, cfg.K, cfg.lanes
-        self._N = N = q * K
-        self._R = _ceil_div(N, L)
-        self._obl = cfg.Bo if cfg.level2 else 1           # o-loop length inside a round
-        u, b, v, w1 = cfg.u_operand, cfg.b_operand, cfg.v_operand, cfg.w1_operand
-        # slice pairs of each level: (a slice, x slice, shift)
-        self._pairs1 = ([(ju, jb, ou + ob) for ju, ou in enumerate(u.offsets)
-                         for jb, ob in enumerate(b.offsets)] if cfg.level1 else [])
-        self._pairs2 = ([(jv, jw, ov + ow) for jv, ov in enumerate(v.offsets)
-                         for jw, ow in enumerate(w1.offsets)] if cfg.level2 else [])
-        self._l1_steps = cfg.Bi * len(self._pairs1)
-        self._l2_steps = len(self._pairs2)
-        self._NB = min(q, (L + K - 2) // K + 1)
-        self._u_rows = _ceil_div(q, self._NB)
+        self._schedule = Schedule(cfg)
         code_bits = max(cfg.code_bits[name] for name in cfg.code_shapes)
-        self._code_bits = code_bits
-        super().__init__({
-            "codes": In(stream.Signature(unsigned(code_bits))),
-            "start": In(1),
-            "weights": Out(stream.Signature(weights_layout(cfg))),
-            "busy": Out(1),
-            "loaded": Out(1),
-        })
+        members = {"codes": In(stream.Signature(unsigned(code_bits))), "busy": In(1),
+                   "fire": Out(1), "loaded": Out(1)}
+        for name, (depth, width) in self._schedule.memory_shapes.items():
+            members[f"write_{name}"] = In(WritePort.Signature(
+                addr_width=W.bits_for_count(depth), shape=unsigned(width),
+                granularity=cfg.code_bits[name]))
+        super().__init__(members)
 
-    @classmethod
-    def figures(cls, cfg: GeneratorConfig) -> "Generator":
-        """An instance read only for its properties (cycle counts, memory bits), never
-        elaborated: Amaranth's warning about an unused elaboratable is silenced."""
-        model = cls(cfg)
-        model._MustUse__silence = True
-        return model
-
-    # ---- properties for the testbench, the benchmarks and the synthesis report ----------
-    @property
-    def cfg(self) -> GeneratorConfig:
-        return self._cfg
-
-    @property
-    def lanes(self) -> int:
-        return self._cfg.lanes
-
-    @property
-    def rounds_per_row(self) -> int:
-        """``R = ceil(q*K / L)`` beats per output channel."""
-        return self._R
-
-    @property
-    def n_beats(self) -> int:
-        """Beats per pass: ``p * R``."""
-        return self._cfg.out_channels * self._R
-
-    @property
-    def steps_per_round(self) -> int:
-        """Engine cycles per round: ``max(1, cfg.macs_per_weight)``."""
-        return max(1, self._obl * (self._l1_steps + self._l2_steps))
-
-    @property
-    def latency(self) -> int:
-        """Fixed pipeline cycles of a pass beyond ``n_beats * steps_per_round``."""
-        return LATENCY
-
-    @property
-    def pass_cycles(self) -> int:
-        """Cycles from the edge sampling ``start`` to the last beat's handshake, ready high."""
-        return self.n_beats * self.steps_per_round + self.latency
-
-    @property
-    def cycles_lower_bound(self) -> int:
-        """``ceil(p*q*K*macs_per_weight / L)``; both levels off: the number of rounds."""
-        cfg = self._cfg
-        macs = cfg.n_weights * cfg.macs_per_weight
-        if macs == 0:
-            return self.n_beats
-        return _ceil_div(macs, cfg.lanes)
-
-    @property
-    def window_channels(self) -> int:
-        """``NB``: input channels one round touches at most (U row width)."""
-        return self._NB
-
-    @property
-    def memory_shapes(self) -> dict[str, tuple[int, int]]:
-        """Memory name -> (depth, word bits); depth at least 2."""
-        cfg = self._cfg
-        shapes = {}
-        if cfg.level1:
-            shapes["B"] = (cfg.Bo * cfg.Bi, cfg.K * cfg.qb)
-            shapes["U"] = (self._u_rows * cfg.Bo * cfg.Bi, self._NB * cfg.qu)
-        else:
-            shapes["B"] = (self._R * cfg.Bo, cfg.lanes * cfg.qb)
-        if cfg.level2:
-            shapes["V"] = (cfg.out_channels * cfg.Bo, cfg.qv)
-        # at least two words: a one-word memory has a zero-width address, which Verilog
-        # cannot declare
-        return {k: (max(2, d), w) for k, (d, w) in shapes.items()}
-
-    @property
-    def memory_bits(self) -> dict[str, int]:
-        """Memory name -> bits (``depth * word bits``; includes padding of partial rows)."""
-        return {k: d * w for k, (d, w) in self.memory_shapes.items()}
-
-    # ---- elaboration ----------------------------------------------------------------------
     def elaborate(self, platform):
         m = Module()
-        cfg = self._cfg
-        p, q, K, L, N, R = cfg.out_channels, cfg.in_channels, cfg.K, cfg.lanes, self._N, self._R
-        Bo, Bi, obl = cfg.Bo, cfg.Bi, self._obl
+        cfg, sched = self._cfg, self._schedule
+        p, q, K, L = cfg.out_channels, cfg.in_channels, cfg.K, cfg.lanes
+        N, R = sched.row_weights, sched.rounds_per_row
+        Bo, Bi = cfg.Bo, cfg.Bi
         lv1, lv2 = cfg.level1, cfg.level2
-        NB, u_rows = self._NB, self._u_rows
-        P1, P2 = len(self._pairs1), len(self._pairs2)
-        mems = {}
-        for name, (depth, width) in self.memory_shapes.items():
-            mem = Memory(shape=unsigned(width), depth=depth, init=[])
-            m.submodules[f"mem_{name}"] = mem
-            mems[name] = mem
-        wports = {name: mem.write_port(granularity={"B": cfg.qb, "U": cfg.qu, "V": cfg.qv}[name])
-                  for name, mem in mems.items()}
-
-        # ======================= code loader =====================================================
+        NB, u_rows = sched.window_channels, sched.u_rows
         code = self.codes.payload
-        busy = Signal()
         code_fire = Signal()
-        m.d.comb += [self.codes.ready.eq(~busy), code_fire.eq(self.codes.valid & self.codes.ready)]
+        m.d.comb += [self.codes.ready.eq(~self.busy),
+                     code_fire.eq(self.codes.valid & self.codes.ready), self.fire.eq(code_fire)]
         tensors = list(cfg.code_shapes)                       # B, [U], [V] in load order
         ld_t = Signal(counter_shape(len(tensors)))
-        ld_final = Signal()                                   # the beat holds the layer's last code
-        tensor_last = {}                                      # name -> "this code is the tensor's last"
-        loaded = Signal()
-        m.d.comb += self.loaded.eq(loaded)
+        ld_final = Signal()                    # the beat holds the layer's last code
+        tensor_last = {}                       # name -> "this code is the tensor's last"
+        loaded = self.loaded
 
         if lv1:
             ba = Signal(counter_shape(Bo * Bi))
             bt = Signal(counter_shape(K))
-            wp = wports["B"]
+            wp = self.write_B
             m.d.comb += [wp.addr.eq(ba), wp.data.eq(Cat([code[:cfg.qb]] * K)),
-                         wp.en.eq(Mux(code_fire & (ld_t == tensors.index("B")), Const(1, 1) << bt, 0))]
+                         wp.en.eq(Mux(code_fire & (ld_t == tensors.index("B")),
+                                      Const(1, 1) << bt, 0))]
             tensor_last["B"] = (ba == Bo * Bi - 1) & (bt == K - 1)
             with m.If(code_fire & (ld_t == tensors.index("B"))):
                 with m.If(bt == K - 1):
@@ -331,9 +272,11 @@ class Generator(wiring.Component):
             ucm = Signal(counter_shape(NB))
             ucr = Signal(counter_shape(u_rows))
             ui = Signal(counter_shape(Bi))
-            wp = wports["U"]
-            m.d.comb += [wp.addr.eq((ucr * Bo + uo) * Bi + ui), wp.data.eq(Cat([code[:cfg.qu]] * NB)),
-                         wp.en.eq(Mux(code_fire & (ld_t == tensors.index("U")), Const(1, 1) << ucm, 0))]
+            wp = self.write_U
+            m.d.comb += [wp.addr.eq((ucr * Bo + uo) * Bi + ui),
+                         wp.data.eq(Cat([code[:cfg.qu]] * NB)),
+                         wp.en.eq(Mux(code_fire & (ld_t == tensors.index("U")),
+                                      Const(1, 1) << ucm, 0))]
             tensor_last["U"] = (uo == Bo - 1) & (uc == q - 1) & (ui == Bi - 1)
             with m.If(code_fire & (ld_t == tensors.index("U"))):
                 m.d.sync += ui.eq(Mux(ui == Bi - 1, 0, ui + 1))
@@ -352,9 +295,10 @@ class Generator(wiring.Component):
             bo_ = Signal(counter_shape(Bo))
             bnm = Signal(counter_shape(L))
             bnd = Signal(counter_shape(R))
-            wp = wports["B"]
+            wp = self.write_B
             m.d.comb += [wp.addr.eq(bnd * Bo + bo_), wp.data.eq(Cat([code[:cfg.qb]] * L)),
-                         wp.en.eq(Mux(code_fire & (ld_t == tensors.index("B")), Const(1, 1) << bnm, 0))]
+                         wp.en.eq(Mux(code_fire & (ld_t == tensors.index("B")),
+                                      Const(1, 1) << bnm, 0))]
             row_end = (bnd == (N - 1) // L) & (bnm == (N - 1) % L)
             tensor_last["B"] = (bo_ == Bo - 1) & row_end
             with m.If(code_fire & (ld_t == tensors.index("B"))):
@@ -366,7 +310,7 @@ class Generator(wiring.Component):
                     m.d.sync += bnm.eq(bnm + 1)
         if lv2:
             va = Signal(counter_shape(p * Bo))
-            wp = wports["V"]
+            wp = self.write_V
             m.d.comb += [wp.addr.eq(va), wp.data.eq(code[:cfg.qv]),
                          wp.en.eq(code_fire & (ld_t == tensors.index("V")))]
             tensor_last["V"] = va == p * Bo - 1
@@ -381,27 +325,128 @@ class Generator(wiring.Component):
                         m.d.sync += ld_t.eq(0 if k == len(tensors) - 1 else k + 1)
         with m.If(code_fire):
             m.d.sync += loaded.eq(ld_final)
+        return m
 
-        # ======================= stage 0: step controller, memory addresses ======================
-        stall = Signal()
+
+class Requantizer(wiring.Component):
+    """Requantizes a finished round of lane values into the one-beat output register.
+
+    Ports: ``values`` (``In(ArrayLayout(signed(acc_bits), L))``: each lane's exact
+    weight, read in the cycle after ``round_end``), ``round_end`` / ``last_round`` /
+    ``last`` (``In(1)``: the accumulate stage's step ends a round / the round is a
+    row's last / the pass's last), ``weights`` (the generator's output stream),
+    ``stall`` (``Out(1)``: a finished round waits for the output register; the
+    pipeline must hold) and ``holding`` (``Out(1)``: a round or a beat is in here).
+    :func:`hdl.arith.round_shift_saturate` with ``cfg.out_bits`` / ``cfg.shift`` /
+    ``cfg.rounding``; lanes past a row's last weight carry 0.
+    """
+
+    def __init__(self, cfg: GeneratorConfig):
+        self._cfg = cfg
+        self._schedule = Schedule(cfg)
+        super().__init__({
+            "values": In(data.ArrayLayout(signed(cfg.acc_bits), cfg.lanes)),
+            "round_end": In(1), "last_round": In(1), "last": In(1),
+            "weights": Out(stream.Signature(weights_layout(cfg))),
+            "stall": Out(1), "holding": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, sched = self._cfg, self._schedule
+        L, N, R = cfg.lanes, sched.row_weights, sched.rounds_per_row
+        stall = self.stall
+        e_valid = Signal()
+        e_last_round = Signal()
+        e_last = Signal()
+        with m.If(~stall):
+            m.d.sync += [e_valid.eq(self.round_end), e_last_round.eq(self.last_round),
+                         e_last.eq(self.last)]
+        out = self.weights
+        out_fire = out.valid & out.ready
+        m.d.comb += [stall.eq(e_valid & out.valid & ~out.ready),
+                     self.holding.eq(e_valid | out.valid)]
+        with m.If(out_fire):
+            m.d.sync += out.valid.eq(0)
+        count_last = N - (R - 1) * L
+        with m.If(e_valid & ~stall):
+            m.d.sync += [out.valid.eq(1), out.payload.last.eq(e_last),
+                         out.payload.count.eq(Mux(e_last_round, count_last, L))]
+            # round_shift_saturate reads the remainder from the value's own bits: give it at
+            # least shift + 2 bits so a shift wider than the weight still sees the sign bits
+            ext_bits = max(cfg.acc_bits, cfg.shift + 2)
+            for lane in range(L):
+                ext = Signal(signed(ext_bits), name=f"wfull_{lane}")
+                m.d.comb += ext.eq(self.values[lane])
+                rq = round_shift_saturate(ext, ext_bits, cfg.out_bits, cfg.shift, cfg.rounding)
+                if lane >= N:
+                    val = Const(0, signed(cfg.weight_bits))   # never a weight (L > N)
+                elif lane >= count_last:
+                    val = Mux(e_last_round, 0, rq)
+                else:
+                    val = rq
+                m.d.sync += out.payload.w[lane].eq(val)
+        return m
+
+
+class Sequencer(wiring.Component):
+    """The step controller: pass requests, the step counters of the schedule, and the
+    gated reads of the code memories (each word read once, at the first step that
+    needs it).
+
+    Ports: ``start`` / ``loaded`` / ``code_fire`` / ``stall`` (``In(1)``: a pass is
+    requested / a layer is loaded / a code beat is taken this cycle / the pipeline
+    holds), ``running`` (``Out(1)``: a pass is requested or its steps run), ``step``
+    (``Out``: the control of the step issued this cycle, :func:`step_layout`) and one
+    read port per memory port, ``read_B``, ``read_U`` and ``read_U1`` (level 1 on),
+    ``read_V`` (level 2 on) (``In(ReadPort.Signature)``: the sequencer drives address
+    and enable; the data goes to the datapath).
+    """
+
+    def __init__(self, cfg: GeneratorConfig):
+        self._cfg = cfg
+        self._schedule = sched = Schedule(cfg)
+        members = {"start": In(1), "loaded": In(1), "code_fire": In(1), "stall": In(1),
+                   "running": Out(1), "step": Out(step_layout(cfg))}
+        ports = list(sched.memory_shapes.items())
+        if cfg.level1:
+            ports.append(("U1", sched.memory_shapes["U"]))
+        for name, (depth, width) in ports:
+            members[f"read_{name}"] = In(ReadPort.Signature(
+                addr_width=W.bits_for_count(depth), shape=unsigned(width)))
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, sched = self._cfg, self._schedule
+        p, K, L = cfg.out_channels, cfg.K, cfg.lanes
+        R = sched.rounds_per_row
+        Bo, Bi, obl = cfg.Bo, cfg.Bi, sched.o_loop
+        lv1, lv2 = cfg.level1, cfg.level2
+        NB, u_rows = sched.window_channels, sched.u_rows
+        p1 = sched.register_stages[0]
+        pairs1, pairs2 = sched.pairs_level1, sched.pairs_level2
+        NP1, NP2 = len(pairs1), len(pairs2)
+        has1, has2 = NP1 > 0, NP2 > 0
+        two_phase = has1 and has2                 # the w1 order: level 1, then level 2, per o
+        stall = self.stall
         active = Signal()
         pending = Signal()
         j = Signal(counter_shape(p))
         r = Signal(counter_shape(R))
         o = Signal(counter_shape(obl))
         i = Signal(counter_shape(max(1, Bi)))
-        kp = Signal(counter_shape(max(1, P1, P2)))
-        both = lv1 and lv2
-        phase2 = Signal() if both else Const(int(lv2 and not lv1), 1)   # 1 = level-2 step
+        kp = Signal(counter_shape(max(1, NP1, NP2)))
+        phase2 = Signal() if two_phase else Const(int(has2), 1)   # 1 = a V x W1 step
 
-        last_kp1 = kp == P1 - 1 if P1 else Const(1)
-        last_kp2 = kp == P2 - 1 if P2 else Const(1)
+        last_kp1 = kp == NP1 - 1 if NP1 else Const(1)
+        last_kp2 = kp == NP2 - 1 if NP2 else Const(1)
         last_i = i == Bi - 1 if lv1 else Const(1)
-        if both:
+        if two_phase:
             end_oblock = phase2 & last_kp2
-        elif lv1:
+        elif has1:
             end_oblock = last_kp1 & last_i
-        elif lv2:
+        elif has2:
             end_oblock = last_kp2
         else:
             end_oblock = Const(1)
@@ -409,7 +454,7 @@ class Generator(wiring.Component):
         end_row = end_round & (r == R - 1)
         end_pass = end_row & (j == p - 1)
 
-        start_req = self.start & loaded & ~code_fire
+        start_req = self.start & self.loaded & ~self.code_fire
         go = start_req | pending
         begin = go & (~active | end_pass) & ~stall
         with m.If(begin):
@@ -425,7 +470,7 @@ class Generator(wiring.Component):
 
         with m.If(begin):
             m.d.sync += [active.eq(1), j.eq(0), r.eq(0), o.eq(0), i.eq(0), kp.eq(0)]
-            if both:
+            if two_phase:
                 m.d.sync += phase2.eq(0)
             if not rt_const:
                 m.d.sync += rt.eq(0)
@@ -437,7 +482,7 @@ class Generator(wiring.Component):
             with m.If(end_pass):
                 m.d.sync += active.eq(0)
             # step within the o-block
-            if both:
+            if two_phase:
                 with m.If(~phase2):
                     with m.If(last_kp1):
                         m.d.sync += kp.eq(0)
@@ -452,7 +497,7 @@ class Generator(wiring.Component):
                         m.d.sync += [kp.eq(0), phase2.eq(0)]
                     with m.Else():
                         m.d.sync += kp.eq(kp + 1)
-            elif lv1:
+            elif has1:
                 with m.If(last_kp1):
                     m.d.sync += kp.eq(0)
                     with m.If(last_i):
@@ -461,7 +506,7 @@ class Generator(wiring.Component):
                         m.d.sync += i.eq(i + 1)
                 with m.Else():
                     m.d.sync += kp.eq(kp + 1)
-            elif lv2:
+            elif has2:
                 m.d.sync += kp.eq(Mux(last_kp2, 0, kp + 1))
             with m.If(end_oblock):
                 m.d.sync += o.eq(Mux(o == obl - 1, 0, o + 1))
@@ -491,74 +536,224 @@ class Generator(wiring.Component):
 
         o_eff = o if lv2 else j          # basis row of the step
         fused = cfg.recombination == "fused"
-        # first-term flags: fused accumulators restart per o-block (W1) / per round (W);
-        # separate partials restart at i == 0 (level 1) / o == 0 (level 2)
-        first1 = ((i == 0) & (kp == 0)) if fused else (i == 0)
-        first2 = ((o == 0) & (kp == 0)) if fused else (o == 0)
+        kp0 = kp == 0
+        # first-term flags: a fused accumulator restarts at the first step of its sum, a
+        # separate partial at the first step of its slice pair (kp == k)
+        first_single = ((o == 0) if lv2 else Const(1)) & ((i == 0) if has1 else Const(1))
+        if two_phase:
+            first = Mux(phase2, (o == 0) & (kp0 if fused else 1), (i == 0) & (kp0 if fused else 1))
+        else:
+            first = first_single & (kp0 if fused else 1)
 
-        rports = {}
-        for name, mem in mems.items():
-            rports[name] = [mem.read_port(domain="sync")]
+        # ---- memory reads: each word read once, at the first step that needs it --------------
+        rports = {name: [getattr(self, f"read_{name}")] for name in sched.memory_shapes}
+        not_p2 = ~phase2 if two_phase else Const(1)
         if lv1:
-            rports["U"].append(mems["U"].read_port(domain="sync"))
+            rports["U"].append(self.read_U1)
             rb, ub, ua = rports["B"][0], rports["U"][1], rports["U"][0]
             m.d.comb += rb.addr.eq(o_eff * Bi + i)
             m.d.comb += ua.addr.eq((crow * Bo + o_eff) * Bi + i)
             crow_b = Mux(crow + 1 < u_rows, crow + 1, 0) if u_rows > 1 else Const(0, 1)
             m.d.comb += ub.addr.eq((crow_b * Bo + o_eff) * Bi + i)
+            new_bu = Signal()
+            m.d.comb += new_bu.eq(~stall & active & kp0 & not_p2)
+            for port in (rb, ua, ub):
+                m.d.comb += port.en.eq(new_bu)
         else:
-            m.d.comb += rports["B"][0].addr.eq(r * Bo + o_eff)
+            # B is per-lane data: read it in the stage before the lane multiply (the
+            # registers below repeat those of the datapath's stage 1; synthesis merges them)
+            late = {"r": r, "o": o_eff, "valid": active, "kp0": kp0}
+            if p1:
+                for key, sig in list(late.items()):
+                    reg = Signal.like(sig, name=f"late_{key}")
+                    m.d.sync += reg.eq(Mux(stall, reg, sig))
+                    late[key] = reg
+            rb = rports["B"][0]
+            m.d.comb += [rb.addr.eq(late["r"] * Bo + late["o"]),
+                         rb.en.eq(~stall & late["valid"] & late["kp0"])]
         if lv2:
-            m.d.comb += rports["V"][0].addr.eq(j * Bo + o)
-        for ports in rports.values():
-            for port in ports:
-                m.d.comb += port.en.eq(~stall)
+            rv = rports["V"][0]
+            new_v = kp0 & not_p2 & ((i == 0) if has1 else Const(1))
+            m.d.comb += [rv.addr.eq(j * Bo + o), rv.en.eq(~stall & active & new_v)]
+        step = self.step
+        m.d.comb += [step.valid.eq(active), step.phase2.eq(phase2), step.kp.eq(kp),
+                     step.first.eq(first), step.end_round.eq(active & end_round),
+                     step.last_round.eq(r == R - 1), step.last.eq(end_pass), step.kp0.eq(kp0),
+                     step.rt.eq(rt), step.cmod.eq(cmod), step.r.eq(r), step.o.eq(o_eff),
+                     self.running.eq(active | pending)]
+        return m
 
-        # ======================= stage 1 control (registered from stage 0) =======================
-        s1_valid = Signal()
-        s1_phase2 = Signal() if both else phase2
-        s1_kp = Signal.like(kp)
-        s1_first = Signal()
-        s1_end_round = Signal()
-        s1_last_round = Signal()
-        s1_last = Signal()
-        s1_rt = Signal.like(rt) if not rt_const else rt
-        s1_cmod = Signal.like(cmod) if isinstance(cmod, Signal) else cmod
-        with m.If(~stall):
-            if both:
-                m.d.sync += s1_phase2.eq(phase2)
-            m.d.sync += [s1_valid.eq(active), s1_kp.eq(kp),
-                         s1_first.eq(Mux(phase2, first2, first1)),
-                         s1_end_round.eq(active & end_round), s1_last_round.eq(r == R - 1),
-                         s1_last.eq(end_pass)]
-            if not rt_const:
-                m.d.sync += s1_rt.eq(rt)
-            if isinstance(cmod, Signal):
-                m.d.sync += s1_cmod.eq(cmod)
 
-        # ======================= stage 1: operand selection, multiply-accumulate =================
-        # shared control and operand values are named signals: the netlist builder emits an
-        # expression anew at every use, and every lane uses these
-        exec1, exec2 = Signal(), Signal()
-        m.d.comb += [exec1.eq(s1_valid & ~s1_phase2 & ~stall), exec2.eq(s1_valid & s1_phase2 & ~stall)]
-        kp_is = [Signal(name=f"kp_is_{k}") for k in range(max(1, P1, P2))]
-        m.d.comb += [sig.eq(s1_kp == k) for k, sig in enumerate(kp_is)]
+def step_layout(cfg: GeneratorConfig) -> data.StructLayout:
+    """The control of one step as the :class:`Sequencer` issues it: ``valid``, ``phase2``
+    (a V x W1 step of the w1 order), ``kp`` (slice pair), ``first`` (the step restarts its
+    accumulator or partial), ``end_round``, ``last_round`` (of a row), ``last`` (of the
+    pass), ``kp0``, ``rt`` / ``cmod`` (level-1 window: ``n0 % K``, channel offset in the U
+    row), ``r`` (round), ``o`` (basis row)."""
+    sched = Schedule(cfg)
+    npairs = max(1, len(sched.pairs_level1), len(sched.pairs_level2))
+    return data.StructLayout({
+        "valid": 1, "phase2": 1, "kp": counter_shape(npairs), "first": 1, "end_round": 1,
+        "last_round": 1, "last": 1, "kp0": 1, "rt": counter_shape(cfg.K),
+        "cmod": counter_shape(sched.window_channels), "r": counter_shape(sched.rounds_per_row),
+        "o": counter_shape(sched.o_loop if cfg.level2 else cfg.out_channels)})
+
+
+#: Figures of the generator read from its :class:`~insitugen.schedule.Schedule`.
+_SCHEDULE_FIGURES = ("lanes", "rounds_per_row", "n_beats", "steps_per_round", "latency",
+                     "pass_cycles", "cycles_lower_bound", "algorithmic_minimum",
+                     "window_channels", "memory_shapes", "memory_bits", "reads_per_pass")
+
+
+def generator_signature(cfg: GeneratorConfig) -> wiring.Signature:
+    """The generator's ports (see the module docstring), without building the component."""
+    code_bits = max(cfg.code_bits[name] for name in cfg.code_shapes)
+    return wiring.Signature({
+        "codes": In(stream.Signature(unsigned(code_bits))),
+        "start": In(1),
+        "weights": Out(stream.Signature(weights_layout(cfg))),
+        "busy": Out(1),
+        "loaded": Out(1),
+    })
+
+
+class Generator(wiring.Component):
+    """Whole-layer MLG weight generator; see the module docstring for the contract.
+
+    Its figures (cycles, memories) are those of ``Schedule(cfg)``, also readable
+    without building the component: ``Generator.figures(cfg)``."""
+
+    def __init__(self, cfg: GeneratorConfig):
+        if not isinstance(cfg, GeneratorConfig):
+            raise TypeError(f"Generator needs a GeneratorConfig, not {cfg!r}")
+        self._cfg = cfg
+        self._schedule = Schedule(cfg)
+        super().__init__(generator_signature(cfg))
+
+    @staticmethod
+    def figures(cfg: GeneratorConfig) -> Schedule:
+        """The figures of the generator for ``cfg`` (a plain :class:`Schedule`, nothing
+        elaborated or built)."""
+        return Schedule(cfg)
+
+    @property
+    def cfg(self) -> GeneratorConfig:
+        return self._cfg
+
+    @property
+    def schedule(self) -> Schedule:
+        return self._schedule
+
+
+    # ---- elaboration ----------------------------------------------------------------------
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._cfg
+        sched = self._schedule
+        K, L = cfg.K, cfg.lanes
+        Bo, Bi, obl = cfg.Bo, cfg.Bi, sched.o_loop
+        lv1 = cfg.level1
+        NB = sched.window_channels
+        mems = {}
+        for name, (depth, width) in self.memory_shapes.items():
+            mem = Memory(shape=unsigned(width), depth=depth, init=[])
+            m.submodules[f"mem_{name}"] = mem
+            mems[name] = mem
+
+        # ======================= code loader: codes -> memories ==============================
+        loader = m.submodules.loader = CodeLoader(cfg)
+        busy = Signal()
+        wiring.connect(m, wiring.flipped(self.codes), loader.codes)
+        for name, mem in mems.items():
+            wiring.connect(m, getattr(loader, f"write_{name}"), mem.write_port(
+                granularity=cfg.code_bits[name]))
+        code_fire, loaded = loader.fire, loader.loaded
+        m.d.comb += [loader.busy.eq(busy), self.loaded.eq(loaded)]
+
+        # ======================= step sequencer: counters, gated memory reads ==============
+        p1, p2 = sched.register_stages
+        pairs1, pairs2 = sched.pairs_level1, sched.pairs_level2
+        NP1, NP2 = len(pairs1), len(pairs2)
+        has1, has2 = NP1 > 0, NP2 > 0
+        two_phase = has1 and has2                 # the w1 order: level 1, then level 2, per o
+        vb = sched.order == "vb"
+        fused = cfg.recombination == "fused"
+        rt_const = (K == 1) or (L % K == 0)
+        stall = Signal()
+        seq = m.submodules.sequencer = Sequencer(cfg)
+        m.d.comb += [seq.start.eq(self.start), seq.loaded.eq(loaded),
+                     seq.code_fire.eq(code_fire), seq.stall.eq(stall)]
+        rports = {}
+        for name, mem in mems.items():
+            rports[name] = [mem.read_port(domain="sync")]
+        if lv1:
+            rports["U"].append(mems["U"].read_port(domain="sync"))
+        for name, ports in rports.items():
+            for k, port in enumerate(ports):
+                wiring.connect(m, getattr(seq, f"read_{name}{k if k else ''}"), port)
+        # the read enables, for tests that count reads against Schedule.reads_per_pass
+        self.read_enables = {name: [port.en for port in ports] for name, ports in rports.items()}
+        step = seq.step
+        # fields that are constant in this form stay constants (no pipeline register)
+        ctl0 = {"valid": step.valid, "phase2": step.phase2 if two_phase else Const(int(has2), 1),
+                "kp": step.kp, "first": step.first, "end_round": step.end_round,
+                "last_round": step.last_round, "last": step.last, "kp0": step.kp0,
+                "rt": Const(0, counter_shape(K)) if rt_const else step.rt,
+                "cmod": step.cmod if lv1 and NB > 1 else Const(0, 1), "r": step.r,
+                "o": step.o}
+        ctls = [ctl0]
+        # ---- control of the later stages: stage 0's values, registered once per stage -------
+        n_ctl = 2 + int(p1) + int(p2)           # stage 0, memory data, [operands], [product]
+        for st in range(1, n_ctl):
+            prev, cur = ctls[-1], {}
+            for key, sig in prev.items():
+                if isinstance(sig, Const):
+                    cur[key] = sig
+                    continue
+                reg = Signal.like(sig, name=f"s{st}_{key}")
+                m.d.sync += reg.eq(Mux(stall, reg, sig))
+                cur[key] = reg
+            ctls.append(cur)
+        s1 = ctls[1]                       # the memory data stage
+        smac = ctls[1 + int(p1)]           # the lane multiply stage
+        sacc = ctls[-1]                    # the accumulate stage
+
+
+        # ======================= stage 1: shared operands from the memory words ================
         s = cfg.engine_bits
         u_op, b_op, v_op, w1_op = cfg.u_operand, cfg.b_operand, cfg.v_operand, cfg.w1_operand
-        v_slices = []
-        for k, sl in enumerate(operand_slices(rports["V"][0].data, v_op) if lv2 else []):
-            sig = Signal(sl.shape(), name=f"v_slice_{k}")
-            m.d.comb += sig.eq(sl)
-            v_slices.append(sig)
+        x1_op = cfg.vb_operand if vb else b_op        # the x operand of the level-1-type steps
 
-        # per-residue B code (level 1 on): lane m uses residue m % K
-        lane_b, lane_u = [], []
+        def stage_reg(value, name):
+            """``value`` as seen by the multiply stage: registered once when the operand
+            stage is present."""
+            sig = Signal(value.shape(), name=name)
+            if p1:
+                m.d.sync += sig.eq(Mux(stall, sig, value))
+            else:
+                m.d.comb += sig.eq(value)
+            return sig
+
+        def stage_reg_odd(value, name):
+            """:func:`stage_reg` of an odd value: its LSB is always 1, so only the bits above
+            it are registered and the constant 1 stays visible to the multiplier (an odd
+            times odd product has fewer partial products)."""
+            return Cat(Const(1, 1), stage_reg(value[1:], name)).as_signed()
+
+        def select(m, sel, options, shape, name):
+            """``options[sel]`` as a named signal (the last option is the default)."""
+            sig = Signal(shape, name=name)
+            with m.Switch(sel):
+                for k, opt in enumerate(options):
+                    with (m.Case(k) if k < len(options) - 1 else m.Default()):
+                        m.d.comb += sig.eq(opt)
+            return sig
+
+        mul_shape = signed(s + 1)
+        lane_a, lane_x = [None] * L, [None] * L       # multiplier inputs of each lane
+        lane_code = [None] * L                        # both levels off: the lane's B code
         if lv1:
             bword = rports["B"][0].data
-            win_all = Cat(rports["U"][0].data, rports["U"][1].data)
-            win = Signal(NB * cfg.qu)
-            m.d.comb += win.eq(win_all.bit_select(s1_cmod * cfg.qu, NB * cfg.qu) if NB > 1
-                               else win_all[:cfg.qu])
             res_code, res_carry = [], []
             for a in range(K):
                 if rt_const:
@@ -567,105 +762,181 @@ class Generator(wiring.Component):
                 else:
                     cond = Signal(name=f"carry_{a}")
                     code_a = Signal(cfg.qb, name=f"bcode_{a}")
-                    t_a = Mux(cond, s1_rt + a - K, s1_rt + a)
-                    m.d.comb += [cond.eq((s1_rt >= K - a) if a else 0),
+                    t_a = Mux(cond, s1["rt"] + a - K, s1["rt"] + a)
+                    m.d.comb += [cond.eq((s1["rt"] >= K - a) if a else 0),
                                  code_a.eq(bword.word_select(t_a[:W.bits_for_count(K)], cfg.qb))]
                     res_carry.append(cond)
                     res_code.append(code_a)
-            for lane in range(L):
-                a = lane % K
-                d0 = min(lane // K, NB - 1)
-                d1 = min(lane // K + 1, NB - 1)
-                lane_b.append(res_code[a])
-                if d0 == d1 or rt_const:
-                    lane_u.append(win.word_select(d0, cfg.qu))
-                else:
-                    lane_u.append(Mux(res_carry[a], win.word_select(d1, cfg.qu),
-                                      win.word_select(d0, cfg.qu)))
-        else:
-            bword = rports["B"][0].data
-            lane_b = [bword.word_select(lane, cfg.qb) for lane in range(L)]
+            win_all = Cat(rports["U"][0].data, rports["U"][1].data)
+            win = Signal(NB * cfg.qu)
+            m.d.comb += win.eq(win_all.bit_select(s1["cmod"] * cfg.qu, NB * cfg.qu) if NB > 1
+                               else win_all[:cfg.qu])
+            carry_m = [c if isinstance(c, Const) else stage_reg(c, f"carry_m_{a}")
+                       for a, c in enumerate(res_carry)]
 
-        mul_shape = signed(s + 1)
-        wvals = []
-        for lane in range(L):
-            a_in = Signal(mul_shape, name=f"a_{lane}")
-            x_in = Signal(mul_shape, name=f"x_{lane}")
-            prod = Signal(signed(2 * s + 2), name=f"prod_{lane}")
-            m.d.comb += prod.eq(a_in * x_in)
-            u_sl = operand_slices(lane_u[lane], u_op) if lv1 else []
-            b_sl = operand_slices(lane_b[lane], b_op)
-            w1_val = None
-            if lv1:
-                if fused:
-                    acc1 = _fused_accumulator(m, f"w1acc_{lane}", self._pairs1, u_op, b_op, Bi,
-                                              prod, s1_kp, exec1, s1_first)
-                    w1_val = acc1[:cfg.w1_bits].as_signed()
-                else:
-                    w1_val = _separate_recombination(m, f"w1_{lane}", u_op, b_op, Bi, cfg.w1_bits,
-                                                     prod, kp_is, exec1, s1_first)
-            w1_sl = (operand_slices(w1_val, w1_op) if lv1 else b_sl) if lv2 else []
-            # operand selection: one multiplier per lane
-            if lv1:
-                with m.If(~s1_phase2):
-                    with m.Switch(s1_kp):
-                        for k, (ju, jb, sh) in enumerate(self._pairs1):
-                            with (m.Case(k) if k < P1 - 1 else m.Default()):
-                                m.d.comb += [a_in.eq(u_sl[ju]), x_in.eq(b_sl[jb])]
-            if lv2:
-                with m.If(s1_phase2):
-                    with m.Switch(s1_kp):
-                        for k, (jv, jw, sh) in enumerate(self._pairs2):
-                            with (m.Case(k) if k < P2 - 1 else m.Default()):
-                                m.d.comb += [a_in.eq(v_slices[jv]), x_in.eq(w1_sl[jw])]
-            if lv2:
-                if fused:
-                    w_val = _fused_accumulator(m, f"wacc_{lane}", self._pairs2, v_op, w1_op, Bo,
-                                               prod, s1_kp, exec2, s1_first)
-                else:
-                    w_val = _separate_recombination(m, f"w_{lane}", v_op, w1_op, Bo, cfg.acc_bits,
-                                                    prod, kp_is, exec2, s1_first)
-            elif lv1:
-                w_val = w1_val
+            def lane_window(lane, values):
+                """The lane's window channel among ``values`` (one per window channel)."""
+                a, d0 = lane % K, min(lane // K, NB - 1)
+                d1 = min(lane // K + 1, NB - 1)
+                if d0 == d1 or rt_const:
+                    return values[d0]
+                return Mux(carry_m[a], values[d1], values[d0])
+
+        if has1 and not two_phase:
+            # vb order / level 2 off: one x value per residue, one U slice per window
+            # channel, both selected for the step's slice pair before they fan out to lanes
+            if vb:
+                vcode = rports["V"][0].data
+                x_codes = []
+                for a in range(K):
+                    vbp = Signal(signed(cfg.qv + cfg.qb + 2), name=f"vb_{a}")
+                    m.d.comb += vbp.eq(odd_from_code(vcode, cfg.qv)
+                                       * odd_from_code(res_code[a], cfg.qb))
+                    # the odd product as its vb_bits-bit odd code: inverse of odd_from_code
+                    nb_ = cfg.vb_bits
+                    x_codes.append(Cat(vbp[1:nb_], ~vbp[nb_]) if nb_ > 1 else ~vbp[1])
             else:
+                x_codes = res_code
+            xsel = []
+            for a in range(K):
+                sl = operand_slices(x_codes[a], x1_op)
+                xsel.append(stage_reg_odd(select(m, s1["kp"], [sl[jx] for _, jx, _ in pairs1],
+                                                 mul_shape, f"xsel_c_{a}"), f"xsel_{a}"))
+            usel = []
+            for d in range(NB):
+                sl = operand_slices(win.word_select(d, cfg.qu), u_op)
+                usel.append(stage_reg_odd(select(m, s1["kp"], [sl[ju] for ju, _, _ in pairs1],
+                                                 mul_shape, f"usel_c_{d}"), f"usel_{d}"))
+            for lane in range(L):
+                lane_a[lane] = lane_window(lane, usel)
+                lane_x[lane] = xsel[lane % K]
+        elif has2 and not has1:
+            # level 1 off: V broadcast, each lane's own B code from the (late) B word
+            v_sl = operand_slices(rports["V"][0].data, v_op)
+            vsel = stage_reg_odd(select(m, s1["kp"], [v_sl[jv] for jv, _, _ in pairs2],
+                                        mul_shape, "vsel_c"), "vsel")
+            bword = rports["B"][0].data
+            for lane in range(L):
+                b_sl = operand_slices(bword.word_select(lane, cfg.qb), b_op)
+                lane_a[lane] = vsel
+                lane_x[lane] = select(m, smac["kp"], [b_sl[jw] for _, jw, _ in pairs2],
+                                      mul_shape, f"x_{lane}")
+        elif not has1 and not has2:
+            bword = rports["B"][0].data
+            lane_code = [bword.word_select(lane, cfg.qb) for lane in range(L)]
+        else:
+            # w1 order: shared words (registered in the operand stage), per-lane selection
+            # in the multiply stage, where each lane's W1 is fed back as the level-2 operand
+            code_m = [stage_reg(c, f"bcode_m_{a}") for a, c in enumerate(res_code)]
+            win_m = stage_reg(win, "win_m")
+            v_sl = operand_slices(stage_reg(rports["V"][0].data, "vcode_m"), v_op)
+            win_words = [win_m.word_select(d, cfg.qu) for d in range(NB)]
+
+        # ======================= multiply and accumulate, per lane ==============================
+        exec_acc = Signal()
+        m.d.comb += exec_acc.eq(sacc["valid"] & ~stall)
+        kp_is = [Signal(name=f"kp_is_{k}") for k in range(max(1, NP1, NP2))]
+        m.d.comb += [sig.eq(sacc["kp"] == k) for k, sig in enumerate(kp_is)]
+
+        def shift_conditions(pairs, name):
+            """Per distinct shift of ``pairs``, a shared 'the step's shift is this' signal."""
+            by_shift = {}
+            for k, (_, _, sh) in enumerate(pairs):
+                by_shift.setdefault(sh, []).append(k)
+            out = []
+            for sh, ks in sorted(by_shift.items()):
+                cond = Signal(name=f"{name}_sh{sh}")
+                m.d.comb += cond.eq(Cat(*[kp_is[k] for k in ks]).any())
+                out.append((sh, cond))
+            return out
+
+        def lane_product(lane):
+            prod = Signal(signed(2 * s + 2), name=f"prod_{lane}")
+            m.d.comb += prod.eq(lane_a[lane] * lane_x[lane])
+            if not p2:
+                return prod
+            # every form with a product stage multiplies two odd values: the product is odd,
+            # its LSB a constant 1 that is not registered
+            reg = Signal(2 * s + 1, name=f"prod_r_{lane}")
+            m.d.sync += reg.eq(Mux(stall, reg, prod[1:]))
+            return Cat(Const(1, 1), reg).as_signed()
+
+        def lane_sum(name, pairs, a_op, x_op, terms, out_bits, prod, shifts, enable, first):
+            """The lane's exact sum of ``terms`` sliced products, as a signed ``out_bits``
+            value: a fused accumulator or separate partials with their shift-add tree."""
+            if fused:
+                acc = _fused_accumulator(m, f"{name}_acc", pairs, a_op, x_op, terms, prod,
+                                         shifts, enable, first)
+                return acc[:out_bits].as_signed()
+            return _separate_recombination(m, name, a_op, x_op, terms, out_bits, prod, kp_is,
+                                           enable, first)
+
+        wvals = []
+        if not has1 and not has2:
+            for lane in range(L):
                 # both levels off: the weight is the odd value of the B code
                 accb = Signal(signed(cfg.qb + 1), name=f"wb_{lane}")
-                with m.If(s1_valid & ~stall):
-                    m.d.sync += accb.eq(odd_from_code(lane_b[lane], cfg.qb))
-                w_val = accb
-            wvals.append(w_val[:cfg.acc_bits].as_signed())
-
-        # ======================= emit stage: requantize into the output register =================
-        e_valid = Signal()
-        e_last_round = Signal()
-        e_last = Signal()
-        with m.If(~stall):
-            m.d.sync += [e_valid.eq(s1_valid & s1_end_round), e_last_round.eq(s1_last_round),
-                         e_last.eq(s1_last)]
-        out = self.weights
-        out_fire = out.valid & out.ready
-        m.d.comb += stall.eq(e_valid & out.valid & ~out.ready)
-        with m.If(out_fire):
-            m.d.sync += out.valid.eq(0)
-        count_last = N - (R - 1) * L
-        with m.If(e_valid & ~stall):
-            m.d.sync += [out.valid.eq(1), out.payload.last.eq(e_last),
-                         out.payload.count.eq(Mux(e_last_round, count_last, L))]
-            # round_shift_saturate reads the remainder from the value's own bits: give it at
-            # least shift + 2 bits so a shift wider than the weight still sees the sign bits
-            ext_bits = max(cfg.acc_bits, cfg.shift + 2)
+                with m.If(s1["valid"] & ~stall):
+                    m.d.sync += accb.eq(odd_from_code(lane_code[lane], cfg.qb))
+                wvals.append(accb)
+        elif not two_phase:
+            # one accumulator per lane: vb order (U x VB over Bo*Bi terms), level 2 off
+            # (U x B over Bi terms) or level 1 off (V x B over Bo terms)
+            if has1:
+                pairs, a_op, x_op, terms = pairs1, u_op, x1_op, obl * Bi
+            else:
+                pairs, a_op, x_op, terms = pairs2, v_op, b_op, Bo
+            shifts = shift_conditions(pairs, "w") if fused else None
             for lane in range(L):
-                ext = Signal(signed(ext_bits), name=f"wfull_{lane}")
-                m.d.comb += ext.eq(wvals[lane])
-                rq = round_shift_saturate(ext, ext_bits, cfg.out_bits, cfg.shift, cfg.rounding)
-                if lane >= N:
-                    val = Const(0, signed(cfg.weight_bits))   # never a weight (L > N)
-                elif lane >= count_last:
-                    val = Mux(e_last_round, 0, rq)
-                else:
-                    val = rq
-                m.d.sync += out.payload.w[lane].eq(val)
+                prod = lane_product(lane)
+                w_val = lane_sum(f"w_{lane}", pairs, a_op, x_op, terms, cfg.acc_bits, prod,
+                                 shifts, exec_acc, sacc["first"])
+                wvals.append(w_val[:cfg.acc_bits].as_signed())
+        else:
+            ph2 = smac["phase2"]
+            exec1, exec2 = Signal(), Signal()
+            m.d.comb += [exec1.eq(exec_acc & ~ph2), exec2.eq(exec_acc & ph2)]
+            shifts1 = shift_conditions(pairs1, "w1") if fused else None
+            shifts2 = shift_conditions(pairs2, "w2") if fused else None
+            for lane in range(L):
+                a_in = Signal(mul_shape, name=f"a_{lane}")
+                x_in = Signal(mul_shape, name=f"x_{lane}")
+                lane_a[lane], lane_x[lane] = a_in, x_in
+                prod = lane_product(lane)
+                u_sl = operand_slices(lane_window(lane, win_words), u_op)
+                b_sl = operand_slices(code_m[lane % K], b_op)
+                w1_val = lane_sum(f"w1_{lane}", pairs1, u_op, b_op, Bi, cfg.w1_bits, prod,
+                                  shifts1, exec1, smac["first"])
+                w1_sl = operand_slices(w1_val, w1_op)
+                with m.If(~ph2):
+                    with m.Switch(smac["kp"]):
+                        for k, (ju, jb, _) in enumerate(pairs1):
+                            with (m.Case(k) if k < NP1 - 1 else m.Default()):
+                                m.d.comb += [a_in.eq(u_sl[ju]), x_in.eq(b_sl[jb])]
+                with m.Else():
+                    with m.Switch(smac["kp"]):
+                        for k, (jv, jw, _) in enumerate(pairs2):
+                            with (m.Case(k) if k < NP2 - 1 else m.Default()):
+                                m.d.comb += [a_in.eq(v_sl[jv]), x_in.eq(w1_sl[jw])]
+                w_val = lane_sum(f"w_{lane}", pairs2, v_op, w1_op, Bo, cfg.acc_bits, prod,
+                                 shifts2, exec2, smac["first"])
+                wvals.append(w_val[:cfg.acc_bits].as_signed())
 
-        m.d.comb += busy.eq(active | pending | s1_valid | e_valid | out.valid)
+        # ======================= requantize and emit: accumulators -> weights ===============
+        emit = m.submodules.emit = Requantizer(cfg)
+        wiring.connect(m, emit.weights, wiring.flipped(self.weights))
+        m.d.comb += [emit.round_end.eq(sacc["valid"] & sacc["end_round"]),
+                     emit.last_round.eq(sacc["last_round"]), emit.last.eq(sacc["last"]),
+                     stall.eq(emit.stall)]
+        m.d.comb += [emit.values[lane].eq(wvals[lane]) for lane in range(L)]
+
+        in_flight = [c["valid"] for c in ctls[1:]]
+        m.d.comb += busy.eq(seq.running | Cat(*in_flight).any() | emit.holding)
         m.d.comb += self.busy.eq(busy)
         return m
+
+
+for _name in _SCHEDULE_FIGURES:
+    setattr(Generator, _name, property(lambda self, _n=_name: getattr(self._schedule, _n),
+                                       doc=f"``Schedule.{_name}`` of the config."))
+del _name

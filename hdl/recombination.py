@@ -61,6 +61,19 @@ def register_boundaries(levels: int, stages: int) -> list[int]:
     return [-(-i * n // stages) - 1 for i in range(1, stages + 1)]
 
 
+def recombination_signature(cfg: RecombinationConfig) -> wiring.Signature:
+    """The unit's ports (see :class:`RecombinationUnit`), without building the unit."""
+    wd = cfg.widths
+    if cfg.mode == "parallel":
+        in_shape = data.ArrayLayout(signed(wd.partial_bits), wd.count)
+    else:
+        in_shape = signed(wd.partial_bits)
+    return wiring.Signature({
+        "i": In(stream.Signature(in_shape)),
+        "o": Out(stream.Signature(signed(wd.out_bits))),
+    })
+
+
 class RecombinationUnit(wiring.Component):
     """Recombine the engine's sliced partial products into the exact product.
 
@@ -113,15 +126,7 @@ class RecombinationUnit(wiring.Component):
         if not isinstance(cfg, RecombinationConfig):
             raise TypeError(f"cfg must be a RecombinationConfig, not {cfg!r}")
         self._cfg = cfg
-        wd = cfg.widths
-        if cfg.mode == "parallel":
-            in_shape = data.ArrayLayout(signed(wd.partial_bits), wd.count)
-        else:
-            in_shape = signed(wd.partial_bits)
-        super().__init__({
-            "i": In(stream.Signature(in_shape)),
-            "o": Out(stream.Signature(signed(wd.out_bits))),
-        })
+        super().__init__(recombination_signature(cfg))
 
     @property
     def cfg(self) -> RecombinationConfig:

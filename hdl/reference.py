@@ -10,7 +10,10 @@ would build instead, synthesized next to it in the same Yosys run.
   the full operands at the throughput of the sliced path (see its docstring).
 * :class:`ReferenceEngine` -- ``lanes`` engine lanes side by side: the same
   multipliers and accumulators as the generator's engine, without slicing,
-  sequencing, memories or recombination.
+  sequencing, memories or recombination. ``operand_registers=True`` registers
+  the operands first (as an engine fed from registers does): the same area
+  comparison less fair to the generator, but a fair *delay* comparison, since the
+  plain form's multiplier path starts at input ports (no clock-to-Q).
 
 Stream protocol (all three): an input beat is taken when ``i.valid & i.ready``;
 it carries operands and ``last``. The lane multiplies and adds to its
@@ -44,7 +47,7 @@ def _mac(m: Module, i, o, products, acc_shape) -> None:
     with m.If(o.valid & o.ready):
         m.d.sync += o.valid.eq(0)
     with m.If(take):
-        for k, (acc, p) in enumerate(zip(accs, prods)):
+        for k, (acc, p) in enumerate(zip(accs, prods, strict=True)):
             total = acc + p
             with m.If(i.payload.last):
                 m.d.sync += acc.eq(0)
@@ -135,8 +138,10 @@ class ReferenceEngine(wiring.Component):
     accumulates ``a[k] * x[k]`` exactly like :class:`EngineLane`.
     """
 
-    def __init__(self, engine_bits: int, lanes: int, acc_bits: int):
+    def __init__(self, engine_bits: int, lanes: int, acc_bits: int, *,
+                 operand_registers: bool = False):
         self.engine_bits, self.lanes, self.acc_bits = engine_bits, lanes, acc_bits
+        self.operand_registers = operand_registers
         op = data.ArrayLayout(signed(W.engine_operand_bits(engine_bits)), lanes)
         super().__init__({
             "i": In(stream.Signature(data.StructLayout({"a": op, "x": op, "last": 1}))),
@@ -145,6 +150,15 @@ class ReferenceEngine(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        prods = [self.i.payload.a[k] * self.i.payload.x[k] for k in range(self.lanes)]
-        _mac(m, self.i, self.o, prods, signed(self.acc_bits))
+        src = self.i
+        if self.operand_registers:
+            # a one-beat operand register in front of the lanes: it takes a beat whenever
+            # it is empty or its beat moves on into the accumulators
+            reg = stream.Signature(self.i.payload.shape()).flip().create()
+            m.d.comb += self.i.ready.eq(~reg.valid | reg.ready)
+            with m.If(self.i.ready):
+                m.d.sync += [reg.valid.eq(self.i.valid), reg.payload.eq(self.i.payload)]
+            src = reg
+        prods = [src.payload.a[k] * src.payload.x[k] for k in range(self.lanes)]
+        _mac(m, src, self.o, prods, signed(self.acc_bits))
         return m

@@ -32,6 +32,9 @@ from .paths import describe_file
 ROUNDINGS = ("floor", "half_up", "half_even")
 MODES = ("parallel", "serial")
 RECOMBINATION_FORMS = ("fused", "separate")
+PRODUCT_ORDERS = ("vb", "w1")
+#: Extra register stages the generator's datapath may take (see hdl.generator).
+MAX_GENERATOR_STAGES = 2
 ORDERS = ("oihw",)
 LAYERS = ("conv", "linear")
 BLOCKS = ("generator", "recombination")
@@ -223,6 +226,8 @@ class GeneratorConfig(_ConfigBase, GenerationLevels):
     rounding: str = "half_even"
     order: str = "oihw"
     recombination: str = "fused"        # fused | separate (see hdl.generator)
+    product_order: str = "vb"           # vb (W1-free) | w1 (W1 recomputed; see hdl.generator)
+    pipeline_stages: int = 1            # extra datapath register stages, 0..2
 
     def __post_init__(self):
         _check_int("out_channels", self.out_channels, 1, 4096)
@@ -247,6 +252,13 @@ class GeneratorConfig(_ConfigBase, GenerationLevels):
         _check_choice("rounding", self.rounding, ROUNDINGS)
         _check_choice("order", self.order, ORDERS)
         _check_choice("recombination", self.recombination, RECOMBINATION_FORMS)
+        _check_choice("product_order", self.product_order, PRODUCT_ORDERS)
+        _check_int("pipeline_stages", self.pipeline_stages, 0, MAX_GENERATOR_STAGES)
+        if (self.pipeline_stages == 2 and self.product_order == "w1" and self.level1
+                and self.level2):
+            raise ConfigError("config field 'pipeline_stages' = 2 needs product_order = "
+                              "\"vb\": the w1 order feeds W1 back into the multiplier, so "
+                              "its product cannot be registered (use 0 or 1)")
         if self.out_bits == 0 and self.shift != 0:
             raise ConfigError(f"config field 'shift' = {self.shift} needs out_bits > 0: with "
                               f"out_bits = 0 (full precision) the shift must be 0")
@@ -329,6 +341,20 @@ class GeneratorConfig(_ConfigBase, GenerationLevels):
                                W.default_slice_widths(self.w1_bits, self.engine_bits))
 
     @property
+    def vb_bits(self) -> int:
+        """Code width of the shared product ``m_V * m_B`` (an odd integer) as an odd code:
+        the fewest ``b`` with ``2^b - 1 >= (2^qv - 1)(2^qb - 1)``."""
+        top = ((1 << self.qv) - 1) * ((1 << self.qb) - 1)
+        return top.bit_length()
+
+    @property
+    def vb_operand(self) -> W.SlicedOperand:
+        """``m_V[j,o] * m_B[o,i,t]`` as the engine operand of the ``vb`` product order: an
+        odd code of ``vb_bits`` bits, sliced for the engine."""
+        return W.SlicedOperand("odd", self.vb_bits,
+                               W.default_slice_widths(self.vb_bits, self.engine_bits))
+
+    @property
     def level1_steps(self) -> int:
         """Engine multiplies per ``W1`` value: ``Bi * S_U * S_B`` (0 when level 1 is off)."""
         return self.Bi * self.u_operand.count * self.b_operand.count if self.level1 else 0
@@ -340,13 +366,17 @@ class GeneratorConfig(_ConfigBase, GenerationLevels):
 
     @property
     def macs_per_weight(self) -> int:
-        """Engine multiplies per generated weight when ``W1`` is recomputed per weight.
+        """Engine multiplies per generated weight in the chosen ``product_order``.
 
-        ``Bo * (level1_steps + level2_steps)``; both levels off: 0 (the weight is
-        the odd value of its ``B`` code).
+        Both levels on: ``Bo * Bi * S_U * S_VB`` (``vb``) or ``Bo * (level1_steps +
+        level2_steps)`` (``w1``, W1 recomputed per weight); one level off: that level's
+        steps (times ``Bo`` for level 2); both off: 0 (the weight is the odd value of its
+        ``B`` code).
         """
         if not self.level2:
             return self.level1_steps
+        if self.level1 and self.product_order == "vb":
+            return self.Bo * self.Bi * self.u_operand.count * self.vb_operand.count
         return self.Bo * (self.level1_steps + self.level2_steps)
 
     @property

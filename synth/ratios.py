@@ -124,13 +124,9 @@ def generator_ratios(cfg: GeneratorConfig, designs, dedicated) -> tuple[dict, di
         "definition": "lanes * sum over levels of area(stand-alone recombination unit of one "
                       "lane, designs recombination_level*) / area(generator): the share the "
                       "shift-add recombination (separate form) takes; 0 when nothing is sliced"}
-    try:
-        from gen.verilog import build_top
-        top = build_top(cfg)
-        top._MustUse__silence = True        # built only to read its memory sizes
-        declared = sum(top.memory_bits.values())
-    except (AttributeError, ImportError):
-        declared = None
+    from insitugen.schedule import Schedule
+
+    declared = sum(Schedule(cfg).memory_bits.values())    # the memories the RTL declares
     memory = {
         "declared_memory_bits": declared,
         "code_bits": cfg.code_memory_bits,

@@ -45,6 +45,7 @@ from eda.process import temp_folder
 from insitugen import __version__
 from insitugen.config import GeneratorConfig, RecombinationConfig
 from insitugen.errors import ConfigError, InsitugenError
+from insitugen.schedule import Schedule
 
 from . import yosys as Y
 from .designs import generator_designs, recombination_designs
@@ -286,6 +287,7 @@ def run_synth(cfg, *, liberty=None, yosys=None, workdir=None,
         report["ratios"] = recombination_ratios(cfg, designs)
     else:
         report["ratios"], report["memory"] = generator_ratios(cfg, designs, dedicated)
+        report["schedule"] = Schedule(cfg).as_dict()     # cycles vs bounds of this form
         report["dedicated_config"] = dedicated.to_dict()
     report["seconds"] = round(time.perf_counter() - t0, 2)
     return report

@@ -230,7 +230,7 @@ def nand2_equivalents(cells: dict[str, int]) -> tuple[float, list[str]]:
     """PDK-free area (NAND2 equivalents) of a generic netlist, and cell types not in the table."""
     total, unknown = 0.0, []
     for cell, n in cells.items():
-        if cell == "$mem_v2":
+        if cell in ("$mem_v2", "$scopeinfo"):     # memories; flatten's hierarchy markers
             continue
         ge = GATE_NAND2_EQ.get(cell)
         if ge is None:

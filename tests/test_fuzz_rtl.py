@@ -34,8 +34,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from insitugen import widths as W
-from insitugen.config import (LAYERS, MAX_DATAPATH_BITS, RECOMBINATION_FORMS, ROUNDINGS,
-                              GeneratorConfig, RecombinationConfig, config_from_dict)
+from insitugen.config import (LAYERS, MAX_DATAPATH_BITS, MAX_GENERATOR_STAGES, PRODUCT_ORDERS,
+                              RECOMBINATION_FORMS, ROUNDINGS, GeneratorConfig,
+                              RecombinationConfig, config_from_dict)
 from insitugen.errors import ConfigError
 from gen.verilog import emit_verilog, lint_verilog, top_name
 from golden.codes import CORNERS, random_codes, save_codes
@@ -102,13 +103,11 @@ def _shrink(cfg: GeneratorConfig, max_cycles: int) -> GeneratorConfig:
 
 def datapath_size(cfg: GeneratorConfig) -> int:
     """Rough size of the generator's datapath (what elaboration, Verilog emission and
-    lint time grow with): lanes x engine slice pairs, four times that for the separate
+    lint time grow with): lanes x engine slice pairs of the schedule's steps, four times that
+    for the separate
     recombination (a partial accumulator per pair and a shift-add tree per lane)."""
-    pairs = 0
-    if cfg.level1:
-        pairs += cfg.u_operand.count * cfg.b_operand.count
-    if cfg.level2:
-        pairs += cfg.v_operand.count * cfg.w1_operand.count
+    sched = Generator.figures(cfg)
+    pairs = len(sched.pairs_level1) + len(sched.pairs_level2)
     return cfg.lanes * max(1, pairs) * (4 if cfg.recombination == "separate" else 1)
 
 
@@ -138,7 +137,12 @@ def draw_generator(pick, *, max_channels: int = 5, max_lanes: int = 9,
         "shift": 0,
         "rounding": pick.choice(ROUNDINGS),
         "recombination": pick.choice(RECOMBINATION_FORMS),
+        "product_order": pick.choice(PRODUCT_ORDERS),
     }
+    # the w1 order (both levels on) cannot register its product: at most one stage there
+    top_stage = (1 if d["product_order"] == "w1" and d["base_in"] and d["base_out"]
+                 else MAX_GENERATOR_STAGES)
+    d["pipeline_stages"] = pick.int(0, top_stage)
     cfg = GeneratorConfig(**d)
     if out_bits:
         # near the weight width (where rounding and saturation both happen), sometimes
@@ -215,6 +219,9 @@ def test_generator_drawer_spans_the_forms():
     assert {c.layer for c in cfgs} == set(LAYERS)
     assert {c.rounding for c in cfgs} == set(ROUNDINGS)
     assert {c.recombination for c in cfgs} == set(RECOMBINATION_FORMS)
+    both = [c for c in cfgs if c.level1 and c.level2]
+    assert {(c.product_order, c.pipeline_stages) for c in both} == {
+        ("vb", 0), ("vb", 1), ("vb", 2), ("w1", 0), ("w1", 1)}
     assert {c.engine_bits for c in cfgs} == set(range(1, 9))
     assert {c.lanes for c in cfgs} == set(range(1, 10))
     assert {c.kernel for c in cfgs} == {1, 2, 3}
@@ -259,9 +266,9 @@ def test_random_recombination_verilog_is_lint_clean(d):
 #: seed -> code corner of the sample's generators: each seed draws one config, the same
 #: every run (picked among the first 40 so that the three span the forms; the guard test
 #: below keeps that true if the drawer changes). Today: 6 = conv, both levels, fused,
-#: 1-bit engine; 3 = conv, level 1 off, separate, saturating; 25 = linear, level 2 off,
-#: full precision.
-VERILATOR_GENERATORS = {6: "max", 3: "alternating", 25: "min"}
+#: w1 order, 1-bit engine; 3 = conv, level 1 off, separate, saturating; 25 = linear, level 2
+#: off, full precision; 1 = conv, both levels, separate, vb order, two register stages.
+VERILATOR_GENERATORS = {6: "max", 3: "alternating", 25: "min", 1: "max"}
 VERILATOR_RECOMBINATION_SEEDS = (21, 22)
 
 
@@ -280,6 +287,8 @@ def test_verilator_sample_spans_the_forms():
     assert {c.recombination for c in gens} == set(RECOMBINATION_FORMS)
     assert not all(c.level1 for c in gens) and not all(c.level2 for c in gens)
     assert any(c.level1 and c.level2 for c in gens)
+    assert {c.product_order for c in gens if c.level1 and c.level2} == set(PRODUCT_ORDERS)
+    assert any(c.level1 and c.level2 and c.pipeline_stages == 2 for c in gens)
     assert any(c.out_bits == 0 for c in gens) and any(c.out_bits for c in gens)
     recs = [_verilator_recombination(s) for s in VERILATOR_RECOMBINATION_SEEDS]
     assert {c.mode for c in recs} == {"parallel", "serial"}

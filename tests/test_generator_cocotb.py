@@ -67,6 +67,9 @@ CASES = {
     "saturate_floor": (dict(out_bits=5, shift=2, rounding="floor"), "periodic"),
     "full_precision": (dict(out_bits=0, shift=0), "none"),
     "full_precision_separate": (dict(out_bits=0, shift=0, recombination="separate"), "random"),
+    # the cases above run the default form (vb order, one register stage); these the others
+    "vb_two_stages_separate": (dict(pipeline_stages=2, recombination="separate"), "random"),
+    "w1_order": (dict(product_order="w1", pipeline_stages=0), "none"),
 }
 
 #: The cases the default run simulates on Verilator: thirteen that together hit every code and
@@ -77,7 +80,7 @@ CASES = {
 DEFAULT_CASES = ["lanes1", "saturate_floor", "both_off", "bits8_engine8_separate", "half_up",
                  "linear", "level1_off", "level1_off_separate_b5", "level2_off",
                  "level2_off_separate", "both_off_full_precision_b7", "lanes16_gt_qK",
-                 "kernel1"]
+                 "kernel1", "vb_two_stages_separate", "w1_order"]
 
 ICARUS_CASES = ["both_levels_fused", "both_off", "lanes5_not_dividing", "full_precision_separate"]
 
@@ -132,7 +135,10 @@ def _case_features(name: str) -> set:
     for layer_seed in (seed, seed + 1):                   # the layer and its reload
         _sample_generator_layer(cfg, random_codes(cfg, layer_seed))
     for point, data in session.snapshot_delta().items():
-        if point.startswith(("insitugen.codes.", "insitugen.requant.")):
+        if point.startswith(("insitugen.codes.", "insitugen.requant.",
+                             "insitugen.generator.product_order",
+                             "insitugen.generator.pipeline_stages",
+                             "insitugen.generator.recombination")):
             out |= {(point, b) for b, hits in data["bins"].items() if hits}
     return out
 

@@ -63,12 +63,17 @@ from typing import Any, Iterable, Sequence
 
 from cocotb_coverage.coverage import CoverPoint, coverage_db
 
-from insitugen.config import ROUNDINGS
+from insitugen.config import (
+    MAX_GENERATOR_STAGES,
+    PRODUCT_ORDERS,
+    RECOMBINATION_FORMS,
+    ROUNDINGS,
+)
 from insitugen.errors import InsitugenError
 from insitugen.widths import ENCODINGS
 
 __all__ = ["FORMAT", "point_names", "point_bins", "sample_recombination_config",
-           "sample_requant", "sample_codes", "sample_stream", "sample_generator_event",
+           "sample_requant", "sample_codes", "sample_generator_config", "sample_stream", "sample_generator_event",
            "GENERATOR_EVENTS", "CoverageSession", "merge_files", "missing_bins",
            "format_summary", "write_report", "write_folder_report", "REPORT_STEM"]
 
@@ -107,6 +112,11 @@ for _t in ("B", "U", "V"):
 _define("backpressure", ["no_stall", "stall_first_beat", "stall_middle_beat", "stall_last_beat",
                          "long_stall_8plus"])
 _define("generator.events", list(GENERATOR_EVENTS))
+# the generator forms of the config: every product order, register-stage count and
+# recombination form must have run (bins from the config's own domain)
+_define("generator.product_order", list(PRODUCT_ORDERS))
+_define("generator.pipeline_stages", [str(n) for n in range(MAX_GENERATOR_STAGES + 1)])
+_define("generator.recombination", list(RECOMBINATION_FORMS))
 
 
 def point_names() -> list[str]:
@@ -136,6 +146,15 @@ def sample_recombination_config(cfg) -> None:
     _hit("recombination.mode", [cfg.mode])
     stages = cfg.pipeline_stages
     _hit("recombination.pipeline_stages", [str(stages) if stages < 2 else "2+"])
+
+
+def sample_generator_config(cfg) -> None:
+    """Product order, register stages and recombination form of a GeneratorConfig (only
+    where a multiply runs: with both levels off none of them shapes the datapath)."""
+    if cfg.level1 or cfg.level2:
+        _hit("generator.product_order", [cfg.product_order])
+        _hit("generator.pipeline_stages", [str(cfg.pipeline_stages)])
+        _hit("generator.recombination", [cfg.recombination])
 
 
 def sample_requant(values, *, shift: int, rounding: str, out_bits: int) -> None:

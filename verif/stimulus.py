@@ -156,6 +156,7 @@ def _sample_generator_layer(cfg, codes) -> None:
     from golden.generate import full_precision
     from verif import coverage as cov
 
+    cov.sample_generator_config(cfg)
     for name, tensor in codes.items():
         cov.sample_codes(name, tensor, cfg.code_bits[name])
     cov.sample_requant(full_precision(cfg, codes), shift=cfg.shift, rounding=cfg.rounding,

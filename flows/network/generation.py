@@ -2,9 +2,8 @@
 
 One place asks the hardware for its schedule: everything in the network report that
 depends on how the generator sequences a layer goes through the functions here, which
-read the figures of :class:`hdl.generator.Generator` (the same arithmetic its RTL
-implements and its testbench checks cycle for cycle). Swapping the source (e.g. to a
-schedule class shared by every generator form) is a change to this module only.
+read :class:`insitugen.schedule.Schedule`, the schedule arithmetic of every generator
+form that the RTL implements and its testbench checks cycle for cycle.
 """
 
 from __future__ import annotations
@@ -15,9 +14,9 @@ from insitugen.config import GeneratorConfig
 
 
 def _figures(cfg: GeneratorConfig):
-    from hdl.generator import Generator
+    from insitugen.schedule import Schedule
 
-    return Generator.figures(cfg)
+    return Schedule(cfg)
 
 
 def generation_cycles(cfg: GeneratorConfig) -> int:
@@ -56,20 +55,13 @@ def code_reads(cfg: GeneratorConfig) -> CodeReads:
     * level 1 off: per (round, o) one ``B`` word of ``lanes * qb`` bits;
     * level 2 on: per (round, o) one ``V`` word (``qv`` bits), broadcast to every lane.
 
-    Word widths are those of :attr:`hdl.generator.Generator.memory_shapes`.
+    Word widths and counts are those of :class:`insitugen.schedule.Schedule`
+    (``memory_shapes``, ``reads_per_pass``), which the RTL's read enables are tested
+    against.
     """
     fig = _figures(cfg)
     shapes = fig.memory_shapes
-    rounds = fig.n_beats
-    o_loop = cfg.Bo if cfg.level2 else 1
-    words: dict[str, int] = {}
-    if cfg.level1:
-        words["B"] = rounds * o_loop * cfg.Bi
-        words["U"] = 2 * rounds * o_loop * cfg.Bi
-    else:
-        words["B"] = rounds * o_loop
-    if cfg.level2:
-        words["V"] = rounds * o_loop
+    words = dict(fig.reads_per_pass)
     return CodeReads(words=words, word_bits={k: shapes[k][1] for k in words})
 
 

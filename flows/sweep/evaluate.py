@@ -17,54 +17,21 @@ Evaluator = Callable[[GeneratorConfig, "str | None"], Mapping[str, Any]]
 
 
 def schedule_figures(cfg: GeneratorConfig) -> dict[str, int]:
-    """The generator's schedule from the config alone: rounds of ``lanes`` weights of a
-    row, ``steps_per_round`` engine steps each (``macs_per_weight``, or 1 when no
-    multiply is needed); ``cycles_lower_bound = ceil(p q K macs_per_weight / lanes)`` (the
-    number of rounds when no multiply is needed); latency 0.
+    """The generator's schedule for the config, from :class:`insitugen.schedule.Schedule`
+    (the arithmetic the RTL implements and every simulation matches cycle for cycle)."""
+    from insitugen.schedule import Schedule
 
-    The sweep's only copy of the generator's schedule formula: when the schedule class
-    of the base floor lands, this body becomes a call of it."""
-    p, n = cfg.out_channels, cfg.in_channels * cfg.K
-    rounds_per_row = -(-n // cfg.lanes)
-    macs = p * n * cfg.macs_per_weight
-    return {"rounds_per_row": rounds_per_row, "steps_per_round": cfg.macs_per_weight or 1,
-            "cycles_lower_bound": -(-macs // cfg.lanes) if macs else p * rounds_per_row,
-            "latency": 0}
-
-
-def _with_pass_cycles(figures: dict[str, Any], p: int) -> dict[str, Any]:
-    figures["cycles_per_pass"] = (p * figures["rounds_per_row"] * figures["steps_per_round"]
-                                  + figures["latency"])
-    return figures
+    s = Schedule(cfg)
+    return {"rounds_per_row": s.rounds_per_row, "steps_per_round": s.steps_per_round,
+            "cycles_lower_bound": s.cycles_lower_bound, "latency": s.latency,
+            "cycles_per_pass": s.pass_cycles}
 
 
 def cycle_figures(cfg: GeneratorConfig) -> dict[str, Any]:
     """Cycle figures of one pass over the layer: ``rounds_per_row``, ``steps_per_round``,
     ``cycles_lower_bound``, ``latency``, ``cycles_per_pass`` (= p x rounds_per_row x
-    steps_per_round + latency) and ``cycles_source``.
-
-    From :class:`hdl.generator.Generator`'s properties when that module is
-    present (``cycles_source = "generator"``; ``cycles_per_pass`` is its
-    ``pass_cycles``), else from the schedule of the generator design (``"formula"``,
-    latency 0).
-    """
-    figures: dict[str, Any] = {**schedule_figures(cfg), "cycles_source": "formula"}
-    try:
-        from hdl.generator import Generator
-    except ImportError:
-        Generator = None
-    if Generator is None:
-        return _with_pass_cycles(figures, cfg.out_channels)
-    gen = Generator.figures(cfg)
-    for name in ("rounds_per_row", "steps_per_round", "cycles_lower_bound", "latency"):
-        value = getattr(gen, name, None)
-        if value is not None:
-            figures[name] = int(value)
-    figures["cycles_source"] = "generator"
-    _with_pass_cycles(figures, cfg.out_channels)
-    if getattr(gen, "pass_cycles", None) is not None:
-        figures["cycles_per_pass"] = int(gen.pass_cycles)
-    return figures
+    steps_per_round + latency) and ``cycles_source`` (``"schedule"``)."""
+    return {**schedule_figures(cfg), "cycles_source": "schedule"}
 
 
 def config_figures(cfg: GeneratorConfig) -> dict[str, Any]:
@@ -81,10 +48,9 @@ def config_figures(cfg: GeneratorConfig) -> dict[str, Any]:
         "acc_bits": cfg.acc_bits,
         "w1_bits": cfg.w1_bits,
         "weight_bits": cfg.weight_bits,
-        **schedule_figures(cfg),
-        "cycles_source": "formula",
+        **cycle_figures(cfg),
     }
-    return _with_pass_cycles(figures, cfg.out_channels)
+    return figures
 
 
 _TIME_UNITS = {"fs": 1e-6, "ps": 1e-3, "ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}

@@ -1,0 +1,222 @@
+"""The generator's schedule arithmetic, in one plain class (no HDL, no torch).
+
+:class:`Schedule` is what :class:`hdl.generator.Generator` builds from, and what the
+testbench, the sweep and the synthesis reports read: steps per round, cycles per
+pass, the lower bounds, memory shapes and bits, memory reads per pass. Nothing
+here elaborates hardware, so reading a figure never builds an Elaboratable.
+
+Notation: ``p`` = out_channels, ``q`` = in_channels, ``K`` = kernel^2, ``N = q*K``
+(weights per output channel), ``L`` = lanes, ``R = ceil(N / L)`` rounds per row,
+``s`` = engine_bits, ``S_X`` = slice count of operand X on the engine.
+
+Product orders (``cfg.product_order``; they differ only with both levels on):
+
+* ``"vb"`` (W1-free): ``W[j,c,t] = sum_{o,i} m_U[o,c,i] * (m_V[j,o] * m_B[o,i,t])``.
+  The ``K`` products ``VB[t] = m_V[j,o] * m_B[o,i,t]`` of a step are shared by all
+  lanes (``cfg.vb_operand``: odd, ``vb_bits`` wide); each lane multiplies U slices by
+  VB slices straight into its weight accumulator. Steps per (o, i): ``S_U * S_VB``.
+* ``"w1"`` (W1 recompute): per ``o`` the lane computes ``W1[o,c,t]`` (level-1 steps
+  ``Bi * S_U * S_B``) into a W1 register, then level-2 steps ``S_V * S_W1``.
+"""
+
+from __future__ import annotations
+
+from .config import GeneratorConfig
+
+__all__ = ["Schedule", "BASE_LATENCY"]
+
+#: Pipeline cycles of a pass beyond ``n_beats * steps_per_round`` with no extra stage:
+#: memory read, multiply-accumulate, output register.
+BASE_LATENCY = 3
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+class Schedule:
+    """Every figure of the generator's schedule for one config (read-only properties)."""
+
+    def __init__(self, cfg: GeneratorConfig):
+        if not isinstance(cfg, GeneratorConfig):
+            raise TypeError(f"Schedule needs a GeneratorConfig, not {cfg!r}")
+        self._cfg = cfg
+        q, K, L = cfg.in_channels, cfg.K, cfg.lanes
+        self._N = q * K
+        self._R = _ceil_div(self._N, L)
+        self._NB = min(q, (L + K - 2) // K + 1)
+
+    # ---- the config and its form ---------------------------------------------------------
+    @property
+    def cfg(self) -> GeneratorConfig:
+        return self._cfg
+
+    @property
+    def lanes(self) -> int:
+        return self._cfg.lanes
+
+    @property
+    def order(self) -> str:
+        """The product order the datapath uses: ``"vb"`` or ``"w1"`` with both levels on,
+        else ``"direct"`` (one level or none: both orders are the same datapath)."""
+        cfg = self._cfg
+        return cfg.product_order if cfg.level1 and cfg.level2 else "direct"
+
+    @property
+    def row_weights(self) -> int:
+        """``N = q*K`` weights per output channel."""
+        return self._N
+
+    @property
+    def o_loop(self) -> int:
+        """Basis rows visited per round: ``Bo`` with level 2 on, else 1 (``o = j``)."""
+        return self._cfg.Bo if self._cfg.level2 else 1
+
+    # ---- slice pairs (a slice, x slice, shift) of each kind of step ----------------------
+    @staticmethod
+    def _pairs(a, x) -> list[tuple[int, int, int]]:
+        return [(ja, jx, oa + ox) for ja, oa in enumerate(a.offsets)
+                for jx, ox in enumerate(x.offsets)]
+
+    @property
+    def pairs_level1(self) -> list[tuple[int, int, int]]:
+        """The steps of one ``i`` term: U slice x (B slice, or VB slice in the vb order)."""
+        cfg = self._cfg
+        if not cfg.level1:
+            return []
+        return self._pairs(cfg.u_operand, cfg.vb_operand if self.order == "vb"
+                           else cfg.b_operand)
+
+    @property
+    def pairs_level2(self) -> list[tuple[int, int, int]]:
+        """Level-2 steps of one ``o`` (V slice x W1 slice); none in the vb order."""
+        cfg = self._cfg
+        if not cfg.level2 or self.order == "vb":
+            return []
+        return self._pairs(cfg.v_operand, cfg.w1_operand)
+
+    # ---- cycles ----------------------------------------------------------------------------
+    @property
+    def rounds_per_row(self) -> int:
+        """``R = ceil(q*K / L)`` rounds (and beats) per output channel."""
+        return self._R
+
+    @property
+    def n_beats(self) -> int:
+        """Beats per pass: ``p * R``."""
+        return self._cfg.out_channels * self._R
+
+    @property
+    def macs_per_weight(self) -> int:
+        """Engine multiplies per weight of the chosen order (``cfg.macs_per_weight``)."""
+        return self._cfg.macs_per_weight
+
+    @property
+    def steps_per_round(self) -> int:
+        """Engine cycles per round: ``max(1, macs_per_weight)``."""
+        return max(1, self.macs_per_weight)
+
+    @property
+    def register_stages(self) -> tuple[bool, bool]:
+        """The extra datapath registers present, from ``cfg.pipeline_stages``:
+        (operand stage: the shared operands after the memory-side selection, product
+        stage: each lane's product before its accumulator). A layer with both levels off
+        multiplies nothing and takes neither."""
+        cfg = self._cfg
+        mac = cfg.level1 or cfg.level2
+        return (mac and cfg.pipeline_stages >= 1, mac and cfg.pipeline_stages >= 2)
+
+    @property
+    def latency(self) -> int:
+        """Fixed cycles of a pass beyond ``n_beats * steps_per_round``: 3 (memory read,
+        multiply-accumulate, output register) plus one per register stage present."""
+        return BASE_LATENCY + sum(self.register_stages)
+
+    @property
+    def pass_cycles(self) -> int:
+        """Cycles from the edge sampling ``start`` to the last beat's handshake, ready high."""
+        return self.n_beats * self.steps_per_round + self.latency
+
+    @property
+    def cycles_lower_bound(self) -> int:
+        """``ceil(p*q*K*macs_per_weight / L)`` of the chosen order (every lane busy every
+        cycle); both levels off: the number of rounds."""
+        cfg = self._cfg
+        macs = cfg.n_weights * self.macs_per_weight
+        return _ceil_div(macs, cfg.lanes) if macs else self.n_beats
+
+    def order_macs_per_weight(self, order: str) -> int:
+        """Engine multiplies per weight had the config chosen product order ``order``."""
+        return self._cfg.replace(product_order=order).macs_per_weight
+
+    @property
+    def algorithmic_minimum(self) -> int:
+        """Cycles if each ``W1[o, c, t]`` were computed exactly once per pass:
+        ``ceil((Bo*q*K*Bi*S_U*S_B + p*q*K*Bo*S_V*S_W1) / L)`` with both levels on (the
+        bound of a W1-once schedule, which needs a W1 buffer); otherwise the same as
+        :attr:`cycles_lower_bound`."""
+        cfg = self._cfg
+        if not (cfg.level1 and cfg.level2):
+            return self.cycles_lower_bound
+        q, K = cfg.in_channels, cfg.K
+        once = cfg.Bo * q * K * cfg.level1_steps
+        level2 = cfg.n_weights * cfg.Bo * cfg.v_operand.count * cfg.w1_operand.count
+        return _ceil_div(once + level2, cfg.lanes)
+
+    # ---- memories --------------------------------------------------------------------------
+    @property
+    def window_channels(self) -> int:
+        """``NB``: input channels one round touches at most (U row width)."""
+        return self._NB
+
+    @property
+    def u_rows(self) -> int:
+        """Rows of ``NB`` channels the U memory is grouped in."""
+        return _ceil_div(self._cfg.in_channels, self._NB)
+
+    @property
+    def memory_shapes(self) -> dict[str, tuple[int, int]]:
+        """Memory name -> (depth, word bits); depth at least 2 (a one-word memory has a
+        zero-width address, which Verilog cannot declare)."""
+        cfg = self._cfg
+        shapes = {}
+        if cfg.level1:
+            shapes["B"] = (cfg.Bo * cfg.Bi, cfg.K * cfg.qb)
+            shapes["U"] = (self.u_rows * cfg.Bo * cfg.Bi, self._NB * cfg.qu)
+        else:
+            shapes["B"] = (self._R * cfg.Bo, cfg.lanes * cfg.qb)
+        if cfg.level2:
+            shapes["V"] = (cfg.out_channels * cfg.Bo, cfg.qv)
+        return {k: (max(2, d), w) for k, (d, w) in shapes.items()}
+
+    @property
+    def memory_bits(self) -> dict[str, int]:
+        """Memory name -> bits (``depth * word bits``; includes padding of partial rows)."""
+        return {k: d * w for k, (d, w) in self.memory_shapes.items()}
+
+    @property
+    def reads_per_pass(self) -> dict[str, int]:
+        """Word reads of each memory in one pass (read ports 'U' count both window
+        ports). A word is read once per step run that uses it: per (o, i) for B and U, per
+        o for V (level 1 on), per (o) for B with level 1 off."""
+        cfg = self._cfg
+        rounds = self.n_beats
+        out = {}
+        if cfg.level1:
+            per_round = self.o_loop * cfg.Bi
+            out["B"] = rounds * per_round
+            out["U"] = rounds * per_round * 2
+        else:
+            out["B"] = rounds * self.o_loop
+        if cfg.level2:
+            out["V"] = rounds * cfg.Bo
+        return out
+
+    def as_dict(self) -> dict[str, int | str]:
+        """The figures the testbench and the reports record."""
+        return {"order": self.order, "rounds_per_row": self.rounds_per_row,
+                "n_beats": self.n_beats, "steps_per_round": self.steps_per_round,
+                "latency": self.latency, "pass_cycles": self.pass_cycles,
+                "cycles_lower_bound": self.cycles_lower_bound,
+                "algorithmic_minimum": self.algorithmic_minimum,
+                "memory_bits": sum(self.memory_bits.values())}

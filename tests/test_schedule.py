@@ -1,0 +1,102 @@
+"""The schedule arithmetic (insitugen.schedule): figures checked against counts made
+independently of its formulas (loops over the steps, the issue's measured figures)."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from insitugen.config import GeneratorConfig
+from insitugen.errors import ConfigError
+from insitugen.schedule import Schedule
+
+
+def _count_steps(cfg: GeneratorConfig) -> int:
+    """Engine multiplies of one weight, counted term by term from DESIGN.md's sums: each
+    product of two operands costs (slices of one) x (slices of the other) multiplies."""
+    u, b, v = cfg.u_operand.count, cfg.b_operand.count, cfg.v_operand.count
+    steps = 0
+    if cfg.level1 and cfg.level2 and cfg.product_order == "vb":
+        vb = cfg.vb_operand.count
+        for _o, _i in itertools.product(range(cfg.Bo), range(cfg.Bi)):
+            steps += u * vb                      # m_U[o,c,i] * (m_V[j,o] m_B[o,i,t])
+        return steps
+    if cfg.level2:
+        for _o in range(cfg.Bo):
+            if cfg.level1:
+                steps += cfg.Bi * u * b          # W1[o,c,t], recomputed
+            steps += v * cfg.w1_operand.count    # m_V[j,o] * W1[o,c,t]
+        return steps
+    return cfg.Bi * u * b if cfg.level1 else 0
+
+
+@pytest.mark.parametrize("engine_bits, vb, w1", [(2, 792, 1056), (3, 352, 352), (4, 352, 308)],
+                         ids=["engine2", "engine3", "engine4"])
+def test_orders_cost_per_engine_width(engine_bits, vb, w1):
+    """The default layer's multiplies per weight in each order (the issue's experiment:
+    the vb order is cheaper on a 2-bit engine, dearer on a 4-bit one)."""
+    cfg = GeneratorConfig(engine_bits=engine_bits)
+    assert Schedule(cfg).steps_per_round == _count_steps(cfg) == vb
+    w1cfg = cfg.replace(product_order="w1")
+    assert Schedule(w1cfg).steps_per_round == _count_steps(w1cfg) == w1
+    assert Schedule(cfg).order_macs_per_weight("w1") == w1
+
+
+def test_default_layer_figures():
+    """Figures of the default layer as stated in issue 11 (811,008 engine cycles + latency,
+    W1-once minimum 408,672) and its memories (the codes exactly)."""
+    s = Schedule(GeneratorConfig())
+    assert s.order == "vb" and s.rounds_per_row == 18 and s.n_beats == 128 * 18
+    assert s.pass_cycles - s.latency == 811_008 == s.cycles_lower_bound
+    assert s.algorithmic_minimum == 408_672
+    assert s.memory_bits == {"B": 2376, "U": 67584, "V": 16896}
+    assert s.latency == 4                                 # one register stage by default
+
+
+@pytest.mark.parametrize("changes", [dict(base_in=0), dict(base_out=0),
+                                     dict(base_in=0, base_out=0), dict(kernel=1, base_in=1),
+                                     dict(qb=1, qv=1), dict(engine_bits=5, qu=7)],
+                         ids=["level1_off", "level2_off", "both_off", "k1_bi1", "one_bit",
+                              "engine5"])
+def test_steps_match_the_counted_sums(changes):
+    for order in ("vb", "w1"):
+        cfg = GeneratorConfig(out_channels=8, in_channels=5, **changes).replace(
+            product_order=order)
+        s = Schedule(cfg)
+        assert s.steps_per_round == max(1, _count_steps(cfg))
+        # W1-free when the two orders coincide: one level off makes them the same datapath
+        if not (cfg.level1 and cfg.level2):
+            assert s.order == "direct"
+
+
+def test_vb_code_width_holds_every_product():
+    for qv, qb in itertools.product(range(1, 7), repeat=2):
+        cfg = GeneratorConfig(qv=qv, qb=qb)
+        top = ((1 << qv) - 1) * ((1 << qb) - 1)
+        b = cfg.vb_bits
+        assert (1 << b) - 1 >= top > (1 << (b - 1)) - 1 or b == 1
+
+
+def test_register_stages_and_latency():
+    base = GeneratorConfig(out_channels=4, in_channels=3)
+    got = {k: Schedule(base.replace(pipeline_stages=k)).latency for k in (0, 1, 2)}
+    assert got == {0: 3, 1: 4, 2: 5}
+    off = base.replace(base_in=0, base_out=0, pipeline_stages=2)
+    assert Schedule(off).latency == 3                 # nothing to pipeline without a multiply
+
+
+def test_w1_order_rejects_a_product_stage():
+    with pytest.raises(ConfigError, match="pipeline_stages.*product_order"):
+        GeneratorConfig(product_order="w1", pipeline_stages=2)
+    with pytest.raises(ConfigError, match="product_order"):
+        GeneratorConfig(product_order="w2")
+
+
+def test_reads_once_per_word_use():
+    """Read gating: B and U once per (round, o, i), V once per (round, o)."""
+    cfg = GeneratorConfig(out_channels=4, in_channels=3, base_out=5)
+    s = Schedule(cfg)
+    rounds = s.n_beats
+    assert s.reads_per_pass == {"B": rounds * 5 * 2, "U": rounds * 5 * 2 * 2, "V": rounds * 5}
+    assert all(n < s.pass_cycles for n in (s.reads_per_pass["B"], s.reads_per_pass["V"]))
