@@ -160,7 +160,7 @@ class RecombinationUnit(wiring.Component):
         m.d.comb += ready_in.eq(~valid | ready_out)
         with m.If(ready_in):
             m.d.sync += valid.eq(valid_in)
-            m.d.sync += [r.eq(v) for r, v in zip(regs, values)]
+            m.d.sync += [r.eq(v) for r, v in zip(regs, values, strict=True)]
         return valid, regs, ready_in, ready_out
 
     # ---- parallel ------------------------------------------------------------------
@@ -184,7 +184,7 @@ class RecombinationUnit(wiring.Component):
                 m, valid, [n.value for n in nodes], f"stage{stage_no}")
             stage_no += 1
             readies.append((rin, rout))
-            return [_Node(r, n.shift, n.rng) for r, n in zip(regs, nodes)], v
+            return [_Node(r, n.shift, n.rng) for r, n in zip(regs, nodes, strict=True)], v
 
         for level in range(self.tree_levels + 1):
             if level > 0:

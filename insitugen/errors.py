@@ -33,7 +33,8 @@ def clip(text: object, limit: int = 80) -> str:
     try:
         s = str(text)
     except ValueError:          # an int past Python's 4300-digit str() limit
-        return f"an integer of about {int(text.bit_length() * 0.30103)} digits"
+        bits = text.bit_length() if isinstance(text, int) else 0
+        return f"an integer of about {int(bits * 0.30103)} digits"
     if any(ord(c) < 32 or ord(c) == 127 for c in s):
         s = s.encode("unicode_escape").decode("ascii")
     if len(s) > limit:

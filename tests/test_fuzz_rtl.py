@@ -32,19 +32,26 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from test_fuzz_configs import recombination_dicts
+from test_generator_rtl import check_beats, simulate
 
-from insitugen import widths as W
-from insitugen.config import (LAYERS, MAX_DATAPATH_BITS, MAX_GENERATOR_STAGES, PRODUCT_ORDERS,
-                              RECOMBINATION_FORMS, ROUNDINGS, GeneratorConfig,
-                              RecombinationConfig, config_from_dict)
-from insitugen.errors import ConfigError
 from gen.verilog import emit_verilog, lint_verilog, top_name
 from golden.codes import CORNERS, random_codes, save_codes
 from hdl.generator import Generator
+from insitugen import widths as W
+from insitugen.config import (
+    LAYERS,
+    MAX_DATAPATH_BITS,
+    MAX_GENERATOR_STAGES,
+    PRODUCT_ORDERS,
+    RECOMBINATION_FORMS,
+    ROUNDINGS,
+    GeneratorConfig,
+    RecombinationConfig,
+    config_from_dict,
+)
+from insitugen.errors import ConfigError
 from verif.runner import run_sim
-
-from test_fuzz_configs import recombination_dicts
-from test_generator_rtl import check_beats, simulate
 
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

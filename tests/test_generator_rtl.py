@@ -162,7 +162,7 @@ def simulate(cfg: GeneratorConfig, layers: list, *, passes: int = 2, backpressur
                 _, _, v, r, pl, busy, crdy = await ctx.tick().sample(
                     wl.valid, wl.ready, wl.payload.as_value(), dut.busy, dut.codes.ready)
                 cycle += 1
-                assert busy and not crdy, f"busy must stay high (codes not ready) during a pass"
+                assert busy and not crdy, "busy must stay high (codes not ready) during a pass"
                 if v and r:
                     beats.append(pl)
                     if (pl >> last_bit) & 1:

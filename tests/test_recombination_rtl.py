@@ -92,7 +92,7 @@ def check(cfg, vectors, valid_pattern="1", ready_pattern="1"):
     dut, res = simulate(cfg, vectors, valid_pattern, ready_pattern)
     exp = golden(cfg, vectors)
     assert len(res["out"]) == len(exp), f"{len(res['out'])} of {len(exp)} results arrived"
-    for n, (got, want, vec) in enumerate(zip(res["out"], exp, vectors)):
+    for n, (got, want, vec) in enumerate(zip(res["out"], exp, vectors, strict=True)):
         assert got == want, f"beat {n}: partials {vec} gave {got}, golden {want}"
     assert res["extra"] == [], f"extra output beats after the last result: {res['extra']}"
     return dut, res
@@ -225,7 +225,8 @@ def test_latency_and_full_throughput(mode, stages):
     dut, res = check(cfg, vecs)
     assert dut.latency == stages
     # Output beat n leaves `latency` cycles after its (last) input beat was accepted ...
-    assert [o - i for i, o in zip(res["in_cycles"], res["out_cycles"])] == [dut.latency] * 20
+    delays = [o - i for i, o in zip(res["in_cycles"], res["out_cycles"], strict=True)]
+    assert delays == [dut.latency] * 20
     # ... and with no back-pressure a beat is accepted every cycle.
     beats = 20 * (1 if mode == "parallel" else cfg.widths.count)
     assert res["in_cycles"][-1] - res["in_cycles"][0] == beats - (1 if mode == "parallel"

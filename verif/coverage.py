@@ -73,7 +73,8 @@ from insitugen.errors import InsitugenError
 from insitugen.widths import ENCODINGS
 
 __all__ = ["FORMAT", "point_names", "point_bins", "sample_recombination_config",
-           "sample_requant", "sample_codes", "sample_generator_config", "sample_stream", "sample_generator_event",
+           "sample_requant", "sample_codes", "sample_generator_config", "sample_stream",
+           "sample_generator_event",
            "GENERATOR_EVENTS", "CoverageSession", "merge_files", "missing_bins",
            "format_summary", "write_report", "write_folder_report", "REPORT_STEM"]
 
