@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Digits reproduction benchmark: teacher vs MLG student on scikit-learn's 8x8 digits.
 
     python benchmarks/bench_digits.py [--threads N] [--json OUT] [--out DIR]

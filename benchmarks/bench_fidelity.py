@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Recipe fidelity benchmark: teacher vs MLG student on the generated ``digits-hard`` task.
 
     python benchmarks/bench_fidelity.py [--seeds 0 1 2] [--recipes reference insitugen]

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Generator benchmark: cycles vs the lower bound, simulation wall time, Verilog emission time.
 
 For each layer (the default config; a ResNet-18 512 -> 512 3x3 layer on 256

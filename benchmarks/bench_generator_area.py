@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Generator area: fused vs separate recombination, across lanes and engine widths.
 
 For the MLG setting of the default layer, (Bi, Bo, qb, qu, qv) = (2, 44, 3, 6, 3),

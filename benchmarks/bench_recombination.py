@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Recombination unit: Verilog emission time and simulation throughput, side by side.
 
 For a-bit odd codes times x-bit two's-complement operands (4, 6, 8 bits) on 2-,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Area of the bit-level recombination unit next to the engine lane and the full-width MAC.
 
 For 4-, 6- and 8-bit operands (``a`` an odd DoReFa code, ``x`` two's complement:

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Tool adapters: finding, versioning and running the external tools (Yosys, Verilator,
 Icarus Verilog).
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Icarus Verilog (Debian's ``iverilog`` package, optional): find it, read its version."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Running a tool so that it never outlives the run that started it.
 
 ``subprocess.run`` kills only its direct child on an interrupt or a timeout, and nothing

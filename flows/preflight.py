@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Checks every command's outputs before it does any work.
 
 A command that computes for minutes and then cannot write its result (a read-only

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Ctrl-C that cannot be swallowed.
 
 Python turns SIGINT into ``KeyboardInterrupt`` wherever the main thread happens to be;

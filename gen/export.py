@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """``insitugen export CHECKPOINT --out DIR``: a trained MLG model -> the generator's inputs.
 
 For every generated layer (:class:`~golden.mlg.MLGConv2d` /

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """How big a generator build would be, estimated from the config alone, and the limits a
 build must stay under unless the user forces it.
 
@@ -36,6 +37,10 @@ GOLDEN_BYTES_LIMIT = 32 << 30
 # the fitted cost model (module docstring)
 _WORD_BYTES, _TEXT_SECONDS = 22, 2.5e-7           # per memory word; per byte of its text
 _PAIR_BYTES, _PAIR_SECONDS, _LANE_FIXED_PAIRS = 520, 3e-3, 8
+#: Per product order, the weight of one slice pair of a lane: the W1-free order's lane is
+#: one multiply-accumulate on shared operands (about half the netlist text per pair of the
+#: W1-recomputing lane, measured on 8-bit codes at 16 and 48 lanes: 5.9 kB per lane).
+_ORDER_PAIR_WEIGHT = {"w1": 1.0, "direct": 1.0, "vb": 0.5}
 _BASE_SECONDS, _BASE_BYTES = 1.5, 50_000
 
 _FORCE: contextvars.ContextVar[bool] = contextvars.ContextVar("insitugen_force", default=False)
@@ -92,20 +97,19 @@ def _size(n: float, unit: str = "B") -> str:
 
 def estimate_build(cfg: GeneratorConfig) -> BuildEstimate:
     """The :class:`BuildEstimate` of ``cfg``'s generator, from its schedule arithmetic
-    (:class:`hdl.generator.Generator` properties; nothing is elaborated)."""
-    from hdl.generator import Generator
+    (:class:`insitugen.schedule.Schedule`; nothing is elaborated)."""
+    from insitugen.schedule import Schedule
 
-    g = Generator.figures(cfg)
+    g = Schedule(cfg)
     shapes = g.memory_shapes
     words = sum(d for d, _ in shapes.values())
     bits = sum(d * w for d, w in shapes.values())
     text = sum(d * (_WORD_BYTES + -(-w // 4)) for d, w in shapes.values())
-    pairs = cfg.u_operand.count * cfg.b_operand.count * cfg.level1 + (
-        cfg.v_operand.count * cfg.w1_operand.count * cfg.level2)
-    lane_pairs = cfg.lanes * (pairs + _LANE_FIXED_PAIRS)
+    pairs = len(g.pairs_level1) + len(g.pairs_level2)       # engine steps of one lane
+    lane_pairs = cfg.lanes * (pairs + _LANE_FIXED_PAIRS) * _ORDER_PAIR_WEIGHT[g.order]
     return BuildEstimate(
         memory_words=words, memory_bits=bits, lanes=cfg.lanes, slice_pairs=pairs,
-        verilog_bytes=_BASE_BYTES + text + _PAIR_BYTES * lane_pairs,
+        verilog_bytes=int(_BASE_BYTES + text + _PAIR_BYTES * lane_pairs),
         seconds=_BASE_SECONDS + _TEXT_SECONDS * text + _PAIR_SECONDS * lane_pairs,
         pass_cycles=g.pass_cycles)
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Config -> Verilog (and the JSON sidecar the testbench reads).
 
 The Verilog is byte-identical for the same config and Amaranth version: no

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The truth: exact integer arithmetic of MLG generation in PyTorch (int64).
 
 No HDL imports here. ``golden.arith`` holds the bit-level identities (odd code

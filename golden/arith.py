@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Bit-exact integer arithmetic of in situ generation (torch int64).
 
 These functions define what the hardware must compute; the RTL is checked

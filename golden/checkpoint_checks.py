@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Checks of a checkpoint's contents before and after its model is built.
 
 :func:`golden.mlgify.load_checkpoint` reads a checkpoint with ``weights_only=True``;

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Code files (``.npz``): load with validation, make random or corner-case codes, save.
 
 A code file holds unsigned integer arrays ``B``, ``U``, ``V`` with the shapes of

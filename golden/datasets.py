@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Data sets of the training recipes: scikit-learn's digits (shipped, no download), a
 harder task generated from them (``digits-hard``: upscaled, warped, noisy) and
 CIFAR-10 read from a folder the user gives (binary or Python version); mini-batches and

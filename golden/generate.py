@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Whole-layer integer generation, the golden model of the generator RTL.
 
 ``W1[o, c, t] = sum_i m_U[o, c, i] * m_B[o, i, t]``   (level 1, intra-kernel)

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Memory accounting of MLG models, identical to the reference implementation's.
 
 Stored bits of a model after :func:`~golden.mlgify.mlgify`:

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """MLG layers in PyTorch: multi-level in situ generation of conv and linear weights.
 
 A generated layer stores, instead of its weight ``W[p, q, k, k]`` (``q`` = input

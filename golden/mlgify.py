@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Turn any PyTorch model into an MLG model, and save / load MLG checkpoints.
 
 :func:`mlgify` replaces, in place, every ``nn.Conv2d`` and ``nn.Linear`` (plain, or

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The models insitugen ships (ordinary PyTorch; :func:`golden.mlgify.mlgify`
 turns them into MLG students).
 

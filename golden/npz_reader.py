@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A strict ``.npz`` reader: exactly the arrays a format names, each checked on its
 ``.npy`` header before a byte of its data is read.
 

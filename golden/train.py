@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The MLG training recipe (Gu et al., ICCV 2021, and its reference code), a CPU-sized
 reproduction on scikit-learn's 8x8 digits, and a ResNet-18 / CIFAR-10 script for data on disk.
 

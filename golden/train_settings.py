@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Settings of the MLG training recipes (:mod:`golden.train`), torch-free so the command
 line can show their defaults without loading PyTorch.
 

@@ -1,1 +1,2 @@
+# SPDX-License-Identifier: Apache-2.0
 """Amaranth components (no torch): the recombination unit and the generator datapath."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Arithmetic building blocks shared by the recombination unit and the generator.
 
 Each function returns Amaranth values; widths come from :mod:`insitugen.widths`

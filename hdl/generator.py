@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The on-chip MLG weight generator: a whole layer regenerated from its codes, bit-exact.
 
 ``Generator(cfg)`` loads the codes of one layer (``B``, ``U``, ``V``; README,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The ports and fixed figures of a block, read without building its component.
 
 :func:`port_view` returns a plain interface object (``Signature.create()``), not an

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The bit-level recombination unit: exact shift-add of sliced partial products.
 
 A low-precision engine multiplies slice ``j`` of ``a`` (offset ``o_j``) by slice

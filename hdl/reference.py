@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Reference designs the area reports compare the sliced datapath with.
 
 None of these is part of the generated hardware; they are what a designer

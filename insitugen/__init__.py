@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """insitugen: hardware generator for multi-level in situ weight generation (MLG).
 
 The rooms are top-level packages named after their folders, each module

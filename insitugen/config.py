@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The one frozen config, loaded from TOML and validated once, at the edge.
 
 Two blocks can be generated, chosen by the ``block`` key of the flat TOML table:

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Errors a user can cause and fix.
 
 Every error insitugen raises on bad input is an :class:`InsitugenError`; the
@@ -28,8 +29,9 @@ class VerificationError(InsitugenError, AssertionError):
 
 def clip(text: object, limit: int = 80) -> str:
     """``text`` fit for one line of an error message: control characters (a newline in
-    a file name) escaped, and cut to about ``limit`` characters with the full length
-    noted, so a 1 MB bad value never becomes a 1 MB error line."""
+    a file name) escaped, and cut in the middle to about ``limit`` characters (the full
+    length noted when it is far longer), so a 1 MB bad value never becomes a 1 MB error
+    line and a long path still shows its file name."""
     try:
         s = str(text)
     except ValueError:          # an int past Python's 4300-digit str() limit
@@ -38,7 +40,12 @@ def clip(text: object, limit: int = 80) -> str:
     if any(ord(c) < 32 or ord(c) == 127 for c in s):
         s = s.encode("unicode_escape").decode("ascii")
     if len(s) > limit:
-        s = f"{s[:limit - 20]}... ({len(s)} characters)"
+        # cut the middle: the end of a long path is its file name, the part a user needs
+        keep = max(limit - 3, 8)
+        head, tail = keep - keep // 2, keep // 2
+        cut = f"{s[:head]}...{s[-tail:]}"
+        # a value many times the limit (a 1 MB field) also says how long it was
+        s = cut + (f" ({len(s)} characters)" if len(s) > 4 * limit else "")
     return s
 
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """File helpers every room shares: atomic writes and the deterministic ``.npz`` writer.
 
 Torch-free (numpy only, imported when an ``.npz`` is written), so writing a JSON

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The two generation levels of MLG: one rule for the hardware config and the golden layers.
 
 ``base_in`` (Bi) > 0 turns the intra-kernel level on (``W1 = U x B``, ``U`` present),

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Paths the user hands us: what kind of thing is there, and whether a tool can take it.
 
 Base floor (no other room imported): the config loader, the code-file reader, the

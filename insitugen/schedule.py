@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The generator's schedule arithmetic, in one plain class (no HDL, no torch).
 
 :class:`Schedule` is what :class:`hdl.generator.Generator` builds from, and what the

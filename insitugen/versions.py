@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Versions of the software behind a result, as reports and caches record them.
 
 One base set (:func:`base_versions`) that every report shares; synthesis, proofs,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Width derivation shared by the golden model and the hardware.
 
 Everything here is exact integer interval arithmetic on plain Python ints: the

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """The import graph between insitugen's rooms, read from the code, checked against the floors.
 
 Every ``.py`` file under a room's folder is parsed with :mod:`ast` (nothing is imported or

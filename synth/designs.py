@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The designs a synthesis report holds, as ``(name, verilog, top, description)``:
 the block of a config next to the reference designs it is compared with (see
 :mod:`synth.report`)."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Every generator form side by side: area, delay, cycles and memories in one run.
 
 :func:`compare_forms` synthesizes, in one run with one Yosys, the generator of a
@@ -17,7 +18,6 @@ prints the Markdown table (the command BENCHMARKS.md records).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -45,10 +45,9 @@ REGISTERED = "reference_engine_registered"
 
 
 def _verilog(component, name: str) -> str:
-    from amaranth.back import verilog
+    from gen.verilog import amaranth_verilog  # Amaranth's pinned Yosys, scoped
 
-    os.environ["AMARANTH_USE_YOSYS"] = "builtin"
-    return verilog.convert(component, name=name, emit_src=False)
+    return amaranth_verilog(component, name)
 
 
 def _designs(cfg: GeneratorConfig, forms: dict[str, dict[str, Any]]):

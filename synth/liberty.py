@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A small reader of NLDM Liberty files: cell areas, flops, pin capacitances, delays.
 
 Only what the area and delay reports need: per cell its ``area``, whether it is

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Ratios and memory figures of a synthesis report (each with its ``definition``)."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A synthesis report as JSON (:func:`write_report_json`) and Markdown
 (:func:`report_markdown`)."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Synthesis reports: the block next to the designs it is compared with, in one run.
 
 :func:`run_synth` synthesizes, for a :class:`~insitugen.config.RecombinationConfig`:

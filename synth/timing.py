@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Critical-path delay estimate of a liberty-mapped netlist (Yosys ``write_json``).
 
 Yosys' ``sta`` does not work with the IHP library and ABC's ``stime`` printout

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Run Yosys on one Verilog design and collect area, flops, depth and memories.
 
 One call of :func:`synthesize` is one Yosys run on one top module, in a work

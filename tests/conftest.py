@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Shared pytest setup: slow tests run only with --runslow; the liberty fixtures (the
 shipped IHP library, the tiny test library); the functional coverage report of the run.
 

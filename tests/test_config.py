@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Config loading and validation: every bad field gets one clear error naming it."""
 
 from __future__ import annotations

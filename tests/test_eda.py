@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The tool adapters (eda): a missing tool is one clear line naming it and the fix; no
 adapter changes this process's environment; eda imports no room but the base package."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """insitugen.files: atomic writes leave the old file or the new one, never a part, and no
 temporary file; the module and a JSON report write load no torch."""
 

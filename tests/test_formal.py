@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Formal proofs (Yosys SAT) of the recombination unit and the requantizer.
 
 Each proof is exhaustive over its (small) input widths; the mutants check that

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Property tests over the whole valid config space (hypothesis).
 
 * Random GeneratorConfig / RecombinationConfig dicts construct, and the derived
@@ -20,6 +21,7 @@ from golden.generate import full_precision
 from insitugen import widths as W
 from insitugen.config import (
     MAX_DATAPATH_BITS,
+    ROUNDINGS,
     GeneratorConfig,
     RecombinationConfig,
     config_from_dict,
@@ -50,7 +52,7 @@ def generator_dicts(draw):
         "lanes": draw(st.integers(1, 1024)),
         "out_bits": out_bits,
         "shift": 0 if out_bits == 0 else draw(st.integers(0, MAX_DATAPATH_BITS)),
-        "rounding": draw(st.sampled_from(["floor", "half_up", "half_even"])),
+        "rounding": draw(st.sampled_from(ROUNDINGS)),
         "recombination": draw(st.sampled_from(["fused", "separate"])),
     }
 

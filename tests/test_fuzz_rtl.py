@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Config fuzzing of the RTL (hypothesis): random configs across the whole valid space of
 forms elaborate, match the golden model bit for bit and emit lint-clean Verilog.
 

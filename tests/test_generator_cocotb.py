@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Generator Verilog under cocotb (Verilator; a few on Icarus): bit-exact, every form.
 
 Each case emits the Verilog of a small config, builds it (cached per config),

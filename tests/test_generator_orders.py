@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The two product orders and the register stages, on the golden tier: the vb order's
 slicing (shared V*B products as odd codes, U x VB partials) and the w1 order's both equal
 the direct integer model on every degenerate form and code corner."""

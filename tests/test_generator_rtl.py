@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Generator RTL on Amaranth's simulator (fast tier): bit-exact against the golden model.
 
 Every case loads a random layer (with input gaps when back-pressure is on),

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The identities of the arithmetic (README) hold: exhaustively for small widths, on random
 large ones.
 
@@ -15,7 +16,7 @@ from golden import arith as A
 from golden import codes as C
 from golden import generate as G
 from insitugen import widths as W
-from insitugen.config import GeneratorConfig, RecombinationConfig
+from insitugen.config import ROUNDINGS, GeneratorConfig, RecombinationConfig
 
 
 def compositions(total: int, max_part: int):
@@ -156,7 +157,7 @@ def _reference_round(x: int, shift: int, rounding: str) -> int:
     return fl if fl % 2 == 0 else fl + 1       # half_even
 
 
-@pytest.mark.parametrize("rounding", ["floor", "half_up", "half_even"])
+@pytest.mark.parametrize("rounding", ROUNDINGS)
 def test_round_shift_exhaustive(rounding):
     x = torch.arange(-600, 601)
     for shift in range(0, 7):

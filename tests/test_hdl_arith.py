@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """hdl.arith against the golden model, exhaustively on Amaranth's simulator."""
 
 from __future__ import annotations
@@ -9,13 +10,14 @@ from amaranth.sim import Simulator
 
 from golden.arith import odd_value, requantize
 from hdl.arith import odd_from_code, round_shift_saturate
+from insitugen.config import ROUNDINGS
 
 # (value bits, shift, out_bits): ordinary, shift 0/1, shift wider than the value,
 # out_bits wider than the shifted value (no saturation possible)
 REQUANT_CASES = [(10, 3, 5), (6, 0, 4), (6, 1, 3), (4, 6, 3), (5, 5, 4), (3, 7, 2), (8, 2, 8)]
 
 
-@pytest.mark.parametrize("rounding", ["floor", "half_up", "half_even"])
+@pytest.mark.parametrize("rounding", ROUNDINGS)
 @pytest.mark.parametrize("bits,shift,out_bits", REQUANT_CASES,
                          ids=[f"w{b}_s{s}_o{o}" for b, s, o in REQUANT_CASES])
 def test_round_shift_saturate_exhaustive(bits, shift, out_bits, rounding):

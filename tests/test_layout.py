@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The house: the import graph between rooms has no cycle and no edge against the floors,
 and the README's Layout section shows the graph the code has (scripts/import_graph.py)."""
 
@@ -135,3 +136,18 @@ def test_write_readme_without_markers_is_one_clear_error(tmp_path):
     (tmp_path / "README.md").write_text("# no markers\n")
     with pytest.raises(SystemExit, match="no .* markers: add them to its Layout section"):
         IG.write_readme(tmp_path / "README.md", "block")
+
+
+def test_every_python_file_carries_the_licence_header():
+    """Each source file names its licence (Apache-2.0, LICENSE) in an SPDX line at the top."""
+    root = Path(__file__).resolve().parent.parent
+    missing = []
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root)
+        if rel.parts[0].startswith(".") or "build" in rel.parts or rel.parts[0] == "sim_build":
+            continue
+        head = path.read_text().splitlines()[:2]
+        if "# SPDX-License-Identifier: Apache-2.0" not in head:
+            missing.append(str(rel))
+    assert not missing, f"files without the SPDX header: {missing[:10]}"
+    assert "Apache License" in (root / "LICENSE").read_text()

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Export: MLG checkpoint -> per-layer generator configs + codes, regenerated bit-exactly
 by the golden model and by the RTL (``verif.runner.run_sim``)."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """MLG layers: quantizer, level rule, and float generation == scales x integer golden model.
 
 The contract (golden/mlg.py): for every layer type, ``scale * full_precision(cfg, codes)``

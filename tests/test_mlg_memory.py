@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """mlgify and memory accounting: ResNet-18 (CIFAR) against a hand computation and
 Table 2 of the MLG paper; the per-layer report; the ``insitugen memory`` command function."""
 

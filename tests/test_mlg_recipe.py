@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The two training recipes (issue 15): every place where ``--recipe reference`` follows the
 MLG reference code, pinned to values computed by hand or from the reference's formula;
 the quantizer edges where ours differs on purpose; export refusals; CIFAR-10's Python

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Training recipe: projection (SVD and gradient), KD loss, the digits reproduction
 (shortened; the full one is ``slow``) and the CIFAR-10 script on synthetic batches."""
 

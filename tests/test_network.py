@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """``insitugen network``: generation cycles equal the RTL's simulated cycles, the closed-form
 convolution model, the three model sources, the energy table and its validation, the files.
 

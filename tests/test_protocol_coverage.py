@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Unit tests of the stream protocol monitors (verif.protocol) and the coverage
 bins / merge / report logic (verif.coverage).
 

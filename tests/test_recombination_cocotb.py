@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The emitted RecombinationUnit Verilog under cocotb (Verilator; a subset on Icarus).
 
 Each config runs ``verif.tb_recombination`` through

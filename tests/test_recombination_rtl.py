@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """RecombinationUnit on Amaranth's simulator: exhaustive for small widths, vs the golden model.
 
 Every output beat is compared with ``golden.arith.recombine`` on the same

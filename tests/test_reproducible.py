@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Reproducibility: the same config and seed give byte-identical Verilog, identical
 weights and identical reports across runs, processes and (by proxy) machines; the tool
 versions behind a report are recorded in it.

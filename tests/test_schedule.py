@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The schedule arithmetic (insitugen.schedule): figures checked against counts made
 independently of its formulas (loops over the steps, the issue's measured figures)."""
 

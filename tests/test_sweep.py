@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Design-space sweep: space files, expansion, cache, parallel and Dask runs, outputs, plots.
 
 Most tests drive the sweep machinery with :func:`model_evaluate`, a cheap

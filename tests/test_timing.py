@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Critical-path estimate (synth.timing) on hand-built netlists and a hand-built library:
 exact delays from constant tables, a path deeper than Python's recursion limit, a
 combinational loop, flop starts and the buffer tree of a high-fanout net."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """What a new user meets first: one-line usage errors, honest messages for wrong files,
 checks before the first step, file modes, default output folders, waves, the flow's plots
 and the README's worked commands writing where .gitignore covers them."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Verilog emission: deterministic bytes, no machine paths, Verilator-lint clean."""
 
 from __future__ import annotations

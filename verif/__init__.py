@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """cocotb testbenches: drivers, monitors and scoreboards, run through cocotb_tools.runner.
 
 :mod:`verif.runner` (``run_sim``) builds (:mod:`verif.build`) and runs a block's

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Back-pressure patterns: when a source offers a beat and when a sink is ready.
 
 One definition for every testbench (cocotb on the Verilog, Amaranth's simulator in

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Simulation builds: the Verilator or Icarus build of a design and its testbench top,
 cached per build folder.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Functional coverage of the testbenches (issue 6), on cocotb-coverage.
 
 ``cocotb_coverage.coverage`` is pure Python (it imports nothing from cocotb), so

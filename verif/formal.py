@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Formal proofs (Yosys' built-in SAT solver) of the recombination and the requantizer.
 
 Each proof builds a small Amaranth *harness* around the hardware under proof and asks

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Valid/ready stream protocol checks, in every simulation of every tier.
 
 The rules a producer must keep (Amaranth ``lib.stream``, AXI-Stream alike),

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Run a block's cocotb testbench on its emitted Verilog (Verilator or Icarus).
 
 :func:`run_sim` emits the Verilog, writes the testbench top around it

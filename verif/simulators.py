@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The choices of a simulation run (simulators, back-pressure modes), the check that a
 simulator is usable, and what a result records of it.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Stimulus and expected outputs of a simulation, computed in the runner's process.
 
 :func:`write_stimulus` runs the golden model (torch) here and writes its results to an

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """cocotb testbench of the emitted Generator Verilog (a whole MLG layer, bit-exact).
 
 Parameters come from the JSON file named by ``$INSITUGEN_PARAMS`` (written by

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Parameters of a cocotb testbench run, written by :func:`verif.runner.run_sim`.
 
 Standard library only: the testbenches import nothing heavy inside the simulator.

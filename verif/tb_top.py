@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The testbench top: the simulation's clock, and a protocol monitor on every stream.
 
 :func:`tb_top_verilog` writes the Verilog module :data:`TB_TOP` around the design's top

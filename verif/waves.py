@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Where a simulation's waveform dump goes, and that no old dump outlives its run.
 
 The simulators write their dump into the build folder under a fixed name (cocotb's

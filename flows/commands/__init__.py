@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The ``insitugen`` commands: one module per command, each with ``HELP``,
 ``add_args(parser)`` and ``run(args) -> int``.
 

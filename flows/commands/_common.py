@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Pieces several command modules share (light: argparse and the base floor only)."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Checks a command makes before its first step, so that a missing tool or an output
 folder it cannot write fails in a second with one line, not after minutes of simulation
 or training. Each check has no side effect (it creates nothing)."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Options the two training commands share: the student's MLG settings and recipe steps."""
 
 from __future__ import annotations

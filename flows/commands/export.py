@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """``insitugen export CHECKPOINT --out DIR``: trained MLG model -> generator configs + codes."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """``insitugen flow [CONFIG]``: Verilog + simulation + synthesis of one config."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """``insitugen golden CONFIG --out FILE``: the integer golden model alone (codes -> W)."""
 
 from __future__ import annotations

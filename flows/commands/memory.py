@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """``insitugen memory MODEL ...``: per-layer MLG memory table of a shipped model."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """``insitugen network MODEL``: per layer and in total, generating the weights vs fetching them.
 
 MODEL is a shipped model name (``resnet18``, ``smallcnn``, ``mobilenetv2``), an MLG

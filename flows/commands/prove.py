@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """``insitugen prove CONFIG``: Yosys SAT proofs of the recombination and requantization."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """``insitugen sim CONFIG``: the generated Verilog under cocotb against the golden model."""
 
 from __future__ import annotations

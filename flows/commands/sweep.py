@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """``insitugen sweep SPACE.toml``: design-space sweep, cached, CSV + JSON + PNG plots."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """``insitugen synth CONFIG``: Yosys area of the block next to its reference designs."""
 
 from __future__ import annotations

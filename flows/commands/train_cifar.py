@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """``insitugen train-cifar --data PATH [--out DIR]``: ResNet-18 MLG on CIFAR-10 from disk."""
 
 from __future__ import annotations

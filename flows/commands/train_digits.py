@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """``insitugen train-digits``: teacher + MLG student on scikit-learn's digits (CPU, minutes)."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """``insitugen verilog CONFIG -o FILE``: emit the Verilog of a config (and its JSON sidecar)."""
 
 from __future__ import annotations

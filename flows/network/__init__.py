@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """``insitugen network``: does generating the weights pay, layer by layer, for a whole network?
 
 Per layer of a shipped model, an MLG checkpoint or an exported layer folder

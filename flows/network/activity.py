@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A measured energy estimate of the generator: gate-level switching activity x liberty energies.
 
 For one generator config and a Liberty file:

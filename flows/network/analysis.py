@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Per layer and in total: generation vs convolution vs fetching the weights, time and energy.
 
 Assumptions (also written into every report, ``ASSUMPTIONS``):

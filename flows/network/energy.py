@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Per-operation energy figures, each with its source, and what one layer costs.
 
 :data:`DEFAULT_TABLE` holds the figures the report uses unless the user gives a table

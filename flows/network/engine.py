@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The convolution's cycles on the low-precision engine: a closed-form slicing model.
 
 An ``s``-bit engine multiplies two operands of at most ``s`` bits (its multiplier inputs

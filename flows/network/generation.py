@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The generator's cycles and code-memory reads for one layer config.
 
 One place asks the hardware for its schedule: everything in the network report that

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The layers of a network as the report sees them: shape, feature maps, generator config.
 
 Three sources, one result (a list of :class:`NetLayer` in module order):

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Two PNGs of the network report (matplotlib, Agg backend, no display needed).
 
 * ``network_time.png``: per layer, two stacked bars: "generate" = convolution +

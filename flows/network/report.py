@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The network report as one screen of text, JSON, CSV and Markdown.
 
 Every format is built from the same per-layer rows (:func:`layer_row`) and totals

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Design-space sweep: many generator configs, each synthesized once, cached, tabled and plotted.
 
 ``insitugen sweep SPACE.toml [--jobs N] [--scheduler ADDRESS] [--out DIR]``

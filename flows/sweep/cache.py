@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The sweep cache: one JSON file per evaluated point, named by :func:`cache_key` (the
 config, the versions that change results (:func:`cache_versions`) and the evaluator)."""
 

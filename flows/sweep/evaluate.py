@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Figures of one point: those that follow from the config alone (:func:`config_figures`,
 :func:`cycle_figures`) and those of synthesis (:func:`evaluate_point`,
 :func:`metrics_from_report`)."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """One way to run the points of a sweep, in this process, in local processes or on Dask.
 
 :func:`run_tasks` submits every task to a backend, takes the outcomes as they

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """What a sweep leaves behind: the Pareto flags of its rows (:func:`pareto_front`),
 ``results.csv``, ``results.json`` and the plots (:func:`write_outputs`)."""
 

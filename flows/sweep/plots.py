@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """PNG plots of a design-space sweep (rows of :func:`flows.sweep.run_sweep`).
 
 Four figures, each written atomically as ``<dir>/<name>.png`` by :func:`draw_plots`:

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Running a sweep: every point of a space, cached ones read back, new ones evaluated
 through one executor (:mod:`flows.sweep.executor`), one row per point."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The space file of a sweep: parsing and validation (:func:`parse_space`,
 :func:`load_space`) and expansion into points (:func:`expand_space`)."""
 

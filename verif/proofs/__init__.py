@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Formal harnesses, one per file, proven by Yosys' built-in SAT solver.
 
 * :mod:`verif.proofs.sat` -- the shared runner: emit a harness as RTLIL, prove its

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Recombination of wide operands, proven as three linear proofs (any width).
 
 End-to-end SAT of a sliced product takes minutes above ~6-bit operands or for dot

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Recombination proven end to end from free operands (small operands: about 6 bits).
 
 The harness takes the *unsliced* operands ``a_i``, ``x_i`` (``i < terms``; codes for

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Proof of the requantizer: ``hdl.arith.round_shift_saturate`` against an independent
 formulation, for every signed ``bits``-bit input (combinational SAT, all values at once).
 

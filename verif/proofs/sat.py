@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The SAT runner every proof shares, and the report of one proof.
 
 :func:`run_sat` emits a harness (an Amaranth component with an ``ok`` output and free

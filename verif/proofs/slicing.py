@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Proof of the slicing identity: ``value(n) == sum_j 2^{o_j} * operand_slices(n)[j]`` for
 every value ``n`` of a sliced operand (``hdl.arith.operand_slices``; combinational SAT).
 It proves up to 64-bit operands in well under a second.

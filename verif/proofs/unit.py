@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """What every recombination harness shares: the :class:`~hdl.recombination.RecombinationUnit`
 under proof, input always valid and output always ready, and the check that the output
 is valid exactly ``latency`` cycles after each input beat (after the last partial of a
