@@ -18,6 +18,7 @@ import random
 import re
 import warnings
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -1007,6 +1008,52 @@ def test_tools_die_with_a_killed_insitugen(tmp_path):
             break
         time.sleep(0.05)
     assert _gone(pid), f"the tool's child {pid} outlived insitugen"
+
+
+def _processes_under(folder: Path) -> list[int]:
+    """Pids of live processes whose working folder is ``folder`` (a simulator runs in its
+    build folder)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if Path(os.readlink(entry / "cwd")) == folder and not _gone(int(entry.name)):
+                    pids.append(int(entry.name))
+            except OSError:
+                pass
+    return pids
+
+
+def test_simulator_dies_with_a_killed_insitugen(tmp_path):
+    """``kill -9`` of ``insitugen sim`` while the simulator runs: the simulator (started by
+    cocotb's runner in a guarded child, verif.sim_process) does not outlive it."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cfg = GeneratorConfig(out_channels=64, in_channels=64, base_in=2, base_out=16, lanes=4)
+    build = (tmp_path / "build").resolve()
+    sim = subprocess.Popen(
+        [sys.executable, "-m", "flows.cli", "sim", _config_file(tmp_path, cfg), "--seed", "1",
+         "--build-dir", str(build), "--backpressure", "none"],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240          # a cold Verilator build comes first
+    while time.monotonic() < deadline and not (build / "params.json").exists():
+        assert sim.poll() is None, "insitugen sim ended before the simulation started"
+        time.sleep(0.2)
+    assert (build / "params.json").exists(), "the simulation never started"
+    time.sleep(1.0)                             # the simulator is running now
+    running = _processes_under(build)
+    assert running, "no simulator process found in the build folder"
+    sim.send_signal(signal.SIGKILL)
+    sim.wait()
+    for _ in range(100):
+        if not _processes_under(build):
+            break
+        time.sleep(0.05)
+    assert not _processes_under(build), "the simulator outlived insitugen"
 
 
 def test_stale_temp_folders_of_dead_runs_are_removed(tmp_path):

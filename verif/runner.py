@@ -214,8 +214,9 @@ class _Simulation:
 def _simulate(cfg: Config, build: Build, params: dict, waves: bool,
               log: Path | None) -> _Simulation:
     """Run the block's testbench on ``build`` through cocotb's runner (its public
-    ``test()``; the build is ours, :class:`verif.build.Build`)."""
-    from cocotb_tools.runner import get_runner
+    ``test()``, in a child process tied to ours; the build is ours,
+    :class:`verif.build.Build`)."""
+    from verif.sim_process import run_cocotb_test
 
     build_dir = build.build_dir
     params_path = build_dir / "params.json"
@@ -225,19 +226,14 @@ def _simulate(cfg: Config, build: Build, params: dict, waves: bool,
     results_xml = build_dir / "results.xml"
     results_xml.unlink(missing_ok=True)
     t0 = time.perf_counter()
-    sim_exit = None
-    try:
-        # Under pytest the runner reads the results itself and exits on a failure
-        # (SystemExit); they are read again below, the same way in and out of pytest.
-        get_runner(build.simulator).test(
-            test_module=test_module(cfg), hdl_toplevel=TB_TOP, hdl_toplevel_lang="verilog",
-            build_dir=build_dir, test_dir=build_dir, seed=params["seed"], waves=waves,
-            results_xml=str(results_xml), timescale=TIMESCALE, log_file=log,
-            extra_env={"INSITUGEN_PARAMS": str(params_path)})
-    except SystemExit as e:
-        sim_exit = e.code
-    except RuntimeError as e:      # the simulator exited non-zero (crash, $fatal)
-        sim_exit = str(e)
+    # in a guarded child process (verif.sim_process), so the simulator dies with us
+    sim_exit = run_cocotb_test(
+        build.simulator, build_dir / "sim_exit.json",
+        test_module=test_module(cfg), hdl_toplevel=TB_TOP, hdl_toplevel_lang="verilog",
+        build_dir=build_dir, test_dir=build_dir, seed=params["seed"], waves=waves,
+        results_xml=str(results_xml), timescale=TIMESCALE,
+        log_file=str(log) if log is not None else None,
+        extra_env={"INSITUGEN_PARAMS": str(params_path)})
     return _Simulation(results_xml=results_xml, result_path=result_path, exit=sim_exit,
                        seconds=time.perf_counter() - t0, log=log)
 
