@@ -34,7 +34,7 @@ def add_force_arg(command: str, p: argparse.ArgumentParser) -> None:
 
 #: Per command: the options naming an output file.
 OUTPUT_FILES: dict[str, tuple[str, ...]] = {
-    "verilog": ("output",), "golden": ("out",), "sim": ("out",),
+    "verilog": ("output",), "golden": ("out", "codes_out"), "sim": ("out",),
     "synth": ("json", "markdown"), "memory": ("json",), "prove": ("json",),
 }
 #: Per command: the options naming an output folder (made when missing).

@@ -1210,3 +1210,30 @@ def test_sim_out_that_fails_late_is_an_output_error_not_a_failed_check(tmp_path,
     with np.load(out, allow_pickle=False) as z:
         assert z["W"].shape == (4, 3, 3, 3)
         assert np.array_equal(z["W"], generate(SMALL, random_codes(SMALL, 3)).numpy())
+
+
+def test_golden_codes_out_carries_metadata_that_the_loader_checks(tmp_path, capsys):
+    """``insitugen golden --codes-out`` writes the codes with their metadata: the same
+    config reads them back to the same weights; a config with the same shapes but 5-bit
+    U codes (which 6-bit codes would pass as far as the shapes go) is refused by the
+    metadata, in one line."""
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    cfg = GeneratorConfig(out_channels=4, in_channels=3, kernel=3, base_in=3, base_out=2,
+                          lanes=3, shift=4)
+    path = _config_file(tmp_path, cfg)
+    codes, w1, w2 = out_dir / "c.npz", out_dir / "w1.npz", out_dir / "w2.npz"
+    assert main(["golden", path, "--seed", "5", "--out", str(w1),
+                 "--codes-out", str(codes)]) == 0
+    capsys.readouterr()
+    with np.load(codes, allow_pickle=False) as z:
+        meta = json.loads(str(z["meta"]))
+        assert meta["axes"]["U"] == ["o", "c", "i"] and meta["shapes"]["U"] == [2, 3, 3]
+    assert main(["golden", path, "--codes", str(codes), "--out", str(w2)]) == 0
+    capsys.readouterr()
+    with np.load(w1) as a, np.load(w2) as b:
+        assert np.array_equal(a["W"], b["W"])
+    other = _config_file(tmp_path, cfg.replace(qu=5))     # same shapes, other code bits
+    _assert_refused(capsys, ["golden", other, "--codes", str(codes), "--out",
+                             str(out_dir / "w3.npz")], out_dir, "codes of another config",
+                    expect=r"was written for bits U = 6, this config has 5")

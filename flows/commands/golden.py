@@ -19,11 +19,15 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0,
                    help="seed of random codes (default: %(default)s)")
     p.add_argument("--out", required=True, help="output weights (.npz with W int64)")
+    p.add_argument("--codes-out", metavar="FILE", default=None,
+                   help="also write the codes used (.npz: B, U, V and a 'meta' entry with the "
+                        "config's axes, shapes and code bits, checked when the file is "
+                        "loaded) (default: none)")
 
 
 def run(args: argparse.Namespace) -> int:
     from gen.limits import check_golden
-    from golden.codes import load_codes, random_codes
+    from golden.codes import load_codes, random_codes, save_codes
     from golden.generate import generate
     from insitugen.files import save_npz
 
@@ -39,4 +43,8 @@ def run(args: argparse.Namespace) -> int:
                           "layer or a machine with more memory") from None
     save_npz(args.out, W=w.numpy())
     print(f"wrote {args.out}: W int64 {list(w.shape)}, range [{int(w.min())}, {int(w.max())}]")
+    if args.codes_out:
+        save_codes(args.codes_out, codes, config=cfg)
+        print(f"wrote {args.codes_out}: codes " + ", ".join(
+            f"{k} {list(v.shape)}" for k, v in codes.items()) + " with their metadata")
     return 0
