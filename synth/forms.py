@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Sequence
 
+from eda.process import temp_folder
 from insitugen.config import GeneratorConfig, load_config
 from insitugen.errors import ConfigError, InsitugenError
 from insitugen.schedule import Schedule
@@ -78,7 +78,7 @@ def compare_forms(cfg: GeneratorConfig, *, liberty=None, yosys=None, jobs: int =
     seq = lib.sequential_cells if lib is not None else []
     designs = _designs(cfg, forms)
     modes = [("pdk_free", None)] + ([("liberty", liberty)] if liberty is not None else [])
-    with tempfile.TemporaryDirectory(prefix="insitugen-forms-") as tmp:
+    with temp_folder("forms") as tmp:     # named after our pid: a killed run's is removed later
         root = Path(tmp)
         tasks = [(k, name, v, top, mode, lp) for k, (name, v, top, _) in enumerate(designs)
                  for mode, lp in modes]

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from amaranth.hdl import Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In
 
+from eda.process import temp_folder
 from insitugen import widths as W
 from insitugen.errors import ToolError
 
@@ -151,7 +151,7 @@ def run_sat(harness: wiring.Component, *, depth: int, name: str, statement: str,
     script, sat = _script(il, depth)
     hint = ("use narrower operands or method 'decomposed'" if method == "product"
             else "use narrower operands, fewer slices or a longer --timeout")
-    with tempfile.TemporaryDirectory(prefix="insitugen-prove-") as tmp:
+    with temp_folder("prove") as tmp:     # named after our pid: a killed run's is removed later
         folder = Path(workdir) if workdir is not None else Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "harness.il").write_text(il)
