@@ -238,85 +238,21 @@ class CodeLoader(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        cfg, sched = self._cfg, self._schedule
-        p, q, K, L = cfg.out_channels, cfg.in_channels, cfg.K, cfg.lanes
-        N, R = sched.row_weights, sched.rounds_per_row
-        Bo, Bi = cfg.Bo, cfg.Bi
-        lv1, lv2 = cfg.level1, cfg.level2
-        NB, u_rows = sched.window_channels, sched.u_rows
-        code = self.codes.payload
+        cfg = self._cfg
         code_fire = Signal()
         m.d.comb += [self.codes.ready.eq(~self.busy),
                      code_fire.eq(self.codes.valid & self.codes.ready), self.fire.eq(code_fire)]
         tensors = list(cfg.code_shapes)                       # B, [U], [V] in load order
         ld_t = Signal(counter_shape(len(tensors)))
         ld_final = Signal()                    # the beat holds the layer's last code
-        tensor_last = {}                       # name -> "this code is the tensor's last"
-        loaded = self.loaded
-
-        if lv1:
-            ba = Signal(counter_shape(Bo * Bi))
-            bt = Signal(counter_shape(K))
-            wp = self.write_B
-            m.d.comb += [wp.addr.eq(ba), wp.data.eq(Cat([code[:cfg.qb]] * K)),
-                         wp.en.eq(Mux(code_fire & (ld_t == tensors.index("B")),
-                                      Const(1, 1) << bt, 0))]
-            tensor_last["B"] = (ba == Bo * Bi - 1) & (bt == K - 1)
-            with m.If(code_fire & (ld_t == tensors.index("B"))):
-                with m.If(bt == K - 1):
-                    m.d.sync += [bt.eq(0), ba.eq(Mux(ba == Bo * Bi - 1, 0, ba + 1))]
-                with m.Else():
-                    m.d.sync += bt.eq(bt + 1)
-            # U[o, c, i] -> word (c//NB * Bo + o) * Bi + i, field c % NB
-            uo = Signal(counter_shape(Bo))
-            uc = Signal(counter_shape(q))
-            ucm = Signal(counter_shape(NB))
-            ucr = Signal(counter_shape(u_rows))
-            ui = Signal(counter_shape(Bi))
-            wp = self.write_U
-            m.d.comb += [wp.addr.eq((ucr * Bo + uo) * Bi + ui),
-                         wp.data.eq(Cat([code[:cfg.qu]] * NB)),
-                         wp.en.eq(Mux(code_fire & (ld_t == tensors.index("U")),
-                                      Const(1, 1) << ucm, 0))]
-            tensor_last["U"] = (uo == Bo - 1) & (uc == q - 1) & (ui == Bi - 1)
-            with m.If(code_fire & (ld_t == tensors.index("U"))):
-                m.d.sync += ui.eq(Mux(ui == Bi - 1, 0, ui + 1))
-                with m.If(ui == Bi - 1):
-                    with m.If(uc == q - 1):
-                        m.d.sync += [uc.eq(0), ucm.eq(0), ucr.eq(0),
-                                     uo.eq(Mux(uo == Bo - 1, 0, uo + 1))]
-                    with m.Else():
-                        m.d.sync += uc.eq(uc + 1)
-                        with m.If(ucm == NB - 1):
-                            m.d.sync += [ucm.eq(0), ucr.eq(ucr + 1)]
-                        with m.Else():
-                            m.d.sync += ucm.eq(ucm + 1)
+        fire = {name: code_fire & (ld_t == k) for k, name in enumerate(tensors)}
+        # name -> "this code is the tensor's last"
+        if cfg.level1:
+            tensor_last = {"B": self._write_b_taps(m, fire["B"]), "U": self._write_u(m, fire["U"])}
         else:
-            # B[o, n] -> word (n // L) * Bo + o, field n % L
-            bo_ = Signal(counter_shape(Bo))
-            bnm = Signal(counter_shape(L))
-            bnd = Signal(counter_shape(R))
-            wp = self.write_B
-            m.d.comb += [wp.addr.eq(bnd * Bo + bo_), wp.data.eq(Cat([code[:cfg.qb]] * L)),
-                         wp.en.eq(Mux(code_fire & (ld_t == tensors.index("B")),
-                                      Const(1, 1) << bnm, 0))]
-            row_end = (bnd == (N - 1) // L) & (bnm == (N - 1) % L)
-            tensor_last["B"] = (bo_ == Bo - 1) & row_end
-            with m.If(code_fire & (ld_t == tensors.index("B"))):
-                with m.If(row_end):
-                    m.d.sync += [bnm.eq(0), bnd.eq(0), bo_.eq(Mux(bo_ == Bo - 1, 0, bo_ + 1))]
-                with m.Elif(bnm == L - 1):
-                    m.d.sync += [bnm.eq(0), bnd.eq(bnd + 1)]
-                with m.Else():
-                    m.d.sync += bnm.eq(bnm + 1)
-        if lv2:
-            va = Signal(counter_shape(p * Bo))
-            wp = self.write_V
-            m.d.comb += [wp.addr.eq(va), wp.data.eq(code[:cfg.qv]),
-                         wp.en.eq(code_fire & (ld_t == tensors.index("V")))]
-            tensor_last["V"] = va == p * Bo - 1
-            with m.If(code_fire & (ld_t == tensors.index("V"))):
-                m.d.sync += va.eq(Mux(va == p * Bo - 1, 0, va + 1))
+            tensor_last = {"B": self._write_b_lanes(m, fire["B"])}
+        if cfg.level2:
+            tensor_last["V"] = self._write_v(m, fire["V"])
 
         with m.Switch(ld_t):
             for k, name in enumerate(tensors):
@@ -325,8 +261,85 @@ class CodeLoader(wiring.Component):
                     with m.If(code_fire & tensor_last[name]):
                         m.d.sync += ld_t.eq(0 if k == len(tensors) - 1 else k + 1)
         with m.If(code_fire):
-            m.d.sync += loaded.eq(ld_final)
+            m.d.sync += self.loaded.eq(ld_final)
         return m
+
+    def _write_b_taps(self, m, fire):
+        """Level 1 on: ``B[o, i, t]`` -> word ``o*Bi + i``, field ``t``. Returns 'the code is
+        B's last'."""
+        cfg, code = self._cfg, self.codes.payload
+        Bo, Bi, K = cfg.Bo, cfg.Bi, cfg.K
+        ba = Signal(counter_shape(Bo * Bi))
+        bt = Signal(counter_shape(K))
+        wp = self.write_B
+        m.d.comb += [wp.addr.eq(ba), wp.data.eq(Cat([code[:cfg.qb]] * K)),
+                     wp.en.eq(Mux(fire, Const(1, 1) << bt, 0))]
+        with m.If(fire):
+            with m.If(bt == K - 1):
+                m.d.sync += [bt.eq(0), ba.eq(Mux(ba == Bo * Bi - 1, 0, ba + 1))]
+            with m.Else():
+                m.d.sync += bt.eq(bt + 1)
+        return (ba == Bo * Bi - 1) & (bt == K - 1)
+
+    def _write_u(self, m, fire):
+        """``U[o, c, i]`` -> word ``(c//NB * Bo + o) * Bi + i``, field ``c % NB``. Returns
+        'the code is U's last'."""
+        cfg, sched, code = self._cfg, self._schedule, self.codes.payload
+        Bo, Bi, q, NB = cfg.Bo, cfg.Bi, cfg.in_channels, sched.window_channels
+        uo = Signal(counter_shape(Bo))
+        uc = Signal(counter_shape(q))
+        ucm = Signal(counter_shape(NB))
+        ucr = Signal(counter_shape(sched.u_rows))
+        ui = Signal(counter_shape(Bi))
+        wp = self.write_U
+        m.d.comb += [wp.addr.eq((ucr * Bo + uo) * Bi + ui),
+                     wp.data.eq(Cat([code[:cfg.qu]] * NB)),
+                     wp.en.eq(Mux(fire, Const(1, 1) << ucm, 0))]
+        with m.If(fire):
+            m.d.sync += ui.eq(Mux(ui == Bi - 1, 0, ui + 1))
+            with m.If(ui == Bi - 1):
+                with m.If(uc == q - 1):
+                    m.d.sync += [uc.eq(0), ucm.eq(0), ucr.eq(0),
+                                 uo.eq(Mux(uo == Bo - 1, 0, uo + 1))]
+                with m.Else():
+                    m.d.sync += uc.eq(uc + 1)
+                    with m.If(ucm == NB - 1):
+                        m.d.sync += [ucm.eq(0), ucr.eq(ucr + 1)]
+                    with m.Else():
+                        m.d.sync += ucm.eq(ucm + 1)
+        return (uo == Bo - 1) & (uc == q - 1) & (ui == Bi - 1)
+
+    def _write_b_lanes(self, m, fire):
+        """Level 1 off: ``B[o, n]`` -> word ``(n // L) * Bo + o``, field ``n % L``. Returns
+        'the code is B's last'."""
+        cfg, code = self._cfg, self.codes.payload
+        Bo, L, N = cfg.Bo, cfg.lanes, self._schedule.row_weights
+        bo_ = Signal(counter_shape(Bo))
+        bnm = Signal(counter_shape(L))
+        bnd = Signal(counter_shape(self._schedule.rounds_per_row))
+        wp = self.write_B
+        m.d.comb += [wp.addr.eq(bnd * Bo + bo_), wp.data.eq(Cat([code[:cfg.qb]] * L)),
+                     wp.en.eq(Mux(fire, Const(1, 1) << bnm, 0))]
+        row_end = (bnd == (N - 1) // L) & (bnm == (N - 1) % L)
+        with m.If(fire):
+            with m.If(row_end):
+                m.d.sync += [bnm.eq(0), bnd.eq(0), bo_.eq(Mux(bo_ == Bo - 1, 0, bo_ + 1))]
+            with m.Elif(bnm == L - 1):
+                m.d.sync += [bnm.eq(0), bnd.eq(bnd + 1)]
+            with m.Else():
+                m.d.sync += bnm.eq(bnm + 1)
+        return (bo_ == Bo - 1) & row_end
+
+    def _write_v(self, m, fire):
+        """``V[j, o]`` -> word ``j*Bo + o``. Returns 'the code is V's last'."""
+        cfg = self._cfg
+        last = cfg.out_channels * cfg.Bo - 1
+        va = Signal(counter_shape(last + 1))
+        wp = self.write_V
+        m.d.comb += [wp.addr.eq(va), wp.data.eq(self.codes.payload[:cfg.qv]), wp.en.eq(fire)]
+        with m.If(fire):
+            m.d.sync += va.eq(Mux(va == last, 0, va + 1))
+        return va == last
 
 
 class Requantizer(wiring.Component):
@@ -390,6 +403,201 @@ class Requantizer(wiring.Component):
         return m
 
 
+class StepCounters(wiring.Component):
+    """The step counters of a pass (module docstring, Schedule): row ``j``, round ``r``,
+    basis row ``o``, level-1 term ``i``, slice pair ``kp`` and, in the w1 order, ``phase2``
+    (1 = a V x W1 step). ``begin`` restarts them at the pass's first step; ``advance`` (not
+    with ``begin``) moves them one step on. ``end_round`` / ``end_pass``: the step is the
+    last of its round / of the pass; ``first``: the step restarts its accumulator (fused) or
+    its slice pair's partial (separate)."""
+
+    def __init__(self, cfg: GeneratorConfig):
+        self._cfg = cfg
+        self._schedule = sched = Schedule(cfg)
+        npairs = max(1, len(sched.pairs_level1), len(sched.pairs_level2))
+        super().__init__({
+            "begin": In(1), "advance": In(1), "kp": Out(counter_shape(npairs)),
+            "i": Out(counter_shape(max(1, cfg.Bi))), "o": Out(counter_shape(sched.o_loop)),
+            "r": Out(counter_shape(sched.rounds_per_row)),
+            "j": Out(counter_shape(cfg.out_channels)), "phase2": Out(1),
+            "end_round": Out(1), "end_pass": Out(1), "first": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, sched = self._cfg, self._schedule
+        p, R, obl, Bi = cfg.out_channels, sched.rounds_per_row, sched.o_loop, cfg.Bi
+        NP1, NP2 = len(sched.pairs_level1), len(sched.pairs_level2)
+        has1, has2 = NP1 > 0, NP2 > 0
+        two_phase = has1 and has2                 # the w1 order: level 1, then level 2, per o
+        j, r, o, i, kp = self.j, self.r, self.o, self.i, self.kp
+        phase2 = self.phase2 if two_phase else Const(int(has2), 1)
+        if not two_phase:
+            m.d.comb += self.phase2.eq(phase2)
+        last_kp1 = kp == NP1 - 1 if NP1 else Const(1)
+        last_kp2 = kp == NP2 - 1 if NP2 else Const(1)
+        last_i = i == Bi - 1 if cfg.level1 else Const(1)
+        if two_phase:
+            end_oblock = phase2 & last_kp2
+        elif has1:
+            end_oblock = last_kp1 & last_i
+        else:
+            end_oblock = last_kp2 if has2 else Const(1)
+        end_round = end_oblock & (o == obl - 1)
+        m.d.comb += [self.end_round.eq(end_round),
+                     self.end_pass.eq(end_round & (r == R - 1) & (j == p - 1))]
+
+        with m.If(self.begin):
+            m.d.sync += [j.eq(0), r.eq(0), o.eq(0), i.eq(0), kp.eq(0)]
+            if two_phase:
+                m.d.sync += phase2.eq(0)
+        with m.Elif(self.advance):
+            # step within the o-block: the slice pairs of a term, the terms, [the phases]
+            if two_phase:
+                with m.If(phase2):
+                    with m.If(last_kp2):
+                        m.d.sync += [kp.eq(0), phase2.eq(0)]
+                    with m.Else():
+                        m.d.sync += kp.eq(kp + 1)
+                with m.Else():
+                    self._level1_step(m, last_kp1, last_i)
+            elif has1:
+                self._level1_step(m, last_kp1, last_i)
+            elif has2:
+                m.d.sync += kp.eq(Mux(last_kp2, 0, kp + 1))
+            with m.If(end_oblock):
+                m.d.sync += o.eq(Mux(o == obl - 1, 0, o + 1))
+            with m.If(end_round):
+                m.d.sync += r.eq(Mux(r == R - 1, 0, r + 1))
+                with m.If(r == R - 1):
+                    m.d.sync += j.eq(Mux(j == p - 1, 0, j + 1))
+
+        # first-term flags: a fused accumulator restarts at the first step of its sum, a
+        # separate partial at the first step of its slice pair (kp == k)
+        kp0 = (kp == 0) if cfg.recombination == "fused" else Const(1)
+        if two_phase:
+            m.d.comb += self.first.eq(Mux(phase2, (o == 0) & kp0, (i == 0) & kp0))
+        else:
+            m.d.comb += self.first.eq(((o == 0) if cfg.level2 else Const(1))
+                                      & ((i == 0) if has1 else Const(1)) & kp0)
+        return m
+
+
+    def _level1_step(self, m, last_kp1, last_i):
+        """A level-1 step: the next slice pair, after the last one the next term ``i``, after
+        the last term (w1 order) the level-2 phase."""
+        kp, i = self.kp, self.i
+        with m.If(last_kp1):
+            m.d.sync += [kp.eq(0), i.eq(Mux(last_i, 0, i + 1))]
+            if self._schedule.pairs_level2:
+                with m.If(last_i):
+                    m.d.sync += self.phase2.eq(1)
+        with m.Else():
+            m.d.sync += kp.eq(kp + 1)
+
+
+class WindowTracker(wiring.Component):
+    """Level 1's window of the current round: ``n0 = r*L``, ``rt = n0 % K``, ``c_lo = n0 //
+    K = crow*NB + cmod``. ``begin`` restarts it; ``next_round`` moves it on by ``L``
+    columns, or back to the row's start where ``row_end``. Where ``rt`` or ``cmod`` cannot
+    change (``L % K == 0``, ``NB == 1``) the port is never driven and reads 0."""
+
+    def __init__(self, cfg: GeneratorConfig):
+        self._cfg = cfg
+        self._schedule = sched = Schedule(cfg)
+        super().__init__({"begin": In(1), "next_round": In(1), "row_end": In(1),
+                          "rt": Out(counter_shape(cfg.K)),
+                          "cmod": Out(counter_shape(sched.window_channels)),
+                          "crow": Out(counter_shape(sched.u_rows))})
+
+    def elaborate(self, platform):
+        m = Module()
+        K, L = self._cfg.K, self._cfg.lanes
+        NB = self._schedule.window_channels
+        rt_const = (K == 1) or (L % K == 0)
+        rt = Const(0, counter_shape(K)) if rt_const else self.rt
+        cmod = self.cmod if NB > 1 else Const(0, 1)
+        crow = self.crow
+        restart = [crow.eq(0)] + ([] if rt_const else [rt.eq(0)]) \
+            + ([cmod.eq(0)] if NB > 1 else [])
+        with m.If(self.begin | (self.next_round & self.row_end)):
+            m.d.sync += restart
+        with m.Elif(self.next_round):
+            inc_c, inc_t = divmod(L, K)
+            carry = Const(0, 1)
+            if not rt_const:
+                rt_n = rt + inc_t
+                carry = rt_n >= K
+                m.d.sync += rt.eq(Mux(carry, rt_n - K, rt_n))
+            cm_n = cmod + inc_c + carry
+            wrap = cm_n >= NB
+            if NB > 1:
+                m.d.sync += cmod.eq(Mux(wrap, cm_n - NB, cm_n))
+            m.d.sync += crow.eq(crow + (wrap if NB > 1 else cm_n))
+        return m
+
+
+class CodeReads(wiring.Component):
+    """The gated reads of the code memories: each word read once, at the first step that
+    needs it (``Schedule.reads_per_pass``), from the step issued this cycle (``step``, with
+    its level-1 term ``i``, row ``j`` and U row ``crow``). Level 1 off reads the per-lane B
+    word one stage late, where the lane multiply meets it. Read ports: those of
+    :class:`Sequencer`."""
+
+    def __init__(self, cfg: GeneratorConfig):
+        self._cfg = cfg
+        self._schedule = sched = Schedule(cfg)
+        members = {"step": In(step_layout(cfg)), "stall": In(1),
+                   "i": In(counter_shape(max(1, cfg.Bi))),
+                   "j": In(counter_shape(cfg.out_channels)),
+                   "crow": In(counter_shape(sched.u_rows))}
+        members.update(_read_port_members(cfg))
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, sched, step = self._cfg, self._schedule, self.step
+        Bo, Bi, u_rows, stall, i = cfg.Bo, cfg.Bi, sched.u_rows, self.stall, self.i
+        has1 = bool(sched.pairs_level1)
+        not_p2 = ~step.phase2 if has1 and sched.pairs_level2 else Const(1)
+        if cfg.level1:
+            rb, ua, ub = self.read_B, self.read_U, self.read_U1
+            crow = self.crow
+            crow_b = Mux(crow + 1 < u_rows, crow + 1, 0) if u_rows > 1 else Const(0, 1)
+            m.d.comb += [rb.addr.eq(step.o * Bi + i), ua.addr.eq((crow * Bo + step.o) * Bi + i),
+                         ub.addr.eq((crow_b * Bo + step.o) * Bi + i)]
+            new_bu = Signal()
+            m.d.comb += new_bu.eq(~stall & step.valid & step.kp0 & not_p2)
+            m.d.comb += [port.en.eq(new_bu) for port in (rb, ua, ub)]
+        else:
+            # B is per-lane data: read it in the stage before the lane multiply (the
+            # registers below repeat those of the datapath's stage 1; synthesis merges them)
+            late = {"r": step.r, "o": step.o, "valid": step.valid, "kp0": step.kp0}
+            if sched.register_stages[0]:
+                for key, sig in list(late.items()):
+                    reg = Signal.like(sig, name=f"late_{key}")
+                    m.d.sync += reg.eq(Mux(stall, reg, sig))
+                    late[key] = reg
+            m.d.comb += [self.read_B.addr.eq(late["r"] * Bo + late["o"]),
+                         self.read_B.en.eq(~stall & late["valid"] & late["kp0"])]
+        if cfg.level2:
+            new_v = step.kp0 & not_p2 & ((i == 0) if has1 else Const(1))
+            m.d.comb += [self.read_V.addr.eq(self.j * Bo + step.o),
+                         self.read_V.en.eq(~stall & step.valid & new_v)]
+        return m
+
+
+def _read_port_members(cfg: GeneratorConfig) -> dict:
+    """One ``In(ReadPort.Signature)`` per memory read port: ``read_B``, ``read_U`` and
+    ``read_U1`` (level 1 on), ``read_V`` (level 2 on)."""
+    sched = Schedule(cfg)
+    ports = list(sched.memory_shapes.items())
+    if cfg.level1:
+        ports.append(("U1", sched.memory_shapes["U"]))
+    return {f"read_{name}": In(ReadPort.Signature(addr_width=W.bits_for_count(depth),
+                                                  shape=unsigned(width)))
+            for name, (depth, width) in ports}
+
+
 class Sequencer(wiring.Component):
     """The step controller: pass requests, the step counters of the schedule, and the
     gated reads of the code memories (each word read once, at the first step that
@@ -406,181 +614,47 @@ class Sequencer(wiring.Component):
 
     def __init__(self, cfg: GeneratorConfig):
         self._cfg = cfg
-        self._schedule = sched = Schedule(cfg)
+        self._schedule = Schedule(cfg)
         members = {"start": In(1), "loaded": In(1), "code_fire": In(1), "stall": In(1),
                    "running": Out(1), "step": Out(step_layout(cfg))}
-        ports = list(sched.memory_shapes.items())
-        if cfg.level1:
-            ports.append(("U1", sched.memory_shapes["U"]))
-        for name, (depth, width) in ports:
-            members[f"read_{name}"] = In(ReadPort.Signature(
-                addr_width=W.bits_for_count(depth), shape=unsigned(width)))
+        members.update(_read_port_members(cfg))
         super().__init__(members)
 
     def elaborate(self, platform):
         m = Module()
-        cfg, sched = self._cfg, self._schedule
-        p, K, L = cfg.out_channels, cfg.K, cfg.lanes
-        R = sched.rounds_per_row
-        Bo, Bi, obl = cfg.Bo, cfg.Bi, sched.o_loop
-        lv1, lv2 = cfg.level1, cfg.level2
-        NB, u_rows = sched.window_channels, sched.u_rows
-        p1 = sched.register_stages[0]
-        pairs1, pairs2 = sched.pairs_level1, sched.pairs_level2
-        NP1, NP2 = len(pairs1), len(pairs2)
-        has1, has2 = NP1 > 0, NP2 > 0
-        two_phase = has1 and has2                 # the w1 order: level 1, then level 2, per o
-        stall = self.stall
-        active = Signal()
-        pending = Signal()
-        j = Signal(counter_shape(p))
-        r = Signal(counter_shape(R))
-        o = Signal(counter_shape(obl))
-        i = Signal(counter_shape(max(1, Bi)))
-        kp = Signal(counter_shape(max(1, NP1, NP2)))
-        phase2 = Signal() if two_phase else Const(int(has2), 1)   # 1 = a V x W1 step
-
-        last_kp1 = kp == NP1 - 1 if NP1 else Const(1)
-        last_kp2 = kp == NP2 - 1 if NP2 else Const(1)
-        last_i = i == Bi - 1 if lv1 else Const(1)
-        if two_phase:
-            end_oblock = phase2 & last_kp2
-        elif has1:
-            end_oblock = last_kp1 & last_i
-        elif has2:
-            end_oblock = last_kp2
-        else:
-            end_oblock = Const(1)
-        end_round = end_oblock & (o == obl - 1)
-        end_row = end_round & (r == R - 1)
-        end_pass = end_row & (j == p - 1)
-
+        cfg, stall = self._cfg, self.stall
+        last_r = self._schedule.rounds_per_row - 1
+        active, pending = Signal(), Signal()
+        cnt = m.submodules.counters = StepCounters(cfg)
         start_req = self.start & self.loaded & ~self.code_fire
-        go = start_req | pending
-        begin = go & (~active | end_pass) & ~stall
+        begin = (start_req | pending) & (~active | cnt.end_pass) & ~stall
         with m.If(begin):
-            m.d.sync += pending.eq(pending & start_req)
+            m.d.sync += [pending.eq(pending & start_req), active.eq(1)]
         with m.Else():
             m.d.sync += pending.eq(pending | start_req)
-
-        # window tracking of level 1: n0 = r*L, rt = n0 % K, c_lo = n0 // K = crow*NB + cmod
-        rt_const = (K == 1) or (L % K == 0)
-        rt = Const(0, counter_shape(K)) if rt_const else Signal(counter_shape(K))
-        cmod = Signal(counter_shape(NB)) if lv1 and NB > 1 else Const(0, 1)
-        crow = Signal(counter_shape(u_rows)) if lv1 else Const(0, 1)
-
-        with m.If(begin):
-            m.d.sync += [active.eq(1), j.eq(0), r.eq(0), o.eq(0), i.eq(0), kp.eq(0)]
-            if two_phase:
-                m.d.sync += phase2.eq(0)
-            if not rt_const:
-                m.d.sync += rt.eq(0)
-            if lv1:
-                m.d.sync += crow.eq(0)
-                if NB > 1:
-                    m.d.sync += cmod.eq(0)
-        with m.Elif(active & ~stall):
-            with m.If(end_pass):
+            with m.If(active & ~stall & cnt.end_pass):
                 m.d.sync += active.eq(0)
-            # step within the o-block
-            if two_phase:
-                with m.If(~phase2):
-                    with m.If(last_kp1):
-                        m.d.sync += kp.eq(0)
-                        with m.If(last_i):
-                            m.d.sync += [i.eq(0), phase2.eq(1)]
-                        with m.Else():
-                            m.d.sync += i.eq(i + 1)
-                    with m.Else():
-                        m.d.sync += kp.eq(kp + 1)
-                with m.Else():
-                    with m.If(last_kp2):
-                        m.d.sync += [kp.eq(0), phase2.eq(0)]
-                    with m.Else():
-                        m.d.sync += kp.eq(kp + 1)
-            elif has1:
-                with m.If(last_kp1):
-                    m.d.sync += kp.eq(0)
-                    with m.If(last_i):
-                        m.d.sync += i.eq(0)
-                    with m.Else():
-                        m.d.sync += i.eq(i + 1)
-                with m.Else():
-                    m.d.sync += kp.eq(kp + 1)
-            elif has2:
-                m.d.sync += kp.eq(Mux(last_kp2, 0, kp + 1))
-            with m.If(end_oblock):
-                m.d.sync += o.eq(Mux(o == obl - 1, 0, o + 1))
-            with m.If(end_round):
-                m.d.sync += r.eq(Mux(r == R - 1, 0, r + 1))
-                with m.If(r == R - 1):
-                    m.d.sync += j.eq(Mux(j == p - 1, 0, j + 1))
-                if lv1:
-                    with m.If(r == R - 1):
-                        if not rt_const:
-                            m.d.sync += rt.eq(0)
-                        m.d.sync += crow.eq(0)
-                        if NB > 1:
-                            m.d.sync += cmod.eq(0)
-                    with m.Else():
-                        inc_c, inc_t = divmod(L, K)
-                        carry = Const(0, 1)
-                        if not rt_const:
-                            rt_n = rt + inc_t
-                            carry = rt_n >= K
-                            m.d.sync += rt.eq(Mux(carry, rt_n - K, rt_n))
-                        cm_n = cmod + inc_c + carry
-                        wrap = cm_n >= NB
-                        if NB > 1:
-                            m.d.sync += cmod.eq(Mux(wrap, cm_n - NB, cm_n))
-                        m.d.sync += crow.eq(crow + (wrap if NB > 1 else cm_n))
+        m.d.comb += [cnt.begin.eq(begin), cnt.advance.eq(active & ~stall)]
 
-        o_eff = o if lv2 else j          # basis row of the step
-        fused = cfg.recombination == "fused"
-        kp0 = kp == 0
-        # first-term flags: a fused accumulator restarts at the first step of its sum, a
-        # separate partial at the first step of its slice pair (kp == k)
-        first_single = ((o == 0) if lv2 else Const(1)) & ((i == 0) if has1 else Const(1))
-        if two_phase:
-            first = Mux(phase2, (o == 0) & (kp0 if fused else 1), (i == 0) & (kp0 if fused else 1))
-        else:
-            first = first_single & (kp0 if fused else 1)
+        rt, cmod, crow = Const(0, counter_shape(cfg.K)), Const(0, 1), Const(0, 1)
+        if cfg.level1:
+            win = m.submodules.window = WindowTracker(cfg)
+            m.d.comb += [win.begin.eq(begin), win.next_round.eq(active & ~stall & cnt.end_round),
+                         win.row_end.eq(cnt.r == last_r)]
+            rt, cmod, crow = win.rt, win.cmod, win.crow
 
-        # ---- memory reads: each word read once, at the first step that needs it --------------
-        rports = {name: [getattr(self, f"read_{name}")] for name in sched.memory_shapes}
-        not_p2 = ~phase2 if two_phase else Const(1)
-        if lv1:
-            rports["U"].append(self.read_U1)
-            rb, ub, ua = rports["B"][0], rports["U"][1], rports["U"][0]
-            m.d.comb += rb.addr.eq(o_eff * Bi + i)
-            m.d.comb += ua.addr.eq((crow * Bo + o_eff) * Bi + i)
-            crow_b = Mux(crow + 1 < u_rows, crow + 1, 0) if u_rows > 1 else Const(0, 1)
-            m.d.comb += ub.addr.eq((crow_b * Bo + o_eff) * Bi + i)
-            new_bu = Signal()
-            m.d.comb += new_bu.eq(~stall & active & kp0 & not_p2)
-            for port in (rb, ua, ub):
-                m.d.comb += port.en.eq(new_bu)
-        else:
-            # B is per-lane data: read it in the stage before the lane multiply (the
-            # registers below repeat those of the datapath's stage 1; synthesis merges them)
-            late = {"r": r, "o": o_eff, "valid": active, "kp0": kp0}
-            if p1:
-                for key, sig in list(late.items()):
-                    reg = Signal.like(sig, name=f"late_{key}")
-                    m.d.sync += reg.eq(Mux(stall, reg, sig))
-                    late[key] = reg
-            rb = rports["B"][0]
-            m.d.comb += [rb.addr.eq(late["r"] * Bo + late["o"]),
-                         rb.en.eq(~stall & late["valid"] & late["kp0"])]
-        if lv2:
-            rv = rports["V"][0]
-            new_v = kp0 & not_p2 & ((i == 0) if has1 else Const(1))
-            m.d.comb += [rv.addr.eq(j * Bo + o), rv.en.eq(~stall & active & new_v)]
+        reads = m.submodules.reads = CodeReads(cfg)
+        for name in _read_port_members(cfg):
+            wiring.connect(m, wiring.flipped(getattr(self, name)), getattr(reads, name))
+        m.d.comb += [reads.step.eq(self.step), reads.stall.eq(stall), reads.i.eq(cnt.i),
+                     reads.j.eq(cnt.j), reads.crow.eq(crow)]
+
         step = self.step
-        m.d.comb += [step.valid.eq(active), step.phase2.eq(phase2), step.kp.eq(kp),
-                     step.first.eq(first), step.end_round.eq(active & end_round),
-                     step.last_round.eq(r == R - 1), step.last.eq(end_pass), step.kp0.eq(kp0),
-                     step.rt.eq(rt), step.cmod.eq(cmod), step.r.eq(r), step.o.eq(o_eff),
+        m.d.comb += [step.valid.eq(active), step.phase2.eq(cnt.phase2), step.kp.eq(cnt.kp),
+                     step.first.eq(cnt.first), step.end_round.eq(active & cnt.end_round),
+                     step.last_round.eq(cnt.r == last_r), step.last.eq(cnt.end_pass),
+                     step.kp0.eq(cnt.kp == 0), step.rt.eq(rt), step.cmod.eq(cmod),
+                     step.r.eq(cnt.r), step.o.eq(cnt.o if cfg.level2 else cnt.j),
                      self.running.eq(active | pending)]
         return m
 
