@@ -100,12 +100,20 @@ Requantization: :func:`hdl.arith.round_shift_saturate` with
 ``cfg.out_bits`` / ``cfg.shift`` / ``cfg.rounding`` on the exact weight, in the
 cycle after a round ends (``out_bits = 0``: the full ``cfg.acc_bits`` weight).
 
-Structure: :class:`CodeLoader` (codes -> memory write ports), :class:`Sequencer`
-(pass requests, step counters, gated memory reads -> the control of each step) and
-:class:`Requantizer` (finished round -> output beat, and the stall) are components
-joined with :func:`amaranth.lib.wiring.connect`; the lane datapath (control
-pipeline, shared operands, per-lane multiply-accumulate of each product order) is
-the generator's own ``elaborate``.
+Structure: components with one job each, joined with :func:`amaranth.lib.wiring.connect`:
+
+* :class:`CodeLoader`: codes -> memory write ports (one address counter per tensor);
+* :class:`Sequencer`: pass requests -> the control of each step (:func:`step_layout`),
+  from :class:`StepCounters` (``j``, ``r``, ``o``, ``i``, slice pair, phase),
+  :class:`WindowTracker` (level 1's U window of the round) and :class:`CodeReads`
+  (the gated memory reads);
+* :class:`ControlPipeline`: the step's control registered once per pipeline stage;
+* :class:`SharedOperands`: memory words -> the operands all lanes share
+  (:func:`operand_signature`: per form the selected slices, codes and window);
+* the lane array of the form: :class:`OneSumLanes` (vb order, one level off),
+  :class:`W1Lanes` (w1 order) or :class:`CodeLanes` (both levels off), one exact
+  weight per lane;
+* :class:`Requantizer`: finished round -> output beat, and the stall.
 
 Ports (``wb = cfg.weight_bits``; Verilog names flatten with ``__``)
 ----------------------------------------------------------------------
