@@ -521,7 +521,7 @@ class WindowTracker(wiring.Component):
         m = Module()
         K, L = self._cfg.K, self._cfg.lanes
         NB = self._schedule.window_channels
-        rt_const = (K == 1) or (L % K == 0)
+        rt_const = _rt_const(self._cfg)
         rt = Const(0, counter_shape(K)) if rt_const else self.rt
         cmod = self.cmod if NB > 1 else Const(0, 1)
         crow = self.crow
@@ -730,6 +730,12 @@ def operand_signature(cfg: GeneratorConfig) -> wiring.Signature:
     return wiring.Signature(members)
 
 
+def _rt_const(cfg: GeneratorConfig) -> bool:
+    """Every round's window starts at tap 0 (``K == 1`` or ``K`` divides ``L``): the tap
+    offset ``rt`` is the constant 0 and no lane needs a window carry."""
+    return cfg.K == 1 or cfg.lanes % cfg.K == 0
+
+
 def _word_bits(cfg: GeneratorConfig, name: str) -> int:
     """Width of one word of memory ``name``."""
     return Schedule(cfg).memory_shapes[name][1]
@@ -815,6 +821,7 @@ class ControlPipeline(wiring.Component):
 
     def __init__(self, cfg: GeneratorConfig):
         self._cfg = cfg
+        self._schedule = Schedule(cfg)
         layout = step_layout(cfg)
         super().__init__({"step": In(layout), "stall": In(1), "mem": Out(layout),
                           "mul": Out(layout), "acc": Out(layout), "in_flight": Out(1)})
@@ -822,10 +829,10 @@ class ControlPipeline(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg, step = self._cfg, self.step
-        sched = Schedule(cfg)
+        sched = self._schedule
         p1, p2 = sched.register_stages
         form = _datapath_form(sched)
-        rt_const = (cfg.K == 1) or (cfg.lanes % cfg.K == 0)
+        rt_const = _rt_const(cfg)
         stage0 = {"valid": step.valid, "kp": step.kp, "first": step.first,
                   "end_round": step.end_round, "last_round": step.last_round,
                   "last": step.last, "kp0": step.kp0, "r": step.r, "o": step.o,
@@ -861,6 +868,7 @@ class SharedOperands(wiring.Component):
 
     def __init__(self, cfg: GeneratorConfig):
         self._cfg = cfg
+        self._schedule = Schedule(cfg)
         members = {"ctl": In(step_layout(cfg)), "stall": In(1),
                    "b_word": In(_word_bits(cfg, "B"))}
         if cfg.level1:
@@ -874,7 +882,7 @@ class SharedOperands(wiring.Component):
         """``value`` as seen by the multiply stage: registered once when the operand stage
         is present."""
         sig = Signal(value.shape(), name=name)
-        if Schedule(self._cfg).register_stages[0]:
+        if self._schedule.register_stages[0]:
             m.d.sync += sig.eq(Mux(self.stall, sig, value))
         else:
             m.d.comb += sig.eq(value)
@@ -885,7 +893,7 @@ class SharedOperands(wiring.Component):
         cfg, ctl, K = self._cfg, self.ctl, self._cfg.K
         res_code, res_carry = [], []
         for a in range(K):
-            if (K == 1) or (cfg.lanes % K == 0):
+            if _rt_const(cfg):
                 res_carry.append(Const(0, 1))
                 res_code.append(self.b_word.word_select(a, cfg.qb))
                 continue
@@ -903,7 +911,7 @@ class SharedOperands(wiring.Component):
 
     def _window(self, m):
         """The ``NB`` channels of the round's U window, cut out of the two U row words."""
-        cfg, NB = self._cfg, Schedule(self._cfg).window_channels
+        cfg, NB = self._cfg, self._schedule.window_channels
         win_all = Cat(self.u_words[0], self.u_words[1])
         win = Signal(NB * cfg.qu)
         m.d.comb += win.eq(win_all.bit_select(self.ctl.cmod * cfg.qu, NB * cfg.qu) if NB > 1
@@ -913,7 +921,7 @@ class SharedOperands(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg, ops, kp = self._cfg, self.operands, self.ctl.kp
-        sched = Schedule(cfg)
+        sched = self._schedule
         form, mul_shape = _datapath_form(sched), signed(cfg.engine_bits + 1)
         pairs1, pairs2 = sched.pairs_level1, sched.pairs_level2
         if form in ("codes", "vb_off1"):
@@ -971,16 +979,17 @@ class OneSumLanes(wiring.Component):
 
     def __init__(self, cfg: GeneratorConfig):
         self._cfg = cfg
+        self._schedule = Schedule(cfg)
         super().__init__(_lanes_signature(cfg))
 
     def _lane_operands(self, m, lane):
         """The lane's multiplier inputs: its window channel's U slice and its residue's x
         slice (level 1 on), or the broadcast V slice and its own B code's slice."""
         cfg, ops = self._cfg, self.operands
-        sched = Schedule(cfg)
+        sched = self._schedule
         if cfg.level1:
             u = [_odd(ops.odd_u[d]) for d in range(sched.window_channels)]
-            rt_const = (cfg.K == 1) or (cfg.lanes % cfg.K == 0)
+            rt_const = _rt_const(cfg)
             return (_lane_window(lane, u, ops.carry, cfg.K, sched.window_channels, rt_const),
                     _odd(ops.odd_x[lane % cfg.K]))
         b_sl = operand_slices(ops.b_word.word_select(lane, cfg.qb), cfg.b_operand)
@@ -990,7 +999,7 @@ class OneSumLanes(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        cfg, sched = self._cfg, Schedule(self._cfg)
+        cfg, sched = self._cfg, self._schedule
         if cfg.level1:
             pairs, terms = sched.pairs_level1, sched.o_loop * cfg.Bi
             a_op = cfg.u_operand
@@ -1020,17 +1029,18 @@ class W1Lanes(wiring.Component):
 
     def __init__(self, cfg: GeneratorConfig):
         self._cfg = cfg
+        self._schedule = Schedule(cfg)
         super().__init__(_lanes_signature(cfg))
 
     def elaborate(self, platform):
         m = Module()
         cfg, ops, mul = self._cfg, self.operands, self.mul
-        sched = Schedule(cfg)
+        sched = self._schedule
         pairs1, pairs2 = sched.pairs_level1, sched.pairs_level2
         u_op, b_op, v_op, w1_op = cfg.u_operand, cfg.b_operand, cfg.v_operand, cfg.w1_operand
-        fused, NB, mul_shape = cfg.recombination == "fused", sched.window_channels, \
-            signed(cfg.engine_bits + 1)
-        rt_const = (cfg.K == 1) or (cfg.lanes % cfg.K == 0)
+        fused, NB = cfg.recombination == "fused", sched.window_channels
+        mul_shape = signed(cfg.engine_bits + 1)
+        rt_const = _rt_const(cfg)
         exec1, exec2 = Signal(), Signal()
         m.d.comb += [exec1.eq(self.acc.valid & ~self.stall & ~mul.phase2),
                      exec2.eq(self.acc.valid & ~self.stall & mul.phase2)]
@@ -1042,7 +1052,8 @@ class W1Lanes(wiring.Component):
         for lane in range(cfg.lanes):
             a_in = Signal(mul_shape, name=f"a_{lane}")
             x_in = Signal(mul_shape, name=f"x_{lane}")
-            prod = _lane_product(m, lane, a_in, x_in, cfg.engine_bits, False, self.stall)
+            prod = _lane_product(m, lane, a_in, x_in, cfg.engine_bits, sched.register_stages[1],
+                                 self.stall)
             u_sl = operand_slices(_lane_window(lane, win_words, ops.carry, cfg.K, NB, rt_const),
                                   u_op)
             b_sl = operand_slices(ops.bcode[lane % cfg.K], b_op)
@@ -1067,6 +1078,7 @@ class CodeLanes(wiring.Component):
 
     def __init__(self, cfg: GeneratorConfig):
         self._cfg = cfg
+        self._schedule = Schedule(cfg)
         super().__init__(_lanes_signature(cfg))
 
     def elaborate(self, platform):
