@@ -100,12 +100,20 @@ Requantization: :func:`hdl.arith.round_shift_saturate` with
 ``cfg.out_bits`` / ``cfg.shift`` / ``cfg.rounding`` on the exact weight, in the
 cycle after a round ends (``out_bits = 0``: the full ``cfg.acc_bits`` weight).
 
-Structure: :class:`CodeLoader` (codes -> memory write ports), :class:`Sequencer`
-(pass requests, step counters, gated memory reads -> the control of each step) and
-:class:`Requantizer` (finished round -> output beat, and the stall) are components
-joined with :func:`amaranth.lib.wiring.connect`; the lane datapath (control
-pipeline, shared operands, per-lane multiply-accumulate of each product order) is
-the generator's own ``elaborate``.
+Structure: components with one job each, joined with :func:`amaranth.lib.wiring.connect`:
+
+* :class:`CodeLoader`: codes -> memory write ports (one address counter per tensor);
+* :class:`Sequencer`: pass requests -> the control of each step (:func:`step_layout`),
+  from :class:`StepCounters` (``j``, ``r``, ``o``, ``i``, slice pair, phase),
+  :class:`WindowTracker` (level 1's U window of the round) and :class:`CodeReads`
+  (the gated memory reads);
+* :class:`ControlPipeline`: the step's control registered once per pipeline stage;
+* :class:`SharedOperands`: memory words -> the operands all lanes share
+  (:func:`operand_signature`: per form the selected slices, codes and window);
+* the lane array of the form: :class:`OneSumLanes` (vb order, one level off),
+  :class:`W1Lanes` (w1 order) or :class:`CodeLanes` (both levels off), one exact
+  weight per lane;
+* :class:`Requantizer`: finished round -> output beat, and the stall.
 
 Ports (``wb = cfg.weight_bits``; Verilog names flatten with ``__``)
 ----------------------------------------------------------------------
@@ -238,85 +246,21 @@ class CodeLoader(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        cfg, sched = self._cfg, self._schedule
-        p, q, K, L = cfg.out_channels, cfg.in_channels, cfg.K, cfg.lanes
-        N, R = sched.row_weights, sched.rounds_per_row
-        Bo, Bi = cfg.Bo, cfg.Bi
-        lv1, lv2 = cfg.level1, cfg.level2
-        NB, u_rows = sched.window_channels, sched.u_rows
-        code = self.codes.payload
+        cfg = self._cfg
         code_fire = Signal()
         m.d.comb += [self.codes.ready.eq(~self.busy),
                      code_fire.eq(self.codes.valid & self.codes.ready), self.fire.eq(code_fire)]
         tensors = list(cfg.code_shapes)                       # B, [U], [V] in load order
         ld_t = Signal(counter_shape(len(tensors)))
         ld_final = Signal()                    # the beat holds the layer's last code
-        tensor_last = {}                       # name -> "this code is the tensor's last"
-        loaded = self.loaded
-
-        if lv1:
-            ba = Signal(counter_shape(Bo * Bi))
-            bt = Signal(counter_shape(K))
-            wp = self.write_B
-            m.d.comb += [wp.addr.eq(ba), wp.data.eq(Cat([code[:cfg.qb]] * K)),
-                         wp.en.eq(Mux(code_fire & (ld_t == tensors.index("B")),
-                                      Const(1, 1) << bt, 0))]
-            tensor_last["B"] = (ba == Bo * Bi - 1) & (bt == K - 1)
-            with m.If(code_fire & (ld_t == tensors.index("B"))):
-                with m.If(bt == K - 1):
-                    m.d.sync += [bt.eq(0), ba.eq(Mux(ba == Bo * Bi - 1, 0, ba + 1))]
-                with m.Else():
-                    m.d.sync += bt.eq(bt + 1)
-            # U[o, c, i] -> word (c//NB * Bo + o) * Bi + i, field c % NB
-            uo = Signal(counter_shape(Bo))
-            uc = Signal(counter_shape(q))
-            ucm = Signal(counter_shape(NB))
-            ucr = Signal(counter_shape(u_rows))
-            ui = Signal(counter_shape(Bi))
-            wp = self.write_U
-            m.d.comb += [wp.addr.eq((ucr * Bo + uo) * Bi + ui),
-                         wp.data.eq(Cat([code[:cfg.qu]] * NB)),
-                         wp.en.eq(Mux(code_fire & (ld_t == tensors.index("U")),
-                                      Const(1, 1) << ucm, 0))]
-            tensor_last["U"] = (uo == Bo - 1) & (uc == q - 1) & (ui == Bi - 1)
-            with m.If(code_fire & (ld_t == tensors.index("U"))):
-                m.d.sync += ui.eq(Mux(ui == Bi - 1, 0, ui + 1))
-                with m.If(ui == Bi - 1):
-                    with m.If(uc == q - 1):
-                        m.d.sync += [uc.eq(0), ucm.eq(0), ucr.eq(0),
-                                     uo.eq(Mux(uo == Bo - 1, 0, uo + 1))]
-                    with m.Else():
-                        m.d.sync += uc.eq(uc + 1)
-                        with m.If(ucm == NB - 1):
-                            m.d.sync += [ucm.eq(0), ucr.eq(ucr + 1)]
-                        with m.Else():
-                            m.d.sync += ucm.eq(ucm + 1)
+        fire = {name: code_fire & (ld_t == k) for k, name in enumerate(tensors)}
+        # name -> "this code is the tensor's last"
+        if cfg.level1:
+            tensor_last = {"B": self._write_b_taps(m, fire["B"]), "U": self._write_u(m, fire["U"])}
         else:
-            # B[o, n] -> word (n // L) * Bo + o, field n % L
-            bo_ = Signal(counter_shape(Bo))
-            bnm = Signal(counter_shape(L))
-            bnd = Signal(counter_shape(R))
-            wp = self.write_B
-            m.d.comb += [wp.addr.eq(bnd * Bo + bo_), wp.data.eq(Cat([code[:cfg.qb]] * L)),
-                         wp.en.eq(Mux(code_fire & (ld_t == tensors.index("B")),
-                                      Const(1, 1) << bnm, 0))]
-            row_end = (bnd == (N - 1) // L) & (bnm == (N - 1) % L)
-            tensor_last["B"] = (bo_ == Bo - 1) & row_end
-            with m.If(code_fire & (ld_t == tensors.index("B"))):
-                with m.If(row_end):
-                    m.d.sync += [bnm.eq(0), bnd.eq(0), bo_.eq(Mux(bo_ == Bo - 1, 0, bo_ + 1))]
-                with m.Elif(bnm == L - 1):
-                    m.d.sync += [bnm.eq(0), bnd.eq(bnd + 1)]
-                with m.Else():
-                    m.d.sync += bnm.eq(bnm + 1)
-        if lv2:
-            va = Signal(counter_shape(p * Bo))
-            wp = self.write_V
-            m.d.comb += [wp.addr.eq(va), wp.data.eq(code[:cfg.qv]),
-                         wp.en.eq(code_fire & (ld_t == tensors.index("V")))]
-            tensor_last["V"] = va == p * Bo - 1
-            with m.If(code_fire & (ld_t == tensors.index("V"))):
-                m.d.sync += va.eq(Mux(va == p * Bo - 1, 0, va + 1))
+            tensor_last = {"B": self._write_b_lanes(m, fire["B"])}
+        if cfg.level2:
+            tensor_last["V"] = self._write_v(m, fire["V"])
 
         with m.Switch(ld_t):
             for k, name in enumerate(tensors):
@@ -325,8 +269,85 @@ class CodeLoader(wiring.Component):
                     with m.If(code_fire & tensor_last[name]):
                         m.d.sync += ld_t.eq(0 if k == len(tensors) - 1 else k + 1)
         with m.If(code_fire):
-            m.d.sync += loaded.eq(ld_final)
+            m.d.sync += self.loaded.eq(ld_final)
         return m
+
+    def _write_b_taps(self, m, fire):
+        """Level 1 on: ``B[o, i, t]`` -> word ``o*Bi + i``, field ``t``. Returns 'the code is
+        B's last'."""
+        cfg, code = self._cfg, self.codes.payload
+        Bo, Bi, K = cfg.Bo, cfg.Bi, cfg.K
+        ba = Signal(counter_shape(Bo * Bi))
+        bt = Signal(counter_shape(K))
+        wp = self.write_B
+        m.d.comb += [wp.addr.eq(ba), wp.data.eq(Cat([code[:cfg.qb]] * K)),
+                     wp.en.eq(Mux(fire, Const(1, 1) << bt, 0))]
+        with m.If(fire):
+            with m.If(bt == K - 1):
+                m.d.sync += [bt.eq(0), ba.eq(Mux(ba == Bo * Bi - 1, 0, ba + 1))]
+            with m.Else():
+                m.d.sync += bt.eq(bt + 1)
+        return (ba == Bo * Bi - 1) & (bt == K - 1)
+
+    def _write_u(self, m, fire):
+        """``U[o, c, i]`` -> word ``(c//NB * Bo + o) * Bi + i``, field ``c % NB``. Returns
+        'the code is U's last'."""
+        cfg, sched, code = self._cfg, self._schedule, self.codes.payload
+        Bo, Bi, q, NB = cfg.Bo, cfg.Bi, cfg.in_channels, sched.window_channels
+        uo = Signal(counter_shape(Bo))
+        uc = Signal(counter_shape(q))
+        ucm = Signal(counter_shape(NB))
+        ucr = Signal(counter_shape(sched.u_rows))
+        ui = Signal(counter_shape(Bi))
+        wp = self.write_U
+        m.d.comb += [wp.addr.eq((ucr * Bo + uo) * Bi + ui),
+                     wp.data.eq(Cat([code[:cfg.qu]] * NB)),
+                     wp.en.eq(Mux(fire, Const(1, 1) << ucm, 0))]
+        with m.If(fire):
+            m.d.sync += ui.eq(Mux(ui == Bi - 1, 0, ui + 1))
+            with m.If(ui == Bi - 1):
+                with m.If(uc == q - 1):
+                    m.d.sync += [uc.eq(0), ucm.eq(0), ucr.eq(0),
+                                 uo.eq(Mux(uo == Bo - 1, 0, uo + 1))]
+                with m.Else():
+                    m.d.sync += uc.eq(uc + 1)
+                    with m.If(ucm == NB - 1):
+                        m.d.sync += [ucm.eq(0), ucr.eq(ucr + 1)]
+                    with m.Else():
+                        m.d.sync += ucm.eq(ucm + 1)
+        return (uo == Bo - 1) & (uc == q - 1) & (ui == Bi - 1)
+
+    def _write_b_lanes(self, m, fire):
+        """Level 1 off: ``B[o, n]`` -> word ``(n // L) * Bo + o``, field ``n % L``. Returns
+        'the code is B's last'."""
+        cfg, code = self._cfg, self.codes.payload
+        Bo, L, N = cfg.Bo, cfg.lanes, self._schedule.row_weights
+        bo_ = Signal(counter_shape(Bo))
+        bnm = Signal(counter_shape(L))
+        bnd = Signal(counter_shape(self._schedule.rounds_per_row))
+        wp = self.write_B
+        m.d.comb += [wp.addr.eq(bnd * Bo + bo_), wp.data.eq(Cat([code[:cfg.qb]] * L)),
+                     wp.en.eq(Mux(fire, Const(1, 1) << bnm, 0))]
+        row_end = (bnd == (N - 1) // L) & (bnm == (N - 1) % L)
+        with m.If(fire):
+            with m.If(row_end):
+                m.d.sync += [bnm.eq(0), bnd.eq(0), bo_.eq(Mux(bo_ == Bo - 1, 0, bo_ + 1))]
+            with m.Elif(bnm == L - 1):
+                m.d.sync += [bnm.eq(0), bnd.eq(bnd + 1)]
+            with m.Else():
+                m.d.sync += bnm.eq(bnm + 1)
+        return (bo_ == Bo - 1) & row_end
+
+    def _write_v(self, m, fire):
+        """``V[j, o]`` -> word ``j*Bo + o``. Returns 'the code is V's last'."""
+        cfg = self._cfg
+        last = cfg.out_channels * cfg.Bo - 1
+        va = Signal(counter_shape(last + 1))
+        wp = self.write_V
+        m.d.comb += [wp.addr.eq(va), wp.data.eq(self.codes.payload[:cfg.qv]), wp.en.eq(fire)]
+        with m.If(fire):
+            m.d.sync += va.eq(Mux(va == last, 0, va + 1))
+        return va == last
 
 
 class Requantizer(wiring.Component):
@@ -390,6 +411,201 @@ class Requantizer(wiring.Component):
         return m
 
 
+class StepCounters(wiring.Component):
+    """The step counters of a pass (module docstring, Schedule): row ``j``, round ``r``,
+    basis row ``o``, level-1 term ``i``, slice pair ``kp`` and, in the w1 order, ``phase2``
+    (1 = a V x W1 step). ``begin`` restarts them at the pass's first step; ``advance`` (not
+    with ``begin``) moves them one step on. ``end_round`` / ``end_pass``: the step is the
+    last of its round / of the pass; ``first``: the step restarts its accumulator (fused) or
+    its slice pair's partial (separate)."""
+
+    def __init__(self, cfg: GeneratorConfig):
+        self._cfg = cfg
+        self._schedule = sched = Schedule(cfg)
+        npairs = max(1, len(sched.pairs_level1), len(sched.pairs_level2))
+        super().__init__({
+            "begin": In(1), "advance": In(1), "kp": Out(counter_shape(npairs)),
+            "i": Out(counter_shape(max(1, cfg.Bi))), "o": Out(counter_shape(sched.o_loop)),
+            "r": Out(counter_shape(sched.rounds_per_row)),
+            "j": Out(counter_shape(cfg.out_channels)), "phase2": Out(1),
+            "end_round": Out(1), "end_pass": Out(1), "first": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, sched = self._cfg, self._schedule
+        p, R, obl, Bi = cfg.out_channels, sched.rounds_per_row, sched.o_loop, cfg.Bi
+        NP1, NP2 = len(sched.pairs_level1), len(sched.pairs_level2)
+        has1, has2 = NP1 > 0, NP2 > 0
+        two_phase = has1 and has2                 # the w1 order: level 1, then level 2, per o
+        j, r, o, i, kp = self.j, self.r, self.o, self.i, self.kp
+        phase2 = self.phase2 if two_phase else Const(int(has2), 1)
+        if not two_phase:
+            m.d.comb += self.phase2.eq(phase2)
+        last_kp1 = kp == NP1 - 1 if NP1 else Const(1)
+        last_kp2 = kp == NP2 - 1 if NP2 else Const(1)
+        last_i = i == Bi - 1 if cfg.level1 else Const(1)
+        if two_phase:
+            end_oblock = phase2 & last_kp2
+        elif has1:
+            end_oblock = last_kp1 & last_i
+        else:
+            end_oblock = last_kp2 if has2 else Const(1)
+        end_round = end_oblock & (o == obl - 1)
+        m.d.comb += [self.end_round.eq(end_round),
+                     self.end_pass.eq(end_round & (r == R - 1) & (j == p - 1))]
+
+        with m.If(self.begin):
+            m.d.sync += [j.eq(0), r.eq(0), o.eq(0), i.eq(0), kp.eq(0)]
+            if two_phase:
+                m.d.sync += phase2.eq(0)
+        with m.Elif(self.advance):
+            # step within the o-block: the slice pairs of a term, the terms, [the phases]
+            if two_phase:
+                with m.If(phase2):
+                    with m.If(last_kp2):
+                        m.d.sync += [kp.eq(0), phase2.eq(0)]
+                    with m.Else():
+                        m.d.sync += kp.eq(kp + 1)
+                with m.Else():
+                    self._level1_step(m, last_kp1, last_i)
+            elif has1:
+                self._level1_step(m, last_kp1, last_i)
+            elif has2:
+                m.d.sync += kp.eq(Mux(last_kp2, 0, kp + 1))
+            with m.If(end_oblock):
+                m.d.sync += o.eq(Mux(o == obl - 1, 0, o + 1))
+            with m.If(end_round):
+                m.d.sync += r.eq(Mux(r == R - 1, 0, r + 1))
+                with m.If(r == R - 1):
+                    m.d.sync += j.eq(Mux(j == p - 1, 0, j + 1))
+
+        # first-term flags: a fused accumulator restarts at the first step of its sum, a
+        # separate partial at the first step of its slice pair (kp == k)
+        kp0 = (kp == 0) if cfg.recombination == "fused" else Const(1)
+        if two_phase:
+            m.d.comb += self.first.eq(Mux(phase2, (o == 0) & kp0, (i == 0) & kp0))
+        else:
+            m.d.comb += self.first.eq(((o == 0) if cfg.level2 else Const(1))
+                                      & ((i == 0) if has1 else Const(1)) & kp0)
+        return m
+
+
+    def _level1_step(self, m, last_kp1, last_i):
+        """A level-1 step: the next slice pair, after the last one the next term ``i``, after
+        the last term (w1 order) the level-2 phase."""
+        kp, i = self.kp, self.i
+        with m.If(last_kp1):
+            m.d.sync += [kp.eq(0), i.eq(Mux(last_i, 0, i + 1))]
+            if self._schedule.pairs_level2:
+                with m.If(last_i):
+                    m.d.sync += self.phase2.eq(1)
+        with m.Else():
+            m.d.sync += kp.eq(kp + 1)
+
+
+class WindowTracker(wiring.Component):
+    """Level 1's window of the current round: ``n0 = r*L``, ``rt = n0 % K``, ``c_lo = n0 //
+    K = crow*NB + cmod``. ``begin`` restarts it; ``next_round`` moves it on by ``L``
+    columns, or back to the row's start where ``row_end``. Where ``rt`` or ``cmod`` cannot
+    change (``L % K == 0``, ``NB == 1``) the port is never driven and reads 0."""
+
+    def __init__(self, cfg: GeneratorConfig):
+        self._cfg = cfg
+        self._schedule = sched = Schedule(cfg)
+        super().__init__({"begin": In(1), "next_round": In(1), "row_end": In(1),
+                          "rt": Out(counter_shape(cfg.K)),
+                          "cmod": Out(counter_shape(sched.window_channels)),
+                          "crow": Out(counter_shape(sched.u_rows))})
+
+    def elaborate(self, platform):
+        m = Module()
+        K, L = self._cfg.K, self._cfg.lanes
+        NB = self._schedule.window_channels
+        rt_const = _rt_const(self._cfg)
+        rt = Const(0, counter_shape(K)) if rt_const else self.rt
+        cmod = self.cmod if NB > 1 else Const(0, 1)
+        crow = self.crow
+        restart = [crow.eq(0)] + ([] if rt_const else [rt.eq(0)]) \
+            + ([cmod.eq(0)] if NB > 1 else [])
+        with m.If(self.begin | (self.next_round & self.row_end)):
+            m.d.sync += restart
+        with m.Elif(self.next_round):
+            inc_c, inc_t = divmod(L, K)
+            carry = Const(0, 1)
+            if not rt_const:
+                rt_n = rt + inc_t
+                carry = rt_n >= K
+                m.d.sync += rt.eq(Mux(carry, rt_n - K, rt_n))
+            cm_n = cmod + inc_c + carry
+            wrap = cm_n >= NB
+            if NB > 1:
+                m.d.sync += cmod.eq(Mux(wrap, cm_n - NB, cm_n))
+            m.d.sync += crow.eq(crow + (wrap if NB > 1 else cm_n))
+        return m
+
+
+class CodeReads(wiring.Component):
+    """The gated reads of the code memories: each word read once, at the first step that
+    needs it (``Schedule.reads_per_pass``), from the step issued this cycle (``step``, with
+    its level-1 term ``i``, row ``j`` and U row ``crow``). Level 1 off reads the per-lane B
+    word one stage late, where the lane multiply meets it. Read ports: those of
+    :class:`Sequencer`."""
+
+    def __init__(self, cfg: GeneratorConfig):
+        self._cfg = cfg
+        self._schedule = sched = Schedule(cfg)
+        members = {"step": In(step_layout(cfg)), "stall": In(1),
+                   "i": In(counter_shape(max(1, cfg.Bi))),
+                   "j": In(counter_shape(cfg.out_channels)),
+                   "crow": In(counter_shape(sched.u_rows))}
+        members.update(_read_port_members(cfg))
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, sched, step = self._cfg, self._schedule, self.step
+        Bo, Bi, u_rows, stall, i = cfg.Bo, cfg.Bi, sched.u_rows, self.stall, self.i
+        has1 = bool(sched.pairs_level1)
+        not_p2 = ~step.phase2 if has1 and sched.pairs_level2 else Const(1)
+        if cfg.level1:
+            rb, ua, ub = self.read_B, self.read_U, self.read_U1
+            crow = self.crow
+            crow_b = Mux(crow + 1 < u_rows, crow + 1, 0) if u_rows > 1 else Const(0, 1)
+            m.d.comb += [rb.addr.eq(step.o * Bi + i), ua.addr.eq((crow * Bo + step.o) * Bi + i),
+                         ub.addr.eq((crow_b * Bo + step.o) * Bi + i)]
+            new_bu = Signal()
+            m.d.comb += new_bu.eq(~stall & step.valid & step.kp0 & not_p2)
+            m.d.comb += [port.en.eq(new_bu) for port in (rb, ua, ub)]
+        else:
+            # B is per-lane data: read it in the stage before the lane multiply (the
+            # registers below repeat those of the datapath's stage 1; synthesis merges them)
+            late = {"r": step.r, "o": step.o, "valid": step.valid, "kp0": step.kp0}
+            if sched.register_stages[0]:
+                for key, sig in list(late.items()):
+                    reg = Signal.like(sig, name=f"late_{key}")
+                    m.d.sync += reg.eq(Mux(stall, reg, sig))
+                    late[key] = reg
+            m.d.comb += [self.read_B.addr.eq(late["r"] * Bo + late["o"]),
+                         self.read_B.en.eq(~stall & late["valid"] & late["kp0"])]
+        if cfg.level2:
+            new_v = step.kp0 & not_p2 & ((i == 0) if has1 else Const(1))
+            m.d.comb += [self.read_V.addr.eq(self.j * Bo + step.o),
+                         self.read_V.en.eq(~stall & step.valid & new_v)]
+        return m
+
+
+def _read_port_members(cfg: GeneratorConfig) -> dict:
+    """One ``In(ReadPort.Signature)`` per memory read port: ``read_B``, ``read_U`` and
+    ``read_U1`` (level 1 on), ``read_V`` (level 2 on)."""
+    sched = Schedule(cfg)
+    ports = list(sched.memory_shapes.items())
+    if cfg.level1:
+        ports.append(("U1", sched.memory_shapes["U"]))
+    return {f"read_{name}": In(ReadPort.Signature(addr_width=W.bits_for_count(depth),
+                                                  shape=unsigned(width)))
+            for name, (depth, width) in ports}
+
+
 class Sequencer(wiring.Component):
     """The step controller: pass requests, the step counters of the schedule, and the
     gated reads of the code memories (each word read once, at the first step that
@@ -406,181 +622,47 @@ class Sequencer(wiring.Component):
 
     def __init__(self, cfg: GeneratorConfig):
         self._cfg = cfg
-        self._schedule = sched = Schedule(cfg)
+        self._schedule = Schedule(cfg)
         members = {"start": In(1), "loaded": In(1), "code_fire": In(1), "stall": In(1),
                    "running": Out(1), "step": Out(step_layout(cfg))}
-        ports = list(sched.memory_shapes.items())
-        if cfg.level1:
-            ports.append(("U1", sched.memory_shapes["U"]))
-        for name, (depth, width) in ports:
-            members[f"read_{name}"] = In(ReadPort.Signature(
-                addr_width=W.bits_for_count(depth), shape=unsigned(width)))
+        members.update(_read_port_members(cfg))
         super().__init__(members)
 
     def elaborate(self, platform):
         m = Module()
-        cfg, sched = self._cfg, self._schedule
-        p, K, L = cfg.out_channels, cfg.K, cfg.lanes
-        R = sched.rounds_per_row
-        Bo, Bi, obl = cfg.Bo, cfg.Bi, sched.o_loop
-        lv1, lv2 = cfg.level1, cfg.level2
-        NB, u_rows = sched.window_channels, sched.u_rows
-        p1 = sched.register_stages[0]
-        pairs1, pairs2 = sched.pairs_level1, sched.pairs_level2
-        NP1, NP2 = len(pairs1), len(pairs2)
-        has1, has2 = NP1 > 0, NP2 > 0
-        two_phase = has1 and has2                 # the w1 order: level 1, then level 2, per o
-        stall = self.stall
-        active = Signal()
-        pending = Signal()
-        j = Signal(counter_shape(p))
-        r = Signal(counter_shape(R))
-        o = Signal(counter_shape(obl))
-        i = Signal(counter_shape(max(1, Bi)))
-        kp = Signal(counter_shape(max(1, NP1, NP2)))
-        phase2 = Signal() if two_phase else Const(int(has2), 1)   # 1 = a V x W1 step
-
-        last_kp1 = kp == NP1 - 1 if NP1 else Const(1)
-        last_kp2 = kp == NP2 - 1 if NP2 else Const(1)
-        last_i = i == Bi - 1 if lv1 else Const(1)
-        if two_phase:
-            end_oblock = phase2 & last_kp2
-        elif has1:
-            end_oblock = last_kp1 & last_i
-        elif has2:
-            end_oblock = last_kp2
-        else:
-            end_oblock = Const(1)
-        end_round = end_oblock & (o == obl - 1)
-        end_row = end_round & (r == R - 1)
-        end_pass = end_row & (j == p - 1)
-
+        cfg, stall = self._cfg, self.stall
+        last_r = self._schedule.rounds_per_row - 1
+        active, pending = Signal(), Signal()
+        cnt = m.submodules.counters = StepCounters(cfg)
         start_req = self.start & self.loaded & ~self.code_fire
-        go = start_req | pending
-        begin = go & (~active | end_pass) & ~stall
+        begin = (start_req | pending) & (~active | cnt.end_pass) & ~stall
         with m.If(begin):
-            m.d.sync += pending.eq(pending & start_req)
+            m.d.sync += [pending.eq(pending & start_req), active.eq(1)]
         with m.Else():
             m.d.sync += pending.eq(pending | start_req)
-
-        # window tracking of level 1: n0 = r*L, rt = n0 % K, c_lo = n0 // K = crow*NB + cmod
-        rt_const = (K == 1) or (L % K == 0)
-        rt = Const(0, counter_shape(K)) if rt_const else Signal(counter_shape(K))
-        cmod = Signal(counter_shape(NB)) if lv1 and NB > 1 else Const(0, 1)
-        crow = Signal(counter_shape(u_rows)) if lv1 else Const(0, 1)
-
-        with m.If(begin):
-            m.d.sync += [active.eq(1), j.eq(0), r.eq(0), o.eq(0), i.eq(0), kp.eq(0)]
-            if two_phase:
-                m.d.sync += phase2.eq(0)
-            if not rt_const:
-                m.d.sync += rt.eq(0)
-            if lv1:
-                m.d.sync += crow.eq(0)
-                if NB > 1:
-                    m.d.sync += cmod.eq(0)
-        with m.Elif(active & ~stall):
-            with m.If(end_pass):
+            with m.If(active & ~stall & cnt.end_pass):
                 m.d.sync += active.eq(0)
-            # step within the o-block
-            if two_phase:
-                with m.If(~phase2):
-                    with m.If(last_kp1):
-                        m.d.sync += kp.eq(0)
-                        with m.If(last_i):
-                            m.d.sync += [i.eq(0), phase2.eq(1)]
-                        with m.Else():
-                            m.d.sync += i.eq(i + 1)
-                    with m.Else():
-                        m.d.sync += kp.eq(kp + 1)
-                with m.Else():
-                    with m.If(last_kp2):
-                        m.d.sync += [kp.eq(0), phase2.eq(0)]
-                    with m.Else():
-                        m.d.sync += kp.eq(kp + 1)
-            elif has1:
-                with m.If(last_kp1):
-                    m.d.sync += kp.eq(0)
-                    with m.If(last_i):
-                        m.d.sync += i.eq(0)
-                    with m.Else():
-                        m.d.sync += i.eq(i + 1)
-                with m.Else():
-                    m.d.sync += kp.eq(kp + 1)
-            elif has2:
-                m.d.sync += kp.eq(Mux(last_kp2, 0, kp + 1))
-            with m.If(end_oblock):
-                m.d.sync += o.eq(Mux(o == obl - 1, 0, o + 1))
-            with m.If(end_round):
-                m.d.sync += r.eq(Mux(r == R - 1, 0, r + 1))
-                with m.If(r == R - 1):
-                    m.d.sync += j.eq(Mux(j == p - 1, 0, j + 1))
-                if lv1:
-                    with m.If(r == R - 1):
-                        if not rt_const:
-                            m.d.sync += rt.eq(0)
-                        m.d.sync += crow.eq(0)
-                        if NB > 1:
-                            m.d.sync += cmod.eq(0)
-                    with m.Else():
-                        inc_c, inc_t = divmod(L, K)
-                        carry = Const(0, 1)
-                        if not rt_const:
-                            rt_n = rt + inc_t
-                            carry = rt_n >= K
-                            m.d.sync += rt.eq(Mux(carry, rt_n - K, rt_n))
-                        cm_n = cmod + inc_c + carry
-                        wrap = cm_n >= NB
-                        if NB > 1:
-                            m.d.sync += cmod.eq(Mux(wrap, cm_n - NB, cm_n))
-                        m.d.sync += crow.eq(crow + (wrap if NB > 1 else cm_n))
+        m.d.comb += [cnt.begin.eq(begin), cnt.advance.eq(active & ~stall)]
 
-        o_eff = o if lv2 else j          # basis row of the step
-        fused = cfg.recombination == "fused"
-        kp0 = kp == 0
-        # first-term flags: a fused accumulator restarts at the first step of its sum, a
-        # separate partial at the first step of its slice pair (kp == k)
-        first_single = ((o == 0) if lv2 else Const(1)) & ((i == 0) if has1 else Const(1))
-        if two_phase:
-            first = Mux(phase2, (o == 0) & (kp0 if fused else 1), (i == 0) & (kp0 if fused else 1))
-        else:
-            first = first_single & (kp0 if fused else 1)
+        rt, cmod, crow = Const(0, counter_shape(cfg.K)), Const(0, 1), Const(0, 1)
+        if cfg.level1:
+            win = m.submodules.window = WindowTracker(cfg)
+            m.d.comb += [win.begin.eq(begin), win.next_round.eq(active & ~stall & cnt.end_round),
+                         win.row_end.eq(cnt.r == last_r)]
+            rt, cmod, crow = win.rt, win.cmod, win.crow
 
-        # ---- memory reads: each word read once, at the first step that needs it --------------
-        rports = {name: [getattr(self, f"read_{name}")] for name in sched.memory_shapes}
-        not_p2 = ~phase2 if two_phase else Const(1)
-        if lv1:
-            rports["U"].append(self.read_U1)
-            rb, ub, ua = rports["B"][0], rports["U"][1], rports["U"][0]
-            m.d.comb += rb.addr.eq(o_eff * Bi + i)
-            m.d.comb += ua.addr.eq((crow * Bo + o_eff) * Bi + i)
-            crow_b = Mux(crow + 1 < u_rows, crow + 1, 0) if u_rows > 1 else Const(0, 1)
-            m.d.comb += ub.addr.eq((crow_b * Bo + o_eff) * Bi + i)
-            new_bu = Signal()
-            m.d.comb += new_bu.eq(~stall & active & kp0 & not_p2)
-            for port in (rb, ua, ub):
-                m.d.comb += port.en.eq(new_bu)
-        else:
-            # B is per-lane data: read it in the stage before the lane multiply (the
-            # registers below repeat those of the datapath's stage 1; synthesis merges them)
-            late = {"r": r, "o": o_eff, "valid": active, "kp0": kp0}
-            if p1:
-                for key, sig in list(late.items()):
-                    reg = Signal.like(sig, name=f"late_{key}")
-                    m.d.sync += reg.eq(Mux(stall, reg, sig))
-                    late[key] = reg
-            rb = rports["B"][0]
-            m.d.comb += [rb.addr.eq(late["r"] * Bo + late["o"]),
-                         rb.en.eq(~stall & late["valid"] & late["kp0"])]
-        if lv2:
-            rv = rports["V"][0]
-            new_v = kp0 & not_p2 & ((i == 0) if has1 else Const(1))
-            m.d.comb += [rv.addr.eq(j * Bo + o), rv.en.eq(~stall & active & new_v)]
+        reads = m.submodules.reads = CodeReads(cfg)
+        for name in _read_port_members(cfg):
+            wiring.connect(m, wiring.flipped(getattr(self, name)), getattr(reads, name))
+        m.d.comb += [reads.step.eq(self.step), reads.stall.eq(stall), reads.i.eq(cnt.i),
+                     reads.j.eq(cnt.j), reads.crow.eq(crow)]
+
         step = self.step
-        m.d.comb += [step.valid.eq(active), step.phase2.eq(phase2), step.kp.eq(kp),
-                     step.first.eq(first), step.end_round.eq(active & end_round),
-                     step.last_round.eq(r == R - 1), step.last.eq(end_pass), step.kp0.eq(kp0),
-                     step.rt.eq(rt), step.cmod.eq(cmod), step.r.eq(r), step.o.eq(o_eff),
+        m.d.comb += [step.valid.eq(active), step.phase2.eq(cnt.phase2), step.kp.eq(cnt.kp),
+                     step.first.eq(cnt.first), step.end_round.eq(active & cnt.end_round),
+                     step.last_round.eq(cnt.r == last_r), step.last.eq(cnt.end_pass),
+                     step.kp0.eq(cnt.kp == 0), step.rt.eq(rt), step.cmod.eq(cmod),
+                     step.r.eq(cnt.r), step.o.eq(cnt.o if cfg.level2 else cnt.j),
                      self.running.eq(active | pending)]
         return m
 
@@ -618,6 +700,404 @@ def generator_signature(cfg: GeneratorConfig) -> wiring.Signature:
     })
 
 
+def _datapath_form(sched: Schedule) -> str:
+    """Which lane datapath the config needs: ``"ux"`` (one U x X sum per lane: the vb order,
+    or level 2 off), ``"vb_off1"`` (level 1 off: one V x B sum), ``"w1"`` (the W1-recompute
+    order: two sums) or ``"codes"`` (both levels off: no multiply)."""
+    has1, has2 = bool(sched.pairs_level1), bool(sched.pairs_level2)
+    return {(True, False): "ux", (False, True): "vb_off1", (True, True): "w1",
+            (False, False): "codes"}[has1, has2]
+
+
+def operand_signature(cfg: GeneratorConfig) -> wiring.Signature:
+    """What :class:`SharedOperands` hands the lanes (its direction), per datapath form. Odd
+    operands travel without their constant LSB (``odd_*``: the bits above it), so each lane
+    puts the constant back where its multiplier sees it."""
+    sched = Schedule(cfg)
+    form = _datapath_form(sched)
+    s, K, NB = cfg.engine_bits, cfg.K, sched.window_channels
+    if form == "ux":
+        return wiring.Signature({"odd_x": Out(data.ArrayLayout(unsigned(s), K)),
+                                 "odd_u": Out(data.ArrayLayout(unsigned(s), NB)),
+                                 "carry": Out(K)})
+    if form == "w1":
+        return wiring.Signature({"bcode": Out(data.ArrayLayout(unsigned(cfg.qb), K)),
+                                 "window": Out(NB * cfg.qu), "vcode": Out(cfg.qv),
+                                 "carry": Out(K)})
+    members = {"b_word": Out(cfg.lanes * cfg.qb)}
+    if form == "vb_off1":
+        members["odd_v"] = Out(s)
+    return wiring.Signature(members)
+
+
+def _rt_const(cfg: GeneratorConfig) -> bool:
+    """Every round's window starts at tap 0 (``K == 1`` or ``K`` divides ``L``): the tap
+    offset ``rt`` is the constant 0 and no lane needs a window carry."""
+    return cfg.K == 1 or cfg.lanes % cfg.K == 0
+
+
+def _word_bits(cfg: GeneratorConfig, name: str) -> int:
+    """Width of one word of memory ``name``."""
+    return Schedule(cfg).memory_shapes[name][1]
+
+
+def _select(m: Module, sel, options, shape, name: str):
+    """``options[sel]`` as a named signal (the last option is the default)."""
+    sig = Signal(shape, name=name)
+    with m.Switch(sel):
+        for k, opt in enumerate(options):
+            with (m.Case(k) if k < len(options) - 1 else m.Default()):
+                m.d.comb += sig.eq(opt)
+    return sig
+
+
+def _odd(bits):
+    """The odd signed value whose bits above the constant LSB are ``bits``."""
+    return Cat(Const(1, 1), bits).as_signed()
+
+
+def _lane_window(lane: int, values, carry, K: int, NB: int, rt_const: bool):
+    """Lane ``lane``'s window channel among ``values`` (one per window channel): a 2:1
+    choice on its residue's carry where the round's window can start mid-channel."""
+    a, d0 = lane % K, min(lane // K, NB - 1)
+    d1 = min(lane // K + 1, NB - 1)
+    if d0 == d1 or rt_const:
+        return values[d0]
+    return Mux(carry[a], values[d1], values[d0])
+
+
+def _pair_conditions(m: Module, kp, npairs: int):
+    """One shared 'the step's slice pair is k' signal per pair."""
+    kp_is = [Signal(name=f"kp_is_{k}") for k in range(npairs)]
+    m.d.comb += [sig.eq(kp == k) for k, sig in enumerate(kp_is)]
+    return kp_is
+
+
+def _shift_conditions(m: Module, pairs, kp_is, name: str):
+    """Per distinct shift of ``pairs``, a shared 'the step's shift is this' signal."""
+    by_shift = {}
+    for k, (_, _, sh) in enumerate(pairs):
+        by_shift.setdefault(sh, []).append(k)
+    out = []
+    for sh, ks in sorted(by_shift.items()):
+        cond = Signal(name=f"{name}_sh{sh}")
+        m.d.comb += cond.eq(Cat(*[kp_is[k] for k in ks]).any())
+        out.append((sh, cond))
+    return out
+
+
+def _lane_product(m: Module, lane: int, a, x, s: int, product_stage: bool, stall):
+    """The lane's engine product ``a * x``, registered when the product stage is present."""
+    prod = Signal(signed(2 * s + 2), name=f"prod_{lane}")
+    m.d.comb += prod.eq(a * x)
+    if not product_stage:
+        return prod
+    # every form with a product stage multiplies two odd values: the product is odd, its
+    # LSB a constant 1 that is not registered
+    reg = Signal(2 * s + 1, name=f"prod_r_{lane}")
+    m.d.sync += reg.eq(Mux(stall, reg, prod[1:]))
+    return _odd(reg)
+
+
+def _lane_sum(m: Module, fused: bool, name: str, pairs, a_op, x_op, terms: int, out_bits: int,
+              prod, shifts, kp_is, enable, first):
+    """The lane's exact sum of ``terms`` sliced products, as a signed ``out_bits`` value: a
+    fused accumulator or separate partials with their shift-add tree."""
+    if fused:
+        acc = _fused_accumulator(m, f"{name}_acc", pairs, a_op, x_op, terms, prod, shifts,
+                                 enable, first)
+        return acc[:out_bits].as_signed()
+    return _separate_recombination(m, name, a_op, x_op, terms, out_bits, prod, kp_is, enable,
+                                   first)
+
+
+class ControlPipeline(wiring.Component):
+    """The step control of every pipeline stage: the :class:`Sequencer`'s ``step`` (stage 0),
+    registered once per stage (memory data, [operands], [product]) and held on ``stall``.
+    Fields that are constant in the config's form stay constants (no register).
+
+    ``mem``, ``mul``, ``acc``: the control of the memory data, lane multiply and accumulate
+    stages; ``in_flight``: a step is in a stage after stage 0."""
+
+    def __init__(self, cfg: GeneratorConfig):
+        self._cfg = cfg
+        self._schedule = Schedule(cfg)
+        layout = step_layout(cfg)
+        super().__init__({"step": In(layout), "stall": In(1), "mem": Out(layout),
+                          "mul": Out(layout), "acc": Out(layout), "in_flight": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, step = self._cfg, self.step
+        sched = self._schedule
+        p1, p2 = sched.register_stages
+        form = _datapath_form(sched)
+        rt_const = _rt_const(cfg)
+        stage0 = {"valid": step.valid, "kp": step.kp, "first": step.first,
+                  "end_round": step.end_round, "last_round": step.last_round,
+                  "last": step.last, "kp0": step.kp0, "r": step.r, "o": step.o,
+                  "phase2": step.phase2 if form == "w1"
+                  else Const(int(form == "vb_off1"), 1),
+                  "rt": Const(0, counter_shape(cfg.K)) if rt_const else step.rt,
+                  "cmod": step.cmod if cfg.level1 and sched.window_channels > 1
+                  else Const(0, 1)}
+        stages = [stage0]
+        for st in range(1, 2 + int(p1) + int(p2)):
+            cur = {}
+            for key, sig in stages[-1].items():
+                if isinstance(sig, Const):
+                    cur[key] = sig
+                    continue
+                reg = Signal.like(sig, name=f"s{st}_{key}")
+                m.d.sync += reg.eq(Mux(self.stall, reg, sig))
+                cur[key] = reg
+            stages.append(cur)
+        for port, ctl in ((self.mem, stages[1]), (self.mul, stages[1 + int(p1)]),
+                          (self.acc, stages[-1])):
+            m.d.comb += [getattr(port, key).eq(sig) for key, sig in ctl.items()]
+        m.d.comb += self.in_flight.eq(Cat(*[c["valid"] for c in stages[1:]]).any())
+        return m
+
+
+class SharedOperands(wiring.Component):
+    """The operands every lane shares, selected from the memory words in the memory data
+    stage (control ``ctl``) and registered when the operand stage is present: per tap
+    residue the B code (and its window carry), the U window, the V code; for the ``ux``
+    form the step's slice of each (the VB products of the vb order come from ``K`` shared
+    multipliers here). ``operands``: :func:`operand_signature`."""
+
+    def __init__(self, cfg: GeneratorConfig):
+        self._cfg = cfg
+        self._schedule = Schedule(cfg)
+        members = {"ctl": In(step_layout(cfg)), "stall": In(1),
+                   "b_word": In(_word_bits(cfg, "B"))}
+        if cfg.level1:
+            members["u_words"] = In(data.ArrayLayout(unsigned(_word_bits(cfg, "U")), 2))
+        if cfg.level2:
+            members["v_word"] = In(cfg.qv)
+        members["operands"] = Out(operand_signature(cfg))
+        super().__init__(members)
+
+    def _stage_reg(self, m, value, name):
+        """``value`` as seen by the multiply stage: registered once when the operand stage
+        is present."""
+        sig = Signal(value.shape(), name=name)
+        if self._schedule.register_stages[0]:
+            m.d.sync += sig.eq(Mux(self.stall, sig, value))
+        else:
+            m.d.comb += sig.eq(value)
+        return sig
+
+    def _residues(self, m):
+        """Per tap residue ``a``: the B code of the lane's tap and the window carry."""
+        cfg, ctl, K = self._cfg, self.ctl, self._cfg.K
+        res_code, res_carry = [], []
+        for a in range(K):
+            if _rt_const(cfg):
+                res_carry.append(Const(0, 1))
+                res_code.append(self.b_word.word_select(a, cfg.qb))
+                continue
+            cond = Signal(name=f"carry_{a}")
+            code_a = Signal(cfg.qb, name=f"bcode_{a}")
+            t_a = Mux(cond, ctl.rt + a - K, ctl.rt + a)
+            m.d.comb += [cond.eq((ctl.rt >= K - a) if a else 0),
+                         code_a.eq(self.b_word.word_select(t_a[:W.bits_for_count(K)], cfg.qb))]
+            res_carry.append(cond)
+            res_code.append(code_a)
+        carry = Cat(*[c if isinstance(c, Const) else self._stage_reg(m, c, f"carry_m_{a}")
+                      for a, c in enumerate(res_carry)])
+        m.d.comb += self.operands.carry.eq(carry)
+        return res_code
+
+    def _window(self, m):
+        """The ``NB`` channels of the round's U window, cut out of the two U row words."""
+        cfg, NB = self._cfg, self._schedule.window_channels
+        win_all = Cat(self.u_words[0], self.u_words[1])
+        win = Signal(NB * cfg.qu)
+        m.d.comb += win.eq(win_all.bit_select(self.ctl.cmod * cfg.qu, NB * cfg.qu) if NB > 1
+                           else win_all[:cfg.qu])
+        return win
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, ops, kp = self._cfg, self.operands, self.ctl.kp
+        sched = self._schedule
+        form, mul_shape = _datapath_form(sched), signed(cfg.engine_bits + 1)
+        pairs1, pairs2 = sched.pairs_level1, sched.pairs_level2
+        if form in ("codes", "vb_off1"):
+            m.d.comb += ops.b_word.eq(self.b_word)
+        if form == "vb_off1":
+            v_sl = operand_slices(self.v_word, cfg.v_operand)
+            vsel = _select(m, kp, [v_sl[jv] for jv, _, _ in pairs2], mul_shape, "vsel_c")
+            m.d.comb += ops.odd_v.eq(self._stage_reg(m, vsel[1:], "vsel"))
+        elif form == "w1":
+            res_code = self._residues(m)
+            m.d.comb += [ops.bcode[a].eq(self._stage_reg(m, c, f"bcode_m_{a}"))
+                         for a, c in enumerate(res_code)]
+            m.d.comb += [ops.window.eq(self._stage_reg(m, self._window(m), "win_m")),
+                         ops.vcode.eq(self._stage_reg(m, self.v_word, "vcode_m"))]
+        elif form == "ux":
+            # one x value per residue, one U slice per window channel, both selected for the
+            # step's slice pair before they fan out to the lanes
+            res_code, win = self._residues(m), self._window(m)
+            x_codes = [self._vb_code(m, a, c) for a, c in enumerate(res_code)] \
+                if sched.order == "vb" else res_code
+            x_op = cfg.vb_operand if sched.order == "vb" else cfg.b_operand
+            for a in range(cfg.K):
+                sl = operand_slices(x_codes[a], x_op)
+                xsel = _select(m, kp, [sl[jx] for _, jx, _ in pairs1], mul_shape, f"xsel_c_{a}")
+                m.d.comb += ops.odd_x[a].eq(self._stage_reg(m, xsel[1:], f"xsel_{a}"))
+            for d in range(sched.window_channels):
+                sl = operand_slices(win.word_select(d, cfg.qu), cfg.u_operand)
+                usel = _select(m, kp, [sl[ju] for ju, _, _ in pairs1], mul_shape, f"usel_c_{d}")
+                m.d.comb += ops.odd_u[d].eq(self._stage_reg(m, usel[1:], f"usel_{d}"))
+        return m
+
+    def _vb_code(self, m, a, bcode):
+        """``VB = m_V * m_B`` of residue ``a`` from a shared multiplier, as its
+        ``vb_bits``-bit odd code (the inverse of ``odd_from_code``: free wiring)."""
+        cfg = self._cfg
+        vbp = Signal(signed(cfg.qv + cfg.qb + 2), name=f"vb_{a}")
+        m.d.comb += vbp.eq(odd_from_code(self.v_word, cfg.qv) * odd_from_code(bcode, cfg.qb))
+        nb_ = cfg.vb_bits
+        return Cat(vbp[1:nb_], ~vbp[nb_]) if nb_ > 1 else ~vbp[1]
+
+
+def _lanes_signature(cfg: GeneratorConfig) -> dict:
+    """The ports every lane array has: the shared operands, the control of its multiply and
+    accumulate stages, the stall, and one exact weight per lane."""
+    layout = step_layout(cfg)
+    return {"operands": In(operand_signature(cfg)), "mul": In(layout), "acc": In(layout),
+            "stall": In(1),
+            "values": Out(data.ArrayLayout(signed(cfg.acc_bits), cfg.lanes))}
+
+
+class OneSumLanes(wiring.Component):
+    """Per lane one multiplier and one exact sum: ``U x VB`` over ``Bo*Bi`` terms (vb
+    order), ``U x B`` over ``Bi`` (level 2 off) or ``V x B`` over ``Bo`` (level 1 off),
+    from the shared operands; no lane holds a ``W1``."""
+
+    def __init__(self, cfg: GeneratorConfig):
+        self._cfg = cfg
+        self._schedule = Schedule(cfg)
+        super().__init__(_lanes_signature(cfg))
+
+    def _lane_operands(self, m, lane):
+        """The lane's multiplier inputs: its window channel's U slice and its residue's x
+        slice (level 1 on), or the broadcast V slice and its own B code's slice."""
+        cfg, ops = self._cfg, self.operands
+        sched = self._schedule
+        if cfg.level1:
+            u = [_odd(ops.odd_u[d]) for d in range(sched.window_channels)]
+            rt_const = _rt_const(cfg)
+            return (_lane_window(lane, u, ops.carry, cfg.K, sched.window_channels, rt_const),
+                    _odd(ops.odd_x[lane % cfg.K]))
+        b_sl = operand_slices(ops.b_word.word_select(lane, cfg.qb), cfg.b_operand)
+        return _odd(ops.odd_v), _select(m, self.mul.kp,
+                                        [b_sl[jw] for _, jw, _ in sched.pairs_level2],
+                                        signed(cfg.engine_bits + 1), f"x_{lane}")
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, sched = self._cfg, self._schedule
+        if cfg.level1:
+            pairs, terms = sched.pairs_level1, sched.o_loop * cfg.Bi
+            a_op = cfg.u_operand
+            x_op = cfg.vb_operand if sched.order == "vb" else cfg.b_operand
+        else:
+            pairs, a_op, x_op, terms = sched.pairs_level2, cfg.v_operand, cfg.b_operand, cfg.Bo
+        fused = cfg.recombination == "fused"
+        exec_acc = Signal()
+        m.d.comb += exec_acc.eq(self.acc.valid & ~self.stall)
+        kp_is = _pair_conditions(m, self.acc.kp, len(pairs))
+        shifts = _shift_conditions(m, pairs, kp_is, "w") if fused else None
+        for lane in range(cfg.lanes):
+            a, x = self._lane_operands(m, lane)
+            prod = _lane_product(m, lane, a, x, cfg.engine_bits, sched.register_stages[1],
+                                 self.stall)
+            w_val = _lane_sum(m, fused, f"w_{lane}", pairs, a_op, x_op, terms, cfg.acc_bits,
+                              prod, shifts, kp_is, exec_acc, self.acc.first)
+            m.d.comb += self.values[lane].eq(w_val)
+        return m
+
+
+class W1Lanes(wiring.Component):
+    """The W1-recompute order: per lane one multiplier shared by two sums, level 1 (``U x
+    B`` over ``Bi`` terms into the lane's ``W1``) and level 2 (``V x W1`` over ``Bo`` terms
+    into its weight); each lane selects its slices in the multiply stage, where its ``W1``
+    is fed back as the level-2 operand."""
+
+    def __init__(self, cfg: GeneratorConfig):
+        self._cfg = cfg
+        self._schedule = Schedule(cfg)
+        super().__init__(_lanes_signature(cfg))
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, ops, mul = self._cfg, self.operands, self.mul
+        sched = self._schedule
+        pairs1, pairs2 = sched.pairs_level1, sched.pairs_level2
+        u_op, b_op, v_op, w1_op = cfg.u_operand, cfg.b_operand, cfg.v_operand, cfg.w1_operand
+        fused, NB = cfg.recombination == "fused", sched.window_channels
+        mul_shape = signed(cfg.engine_bits + 1)
+        rt_const = _rt_const(cfg)
+        exec1, exec2 = Signal(), Signal()
+        m.d.comb += [exec1.eq(self.acc.valid & ~self.stall & ~mul.phase2),
+                     exec2.eq(self.acc.valid & ~self.stall & mul.phase2)]
+        kp_is = _pair_conditions(m, self.acc.kp, max(len(pairs1), len(pairs2)))
+        shifts1 = _shift_conditions(m, pairs1, kp_is, "w1") if fused else None
+        shifts2 = _shift_conditions(m, pairs2, kp_is, "w2") if fused else None
+        v_sl = operand_slices(ops.vcode, v_op)
+        win_words = [ops.window.word_select(d, cfg.qu) for d in range(NB)]
+        for lane in range(cfg.lanes):
+            a_in = Signal(mul_shape, name=f"a_{lane}")
+            x_in = Signal(mul_shape, name=f"x_{lane}")
+            prod = _lane_product(m, lane, a_in, x_in, cfg.engine_bits, sched.register_stages[1],
+                                 self.stall)
+            u_sl = operand_slices(_lane_window(lane, win_words, ops.carry, cfg.K, NB, rt_const),
+                                  u_op)
+            b_sl = operand_slices(ops.bcode[lane % cfg.K], b_op)
+            w1_val = _lane_sum(m, fused, f"w1_{lane}", pairs1, u_op, b_op, cfg.Bi, cfg.w1_bits,
+                               prod, shifts1, kp_is, exec1, mul.first)
+            w1_sl = operand_slices(w1_val, w1_op)
+            for phase, pairs, a_sl, x_sl in ((0, pairs1, u_sl, b_sl), (1, pairs2, v_sl, w1_sl)):
+                with (m.If(~mul.phase2) if phase == 0 else m.Else()):
+                    with m.Switch(mul.kp):
+                        for k, (ja, jx, _) in enumerate(pairs):
+                            with (m.Case(k) if k < len(pairs) - 1 else m.Default()):
+                                m.d.comb += [a_in.eq(a_sl[ja]), x_in.eq(x_sl[jx])]
+            w_val = _lane_sum(m, fused, f"w_{lane}", pairs2, v_op, w1_op, cfg.Bo, cfg.acc_bits,
+                              prod, shifts2, kp_is, exec2, mul.first)
+            m.d.comb += self.values[lane].eq(w_val)
+        return m
+
+
+class CodeLanes(wiring.Component):
+    """Both levels off: each lane's weight is the odd value of its own B code, latched in
+    the memory data stage (no multiply)."""
+
+    def __init__(self, cfg: GeneratorConfig):
+        self._cfg = cfg
+        self._schedule = Schedule(cfg)
+        super().__init__(_lanes_signature(cfg))
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._cfg
+        for lane in range(cfg.lanes):
+            accb = Signal(signed(cfg.qb + 1), name=f"wb_{lane}")
+            # its control is the memory data stage's (the stages after it are the same step)
+            with m.If(self.acc.valid & ~self.stall):
+                m.d.sync += accb.eq(odd_from_code(self.operands.b_word.word_select(lane, cfg.qb),
+                                                  cfg.qb))
+            m.d.comb += self.values[lane].eq(accb)
+        return m
+
+
+#: The lane array of each datapath form (:func:`_datapath_form`).
+_LANES = {"ux": OneSumLanes, "vb_off1": OneSumLanes, "w1": W1Lanes, "codes": CodeLanes}
+
+
 class Generator(wiring.Component):
     """Whole-layer MLG weight generator; see the module docstring for the contract.
 
@@ -650,289 +1130,55 @@ class Generator(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg = self._cfg
-        sched = self._schedule
-        K, L = cfg.K, cfg.lanes
-        Bo, Bi, obl = cfg.Bo, cfg.Bi, sched.o_loop
-        lv1 = cfg.level1
-        NB = sched.window_channels
         mems = {}
         for name, (depth, width) in self.memory_shapes.items():
             mem = Memory(shape=unsigned(width), depth=depth, init=[])
             m.submodules[f"mem_{name}"] = mem
             mems[name] = mem
 
-        # ======================= code loader: codes -> memories ==============================
+        # code loader: codes -> memory write ports
         loader = m.submodules.loader = CodeLoader(cfg)
         busy = Signal()
         wiring.connect(m, wiring.flipped(self.codes), loader.codes)
         for name, mem in mems.items():
             wiring.connect(m, getattr(loader, f"write_{name}"), mem.write_port(
                 granularity=cfg.code_bits[name]))
-        code_fire, loaded = loader.fire, loader.loaded
-        m.d.comb += [loader.busy.eq(busy), self.loaded.eq(loaded)]
+        m.d.comb += [loader.busy.eq(busy), self.loaded.eq(loader.loaded)]
 
-        # ======================= step sequencer: counters, gated memory reads ==============
-        p1, p2 = sched.register_stages
-        pairs1, pairs2 = sched.pairs_level1, sched.pairs_level2
-        NP1, NP2 = len(pairs1), len(pairs2)
-        has1, has2 = NP1 > 0, NP2 > 0
-        two_phase = has1 and has2                 # the w1 order: level 1, then level 2, per o
-        vb = sched.order == "vb"
-        fused = cfg.recombination == "fused"
-        rt_const = (K == 1) or (L % K == 0)
+        # step sequencer: pass requests, step counters, gated memory reads
         stall = Signal()
         seq = m.submodules.sequencer = Sequencer(cfg)
-        m.d.comb += [seq.start.eq(self.start), seq.loaded.eq(loaded),
-                     seq.code_fire.eq(code_fire), seq.stall.eq(stall)]
-        rports = {}
-        for name, mem in mems.items():
-            rports[name] = [mem.read_port(domain="sync")]
-        if lv1:
+        m.d.comb += [seq.start.eq(self.start), seq.loaded.eq(loader.loaded),
+                     seq.code_fire.eq(loader.fire), seq.stall.eq(stall)]
+        rports = {name: [mem.read_port(domain="sync")] for name, mem in mems.items()}
+        if cfg.level1:
             rports["U"].append(mems["U"].read_port(domain="sync"))
         for name, ports in rports.items():
             for k, port in enumerate(ports):
                 wiring.connect(m, getattr(seq, f"read_{name}{k if k else ''}"), port)
         # the read enables, for tests that count reads against Schedule.reads_per_pass
         self.read_enables = {name: [port.en for port in ports] for name, ports in rports.items()}
-        step = seq.step
-        # fields that are constant in this form stay constants (no pipeline register)
-        ctl0 = {"valid": step.valid, "phase2": step.phase2 if two_phase else Const(int(has2), 1),
-                "kp": step.kp, "first": step.first, "end_round": step.end_round,
-                "last_round": step.last_round, "last": step.last, "kp0": step.kp0,
-                "rt": Const(0, counter_shape(K)) if rt_const else step.rt,
-                "cmod": step.cmod if lv1 and NB > 1 else Const(0, 1), "r": step.r,
-                "o": step.o}
-        ctls = [ctl0]
-        # ---- control of the later stages: stage 0's values, registered once per stage -------
-        n_ctl = 2 + int(p1) + int(p2)           # stage 0, memory data, [operands], [product]
-        for st in range(1, n_ctl):
-            prev, cur = ctls[-1], {}
-            for key, sig in prev.items():
-                if isinstance(sig, Const):
-                    cur[key] = sig
-                    continue
-                reg = Signal.like(sig, name=f"s{st}_{key}")
-                m.d.sync += reg.eq(Mux(stall, reg, sig))
-                cur[key] = reg
-            ctls.append(cur)
-        s1 = ctls[1]                       # the memory data stage
-        smac = ctls[1 + int(p1)]           # the lane multiply stage
-        sacc = ctls[-1]                    # the accumulate stage
 
+        # lane datapath: control of each stage, shared operands, per-lane multiply-accumulate
+        ctl = m.submodules.pipeline = ControlPipeline(cfg)
+        shared = m.submodules.operands = SharedOperands(cfg)
+        lanes = m.submodules.lanes = _LANES[_datapath_form(self._schedule)](cfg)
+        m.d.comb += [ctl.step.eq(seq.step), ctl.stall.eq(stall), shared.ctl.eq(ctl.mem),
+                     shared.stall.eq(stall), shared.b_word.eq(rports["B"][0].data),
+                     lanes.mul.eq(ctl.mul), lanes.acc.eq(ctl.acc), lanes.stall.eq(stall)]
+        if cfg.level1:
+            m.d.comb += [shared.u_words[k].eq(port.data) for k, port in enumerate(rports["U"])]
+        if cfg.level2:
+            m.d.comb += shared.v_word.eq(rports["V"][0].data)
+        wiring.connect(m, shared.operands, lanes.operands)
 
-        # ======================= stage 1: shared operands from the memory words ================
-        s = cfg.engine_bits
-        u_op, b_op, v_op, w1_op = cfg.u_operand, cfg.b_operand, cfg.v_operand, cfg.w1_operand
-        x1_op = cfg.vb_operand if vb else b_op        # the x operand of the level-1-type steps
-
-        def stage_reg(value, name):
-            """``value`` as seen by the multiply stage: registered once when the operand
-            stage is present."""
-            sig = Signal(value.shape(), name=name)
-            if p1:
-                m.d.sync += sig.eq(Mux(stall, sig, value))
-            else:
-                m.d.comb += sig.eq(value)
-            return sig
-
-        def stage_reg_odd(value, name):
-            """:func:`stage_reg` of an odd value: its LSB is always 1, so only the bits above
-            it are registered and the constant 1 stays visible to the multiplier (an odd
-            times odd product has fewer partial products)."""
-            return Cat(Const(1, 1), stage_reg(value[1:], name)).as_signed()
-
-        def select(m, sel, options, shape, name):
-            """``options[sel]`` as a named signal (the last option is the default)."""
-            sig = Signal(shape, name=name)
-            with m.Switch(sel):
-                for k, opt in enumerate(options):
-                    with (m.Case(k) if k < len(options) - 1 else m.Default()):
-                        m.d.comb += sig.eq(opt)
-            return sig
-
-        mul_shape = signed(s + 1)
-        lane_a, lane_x = [None] * L, [None] * L       # multiplier inputs of each lane
-        lane_code = [None] * L                        # both levels off: the lane's B code
-        if lv1:
-            bword = rports["B"][0].data
-            res_code, res_carry = [], []
-            for a in range(K):
-                if rt_const:
-                    res_carry.append(Const(0, 1))
-                    res_code.append(bword.word_select(a, cfg.qb))
-                else:
-                    cond = Signal(name=f"carry_{a}")
-                    code_a = Signal(cfg.qb, name=f"bcode_{a}")
-                    t_a = Mux(cond, s1["rt"] + a - K, s1["rt"] + a)
-                    m.d.comb += [cond.eq((s1["rt"] >= K - a) if a else 0),
-                                 code_a.eq(bword.word_select(t_a[:W.bits_for_count(K)], cfg.qb))]
-                    res_carry.append(cond)
-                    res_code.append(code_a)
-            win_all = Cat(rports["U"][0].data, rports["U"][1].data)
-            win = Signal(NB * cfg.qu)
-            m.d.comb += win.eq(win_all.bit_select(s1["cmod"] * cfg.qu, NB * cfg.qu) if NB > 1
-                               else win_all[:cfg.qu])
-            carry_m = [c if isinstance(c, Const) else stage_reg(c, f"carry_m_{a}")
-                       for a, c in enumerate(res_carry)]
-
-            def lane_window(lane, values):
-                """The lane's window channel among ``values`` (one per window channel)."""
-                a, d0 = lane % K, min(lane // K, NB - 1)
-                d1 = min(lane // K + 1, NB - 1)
-                if d0 == d1 or rt_const:
-                    return values[d0]
-                return Mux(carry_m[a], values[d1], values[d0])
-
-        if has1 and not two_phase:
-            # vb order / level 2 off: one x value per residue, one U slice per window
-            # channel, both selected for the step's slice pair before they fan out to lanes
-            if vb:
-                vcode = rports["V"][0].data
-                x_codes = []
-                for a in range(K):
-                    vbp = Signal(signed(cfg.qv + cfg.qb + 2), name=f"vb_{a}")
-                    m.d.comb += vbp.eq(odd_from_code(vcode, cfg.qv)
-                                       * odd_from_code(res_code[a], cfg.qb))
-                    # the odd product as its vb_bits-bit odd code: inverse of odd_from_code
-                    nb_ = cfg.vb_bits
-                    x_codes.append(Cat(vbp[1:nb_], ~vbp[nb_]) if nb_ > 1 else ~vbp[1])
-            else:
-                x_codes = res_code
-            xsel = []
-            for a in range(K):
-                sl = operand_slices(x_codes[a], x1_op)
-                xsel.append(stage_reg_odd(select(m, s1["kp"], [sl[jx] for _, jx, _ in pairs1],
-                                                 mul_shape, f"xsel_c_{a}"), f"xsel_{a}"))
-            usel = []
-            for d in range(NB):
-                sl = operand_slices(win.word_select(d, cfg.qu), u_op)
-                usel.append(stage_reg_odd(select(m, s1["kp"], [sl[ju] for ju, _, _ in pairs1],
-                                                 mul_shape, f"usel_c_{d}"), f"usel_{d}"))
-            for lane in range(L):
-                lane_a[lane] = lane_window(lane, usel)
-                lane_x[lane] = xsel[lane % K]
-        elif has2 and not has1:
-            # level 1 off: V broadcast, each lane's own B code from the (late) B word
-            v_sl = operand_slices(rports["V"][0].data, v_op)
-            vsel = stage_reg_odd(select(m, s1["kp"], [v_sl[jv] for jv, _, _ in pairs2],
-                                        mul_shape, "vsel_c"), "vsel")
-            bword = rports["B"][0].data
-            for lane in range(L):
-                b_sl = operand_slices(bword.word_select(lane, cfg.qb), b_op)
-                lane_a[lane] = vsel
-                lane_x[lane] = select(m, smac["kp"], [b_sl[jw] for _, jw, _ in pairs2],
-                                      mul_shape, f"x_{lane}")
-        elif not has1 and not has2:
-            bword = rports["B"][0].data
-            lane_code = [bword.word_select(lane, cfg.qb) for lane in range(L)]
-        else:
-            # w1 order: shared words (registered in the operand stage), per-lane selection
-            # in the multiply stage, where each lane's W1 is fed back as the level-2 operand
-            code_m = [stage_reg(c, f"bcode_m_{a}") for a, c in enumerate(res_code)]
-            win_m = stage_reg(win, "win_m")
-            v_sl = operand_slices(stage_reg(rports["V"][0].data, "vcode_m"), v_op)
-            win_words = [win_m.word_select(d, cfg.qu) for d in range(NB)]
-
-        # ======================= multiply and accumulate, per lane ==============================
-        exec_acc = Signal()
-        m.d.comb += exec_acc.eq(sacc["valid"] & ~stall)
-        kp_is = [Signal(name=f"kp_is_{k}") for k in range(max(1, NP1, NP2))]
-        m.d.comb += [sig.eq(sacc["kp"] == k) for k, sig in enumerate(kp_is)]
-
-        def shift_conditions(pairs, name):
-            """Per distinct shift of ``pairs``, a shared 'the step's shift is this' signal."""
-            by_shift = {}
-            for k, (_, _, sh) in enumerate(pairs):
-                by_shift.setdefault(sh, []).append(k)
-            out = []
-            for sh, ks in sorted(by_shift.items()):
-                cond = Signal(name=f"{name}_sh{sh}")
-                m.d.comb += cond.eq(Cat(*[kp_is[k] for k in ks]).any())
-                out.append((sh, cond))
-            return out
-
-        def lane_product(lane):
-            prod = Signal(signed(2 * s + 2), name=f"prod_{lane}")
-            m.d.comb += prod.eq(lane_a[lane] * lane_x[lane])
-            if not p2:
-                return prod
-            # every form with a product stage multiplies two odd values: the product is odd,
-            # its LSB a constant 1 that is not registered
-            reg = Signal(2 * s + 1, name=f"prod_r_{lane}")
-            m.d.sync += reg.eq(Mux(stall, reg, prod[1:]))
-            return Cat(Const(1, 1), reg).as_signed()
-
-        def lane_sum(name, pairs, a_op, x_op, terms, out_bits, prod, shifts, enable, first):
-            """The lane's exact sum of ``terms`` sliced products, as a signed ``out_bits``
-            value: a fused accumulator or separate partials with their shift-add tree."""
-            if fused:
-                acc = _fused_accumulator(m, f"{name}_acc", pairs, a_op, x_op, terms, prod,
-                                         shifts, enable, first)
-                return acc[:out_bits].as_signed()
-            return _separate_recombination(m, name, a_op, x_op, terms, out_bits, prod, kp_is,
-                                           enable, first)
-
-        wvals = []
-        if not has1 and not has2:
-            for lane in range(L):
-                # both levels off: the weight is the odd value of the B code
-                accb = Signal(signed(cfg.qb + 1), name=f"wb_{lane}")
-                with m.If(s1["valid"] & ~stall):
-                    m.d.sync += accb.eq(odd_from_code(lane_code[lane], cfg.qb))
-                wvals.append(accb)
-        elif not two_phase:
-            # one accumulator per lane: vb order (U x VB over Bo*Bi terms), level 2 off
-            # (U x B over Bi terms) or level 1 off (V x B over Bo terms)
-            if has1:
-                pairs, a_op, x_op, terms = pairs1, u_op, x1_op, obl * Bi
-            else:
-                pairs, a_op, x_op, terms = pairs2, v_op, b_op, Bo
-            shifts = shift_conditions(pairs, "w") if fused else None
-            for lane in range(L):
-                prod = lane_product(lane)
-                w_val = lane_sum(f"w_{lane}", pairs, a_op, x_op, terms, cfg.acc_bits, prod,
-                                 shifts, exec_acc, sacc["first"])
-                wvals.append(w_val[:cfg.acc_bits].as_signed())
-        else:
-            ph2 = smac["phase2"]
-            exec1, exec2 = Signal(), Signal()
-            m.d.comb += [exec1.eq(exec_acc & ~ph2), exec2.eq(exec_acc & ph2)]
-            shifts1 = shift_conditions(pairs1, "w1") if fused else None
-            shifts2 = shift_conditions(pairs2, "w2") if fused else None
-            for lane in range(L):
-                a_in = Signal(mul_shape, name=f"a_{lane}")
-                x_in = Signal(mul_shape, name=f"x_{lane}")
-                lane_a[lane], lane_x[lane] = a_in, x_in
-                prod = lane_product(lane)
-                u_sl = operand_slices(lane_window(lane, win_words), u_op)
-                b_sl = operand_slices(code_m[lane % K], b_op)
-                w1_val = lane_sum(f"w1_{lane}", pairs1, u_op, b_op, Bi, cfg.w1_bits, prod,
-                                  shifts1, exec1, smac["first"])
-                w1_sl = operand_slices(w1_val, w1_op)
-                with m.If(~ph2):
-                    with m.Switch(smac["kp"]):
-                        for k, (ju, jb, _) in enumerate(pairs1):
-                            with (m.Case(k) if k < NP1 - 1 else m.Default()):
-                                m.d.comb += [a_in.eq(u_sl[ju]), x_in.eq(b_sl[jb])]
-                with m.Else():
-                    with m.Switch(smac["kp"]):
-                        for k, (jv, jw, _) in enumerate(pairs2):
-                            with (m.Case(k) if k < NP2 - 1 else m.Default()):
-                                m.d.comb += [a_in.eq(v_sl[jv]), x_in.eq(w1_sl[jw])]
-                w_val = lane_sum(f"w_{lane}", pairs2, v_op, w1_op, Bo, cfg.acc_bits, prod,
-                                 shifts2, exec2, smac["first"])
-                wvals.append(w_val[:cfg.acc_bits].as_signed())
-
-        # ======================= requantize and emit: accumulators -> weights ===============
+        # requantize and emit: accumulators -> weights
         emit = m.submodules.emit = Requantizer(cfg)
         wiring.connect(m, emit.weights, wiring.flipped(self.weights))
-        m.d.comb += [emit.round_end.eq(sacc["valid"] & sacc["end_round"]),
-                     emit.last_round.eq(sacc["last_round"]), emit.last.eq(sacc["last"]),
-                     stall.eq(emit.stall)]
-        m.d.comb += [emit.values[lane].eq(wvals[lane]) for lane in range(L)]
-
-        in_flight = [c["valid"] for c in ctls[1:]]
-        m.d.comb += busy.eq(seq.running | Cat(*in_flight).any() | emit.holding)
+        m.d.comb += [emit.round_end.eq(ctl.acc.valid & ctl.acc.end_round),
+                     emit.last_round.eq(ctl.acc.last_round), emit.last.eq(ctl.acc.last),
+                     stall.eq(emit.stall), emit.values.eq(lanes.values)]
+        m.d.comb += busy.eq(seq.running | ctl.in_flight | emit.holding)
         m.d.comb += self.busy.eq(busy)
         return m
 

@@ -213,7 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         import json
 
-        from golden.codes import atomic_write
+        from insitugen.files import atomic_write
         text = json.dumps(reports, indent=2) + "\n"
         atomic_write(Path(args.json), lambda tmp: Path(tmp).write_text(text))
     return 0
