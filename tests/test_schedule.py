@@ -15,7 +15,8 @@ from insitugen.schedule import Schedule
 
 def _count_steps(cfg: GeneratorConfig) -> int:
     """Engine multiplies of one weight, counted term by term from the generation sums
-    (README, The arithmetic): each product of two operands costs (slices of one) x (slices of the other) multiplies."""
+    (README, The arithmetic): each product of two operands costs (slices of one) x
+    (slices of the other) multiplies."""
     u, b, v = cfg.u_operand.count, cfg.b_operand.count, cfg.v_operand.count
     steps = 0
     if cfg.level1 and cfg.level2 and cfg.product_order == "vb":
