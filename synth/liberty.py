@@ -67,6 +67,10 @@ class Cell:
     inputs: dict[str, float] = field(default_factory=dict)      # pin -> capacitance
     outputs: list[str] = field(default_factory=list)
     arcs: list[Arc] = field(default_factory=list)
+    leakage_power: float = 0.0      # cell_leakage_power, in the library's power unit
+    #: pin -> (rise_power tables, fall_power tables) of its internal_power groups
+    internal_power: dict[str, tuple[tuple[Table, ...], tuple[Table, ...]]] = field(
+        default_factory=dict)
 
     @property
     def combinational_arcs(self) -> list[Arc]:
@@ -83,6 +87,7 @@ class Library:
     path: Path
     cells: dict[str, Cell]
     time_unit: str
+    nom_voltage: float = 1.0
 
     @property
     def sequential_cells(self) -> list[str]:
@@ -173,17 +178,25 @@ def _read(path: str, mtime: float) -> Library:
     if lib is None:
         raise ToolError(f"'{path}' is not a Liberty file (no 'library (...)' group)")
     time_unit = attribute(text[:20000], "time_unit") or "1ns"
+    # an index a table does not state comes from its template, as Liberty specifies
     templates = {name: table_indices(body)
-                 for name, body, _, _ in groups(text, "lu_table_template")}
+                 for kind in ("lu_table_template", "power_lut_template")
+                 for name, body, _, _ in groups(text, kind)}
     cells: dict[str, Cell] = {}
     for name, body, _, _ in groups(text, "cell"):
         own = own_text(body)
         area = float(attribute(own, "area") or 0.0)
         seq = re.search(r"\b(ff|latch|ff_bank|latch_bank|statetable)\s*\(", body) is not None
         cell = Cell(name=name, area=area, sequential=seq,
-                    dont_use=(attribute(own, "dont_use") or "").lower() == "true")
+                    dont_use=(attribute(own, "dont_use") or "").lower() == "true",
+                    leakage_power=float(attribute(own, "cell_leakage_power") or 0.0))
         for pin, pbody, _, _ in groups(body, "pin"):
             pown = own_text(pbody)
+            rise, fall = (tuple(lookup_table(b, templates.get(t, (None, None)))
+                                for _, ibody, _, _ in groups(pbody, "internal_power")
+                                for t, b, _, _ in groups(ibody, kind))
+                          for kind in ("rise_power", "fall_power"))
+            cell.internal_power[pin] = (rise, fall)
             direction = (attribute(pown, "direction") or "").lower()
             if direction == "input":
                 cell.inputs[pin] = float(attribute(pown, "capacitance") or 0.0)
@@ -203,7 +216,8 @@ def _read(path: str, mtime: float) -> Library:
     if not cells:
         raise ToolError(f"liberty file '{path}' defines no cells")
     return Library(name=lib.group(1).strip().strip('"'), path=Path(path), cells=cells,
-                   time_unit=time_unit)
+                   time_unit=time_unit,
+                   nom_voltage=float(attribute(text[:20000], "nom_voltage") or 1.0))
 
 
 #: Folder of the Liberty files shipped with the package (provenance and licence: its README).
