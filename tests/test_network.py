@@ -508,3 +508,22 @@ def test_measured_energy_of_the_builtin_layer(liberty_path, tmp_path):
     assert all(e[k] > 0 for k in ("internal", "switching", "clock_pins", "clock_net"))
     assert e["total_logic"] == pytest.approx(sum(v for k, v in e.items() if k != "total_logic"))
     assert m["logic_pj_per_weight"] == pytest.approx(e["total_logic"] / MEASURE_CONFIG.n_weights)
+
+
+def test_generator_form_options_reach_every_layer(tmp_path):
+    """--product-order / --pipeline-stages set the form of every generated layer (the w1
+    order takes 308 steps per weight on a 4-bit engine, vb 352); a form the generator
+    cannot build is one error line, not a network of fetched layers."""
+    from flows.cli import main
+
+    def gen_cycles(*extra):
+        out = tmp_path / "_".join(extra or ("default",))
+        assert main(["network", "smallcnn", "--engine-bits", "4", "--out", str(out),
+                     *extra]) == 0
+        return json.loads((out / "network.json").read_text())["totals"]["gen_cycles"]
+
+    vb, w1 = gen_cycles(), gen_cycles("--product-order", "w1", "--pipeline-stages", "0")
+    assert w1 < vb
+    assert main(["network", "smallcnn", "--product-order", "w1", "--pipeline-stages", "2",
+                 "--out", str(tmp_path / "bad")]) == 2
+    assert not (tmp_path / "bad").exists()

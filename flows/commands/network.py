@@ -30,7 +30,12 @@ MLG_FIELDS = ("base_in", "base_out", "qb", "qu", "qv")
 
 def add_args(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``insitugen network``."""
-    from insitugen.config import RECOMBINATION_FORMS, GeneratorConfig
+    from insitugen.config import (
+        MAX_GENERATOR_STAGES,
+        PRODUCT_ORDERS,
+        RECOMBINATION_FORMS,
+        GeneratorConfig,
+    )
 
     d = GeneratorConfig()
     parser.add_argument("model", metavar="MODEL",
@@ -62,10 +67,17 @@ def add_args(parser: argparse.ArgumentParser) -> None:
                         "(default: %(default)s)")
     n.add_argument("--recombination", choices=RECOMBINATION_FORMS, default=d.recombination,
                    help="generator recombination form (default: %(default)s)")
+    n.add_argument("--product-order", choices=PRODUCT_ORDERS, default=d.product_order,
+                   help="generator product order: vb (W1-free) or w1 (W1 recomputed; fewer "
+                        "steps on engines of 4 bits and more) (default: %(default)s)")
+    n.add_argument("--pipeline-stages", type=int, default=d.pipeline_stages,
+                   choices=range(MAX_GENERATOR_STAGES + 1), metavar="N",
+                   help=f"generator register stages, 0..{MAX_GENERATOR_STAGES} "
+                        f"(default: %(default)s)")
     t = parser.add_argument_group("clock, memory, energy")
     t.add_argument("--clock-mhz", type=float, default=None,
                    help=f"clock (default: the --synth-json delay estimate, else "
-                        f"{1000 / DEFAULT_DELAY_NS:.1f} MHz: BENCHMARKS.md section 1)")
+                        f"{1000 / DEFAULT_DELAY_NS:.1f} MHz: BENCHMARKS.md section 10)")
     t.add_argument("--synth-json", metavar="R.json", default=None,
                    help="synthesis report (insitugen synth --json) whose delay estimate sets "
                         "the clock")
@@ -237,7 +249,11 @@ def run(args: argparse.Namespace) -> int:
     table = DEFAULT_TABLE if args.energy_table is None else load_table(args.energy_table)
     # the requantization shift changes neither cycles nor energy: the default config's
     hardware = dict(engine_bits=args.engine_bits, lanes=args.lanes, out_bits=args.out_bits,
-                    shift=GeneratorConfig().shift, recombination=args.recombination)
+                    shift=GeneratorConfig().shift, recombination=args.recombination,
+                    product_order=args.product_order, pipeline_stages=args.pipeline_stages)
+    # an engine/form the generator cannot take at all is refused here, by the config's own
+    # rules on a layer with both levels on; a layer it cannot take is reported as fetched
+    GeneratorConfig().replace(**hardware)
     if args.measure_energy is not None and args.liberty is None:
         raise NetworkError("--measure-energy needs --liberty LIB (the cells' internal and "
                            "switching energies)")
@@ -249,6 +265,8 @@ def run(args: argparse.Namespace) -> int:
     res = analyse(name, rows, engine, clock, batch=args.batch,
                   bandwidth_gbs=float(args.bandwidth_gbs), table=table,
                   settings={**settings, "recombination": args.recombination,
+                            "product_order": args.product_order,
+                            "pipeline_stages": args.pipeline_stages,
                             "energy_table": args.energy_table or "built-in"},
                   alt_sram=IHP_SRAM if args.energy_table is None else None)
     if measure_cfg is not None:
