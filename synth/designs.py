@@ -5,10 +5,8 @@ the block of a config next to the reference designs it is compared with (see
 
 from __future__ import annotations
 
-import importlib.util
-
 from insitugen.config import GeneratorConfig, RecombinationConfig
-from insitugen.errors import ConfigError, InsitugenError
+from insitugen.errors import ConfigError
 
 __all__ = ["verilog_of", "recombination_designs", "generator_designs",
            "generator_recombinations", "dedicated_engine_bits"]
@@ -56,8 +54,6 @@ def dedicated_engine_bits(cfg: GeneratorConfig) -> int:
 def generator_designs(cfg: GeneratorConfig):
     """The generator, its reference engine (and one lane), the dedicated generator and the
     stand-alone recombination units; and the dedicated config."""
-    if importlib.util.find_spec("hdl.generator") is None:
-        raise InsitugenError("generator synthesis: not yet available")
     from gen.verilog import emit_verilog, top_name
     from hdl.reference import EngineLane, ReferenceEngine
 

@@ -93,8 +93,8 @@ def verilator_make_vars(cfg: Config, cxx_opt: str | None = None) -> tuple[str, .
     with ``OPT_FAST`` = ``cxx_opt``, or when None, :data:`VERILATOR_OPT_FAST_LONG` for a
     generator whose pass takes :data:`LONG_SIM_CYCLES` cycles or more."""
     if cxx_opt is None and cfg.BLOCK == "generator":
-        from hdl.generator import Generator
-        if Generator.figures(cfg).pass_cycles >= LONG_SIM_CYCLES:
+        from insitugen.schedule import Schedule
+        if Schedule(cfg).pass_cycles >= LONG_SIM_CYCLES:
             cxx_opt = VERILATOR_OPT_FAST_LONG
     if cxx_opt is None:
         return VERILATOR_MAKE_VARS

@@ -166,9 +166,9 @@ def _sample_generator_layer(cfg, codes) -> None:
 
 def generator_tb_figures(cfg) -> dict:
     """The design figures the generator testbench's scoreboard needs (``params["tb"]``)."""
-    from hdl.generator import Generator
+    from insitugen.schedule import Schedule
 
-    model = Generator.figures(cfg)
+    model = Schedule(cfg)
     return {"lanes": cfg.lanes, "weight_bits": cfg.weight_bits,
             "row_weights": cfg.in_channels * cfg.K, "weight_shape": list(cfg.weight_shape),
             "n_beats": model.n_beats, "rounds_per_row": model.rounds_per_row,
