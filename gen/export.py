@@ -38,7 +38,8 @@ from insitugen.errors import ConfigError, InsitugenError
 from insitugen.files import atomic_write_text
 
 #: Engine / output fields the exporter passes to every layer's config.
-HARDWARE_FIELDS = ("engine_bits", "lanes", "out_bits", "shift", "rounding", "recombination")
+HARDWARE_FIELDS = ("engine_bits", "lanes", "out_bits", "shift", "rounding", "recombination",
+                   "beat_weights")
 
 
 def export_model(model, out_dir: str | Path, **hardware) -> dict:
@@ -72,7 +73,7 @@ def export_model(model, out_dir: str | Path, **hardware) -> dict:
             entry = {"config": f"{name}.toml", "codes": f"{name}.npz",
                      "weight_shape": list(m.weight_shape), "layer": cfg.layer,
                      "base_in": cfg.base_in, "base_out": cfg.base_out,
-                     "scales": scales, "scale": scale,
+                     "scales": scales, "scale": scale, "beat": cfg.beat,
                      "bias": m.bias is not None}
             if isinstance(m, MLGConv2d):
                 entry.update(stride=_plain(m.stride), padding=_plain(m.padding),

@@ -21,6 +21,7 @@ from insitugen.config import Config, GeneratorConfig, RecombinationConfig
 from insitugen.errors import ConfigError
 from insitugen.files import atomic_write_text
 from insitugen.paths import check_output_file
+from insitugen.schedule import Schedule
 
 from .limits import check_build
 
@@ -140,6 +141,11 @@ def sidecar(cfg: Config, top=None) -> dict:
         for attr in ("latency", "widths_dict"):
             if hasattr(top, attr):
                 out[attr] = getattr(top, attr)
+        s = Schedule(cfg)
+        # the weights stream's framing: b weights per beat, row-aligned (hdl.generator)
+        out["weights_stream"] = {"beat": s.beat, "weight_bits": cfg.weight_bits,
+                                 "beats_per_row": s.row_beats, "beats_per_pass": s.n_beats,
+                                 "order": cfg.order}
     return out
 
 

@@ -96,9 +96,12 @@ Every memory is at least 2 words deep (Verilog cannot declare a zero-width
 address). For the default config the memories hold exactly the codes:
 B 2376 + U 67584 + V 16896 = 86856 bits.
 
-Requantization: :func:`hdl.arith.round_shift_saturate` with
-``cfg.out_bits`` / ``cfg.shift`` / ``cfg.rounding`` on the exact weight, in the
-cycle after a round ends (``out_bits = 0``: the full ``cfg.acc_bits`` weight).
+Requantization and drain: :func:`hdl.arith.round_shift_saturate` with ``cfg.out_bits``
+/ ``cfg.shift`` / ``cfg.rounding`` on the exact weight (``out_bits = 0``: the full
+``cfg.acc_bits`` weight), by ``b = cfg.beat`` requantizers (``beat_weights``). A
+finished round leaves in ``D = L / b`` beats (a row's last round in ``ceil(tail / b)``):
+the first in the cycle after the round ends, the others from a bank of ``D - 1`` slots
+of ``b`` held values, one per cycle while the next round runs (:class:`Requantizer`).
 
 Structure: components with one job each, joined with :func:`amaranth.lib.wiring.connect`:
 
@@ -127,24 +130,34 @@ Ports (``wb = cfg.weight_bits``; Verilog names flatten with ``__``)
   are latched, so a start during a pass runs the next pass right after it,
   with no bubble; a start held high runs passes back to back until it falls.
   Ignored while ``loaded = 0`` and in a cycle where a code beat is accepted.
-* ``weights``: ``Out(stream.Signature(StructLayout({"w": ArrayLayout(signed(wb), L),
-  "count": unsigned(bit_length(L)), "last": 1})))``. Beats are row-aligned:
-  row ``j`` is ``R`` beats; beat ``r`` carries ``W[j].flat[r*L : r*L+count]``
-  in lanes ``0..count-1`` (``count = L`` except ``N - (R-1)*L`` on the last
-  beat of a row), unused lanes are 0; ``last`` marks the final beat of a pass.
-  Verilog payload packing, LSB first: lane 0 .. lane L-1 (``wb`` bits each),
-  then ``count``, then ``last``.
+* ``weights``: ``Out(stream.Signature(StructLayout({"w": ArrayLayout(signed(wb), b),
+  "count": unsigned(bit_length(b)), "last": 1})))``, ``b = cfg.beat`` weights per beat
+  (``L`` by default). Beats are row-aligned: row ``j`` is ``ceil(N / b)`` beats; beat
+  ``r`` of a row carries ``W[j].flat[r*b : r*b+count]`` in positions ``0..count-1``
+  (``count = b`` except ``N - (ceil(N/b)-1)*b`` on the last beat of a row), unused
+  positions are 0; ``last`` marks the final beat of a pass. Verilog payload packing,
+  LSB first: position 0 .. b-1 (``wb`` bits each), then ``count``, then ``last``.
 * ``busy``: ``Out(1)``: a pass is requested or running or its last beat is not
   yet taken. ``loaded``: ``Out(1)``: a complete layer is in the memories.
 
 Timing
 ------
 With ``weights.ready`` held high, the last beat of a pass is taken
-``n_beats * steps_per_round + latency`` cycles after the clock edge that
-samples ``start`` (``latency = 3 + register stages``: memory read, [operand
-register], [product register], multiply-accumulate, output register). Back-to-back
-passes add exactly ``n_beats * steps_per_round`` cycles each. The engine stalls only
-when a round ends while the one-beat output register still holds an untaken beat.
+``Schedule.pass_cycles`` cycles after the clock edge that samples ``start``: with one
+beat per round (``b = L``) ``n_rounds * steps_per_round + latency`` (``latency = 3 +
+register stages``: memory read, [operand register], [product register],
+multiply-accumulate, output register); with ``b < L`` the last round's
+``ceil(tail / b) - 1`` further beats and the drain stalls below come on top.
+Back-to-back passes add exactly ``Schedule.pass_period`` cycles each (``n_rounds *
+steps_per_round`` plus the drain stalls).
+
+The datapath stalls only (1) when a round ends while the one-beat output register
+still holds an untaken beat (back-pressure), and (2) with ``b < L``, when a round ends
+while beats of the round before are still in the drain bank: a round of ``D`` beats
+(``ceil(tail / b)`` for a row's last) takes ``max(S, D)`` cycles before the next round
+can end, ``S = steps_per_round``, so there is no stall at all where ``S >= L / b``
+(``Schedule.drain_stall_cycles`` counts them; 0 on every layer with both levels on and
+``b >= L / S``).
 """
 
 from __future__ import annotations
@@ -168,11 +181,13 @@ from .arith import (
 
 __all__ = ["Generator", "generator_signature", "weights_layout"]
 
-def weights_layout(cfg: GeneratorConfig) -> data.StructLayout:
-    """Payload layout of the ``weights`` stream."""
+def weights_layout(cfg: GeneratorConfig, beat: int | None = None) -> data.StructLayout:
+    """Payload layout of the ``weights`` stream: ``beat`` (default ``cfg.beat``) weights,
+    their ``count`` and ``last``."""
+    beat = cfg.beat if beat is None else beat
     return data.StructLayout({
-        "w": data.ArrayLayout(signed(cfg.weight_bits), cfg.lanes),
-        "count": unsigned(cfg.lanes.bit_length()),
+        "w": data.ArrayLayout(signed(cfg.weight_bits), beat),
+        "count": unsigned(beat.bit_length()),
         "last": 1,
     })
 
@@ -351,63 +366,119 @@ class CodeLoader(wiring.Component):
 
 
 class Requantizer(wiring.Component):
-    """Requantizes a finished round of lane values into the one-beat output register.
+    """Drains each finished round of lane values through ``beat`` requantizers into the
+    one-beat output register, ``beat`` weights per beat, while the next round runs.
 
-    Ports: ``values`` (``In(ArrayLayout(signed(acc_bits), L))``: each lane's exact
-    weight, read in the cycle after ``round_end``), ``round_end`` / ``last_round`` /
-    ``last`` (``In(1)``: the accumulate stage's step ends a round / the round is a
-    row's last / the pass's last), ``weights`` (the generator's output stream),
-    ``stall`` (``Out(1)``: a finished round waits for the output register; the
-    pipeline must hold) and ``holding`` (``Out(1)``: a round or a beat is in here).
-    :func:`hdl.arith.round_shift_saturate` with ``cfg.out_bits`` / ``cfg.shift`` /
-    ``cfg.rounding``; lanes past a row's last weight carry 0.
+    Generic over "a bank of lane values and a round-end strobe" (any lane datapath can
+    use it): ``values`` (``In(ArrayLayout(signed(acc_bits), lanes))``: each lane's exact
+    weight, final in the cycle after ``round_end`` and only then, since the lanes start
+    the next round), ``round_end`` / ``last_round`` / ``last`` (``In(1)``: the accumulate
+    stage's step ends a round / the round is a row's last / the pass's last),
+    ``weights`` (the generator's output stream, :func:`weights_layout`), ``stall``
+    (``Out(1)``: the finished round cannot move on; the pipeline must hold, which keeps
+    ``values`` final) and ``holding`` (``Out(1)``: a round or a beat is in here).
+
+    In the cycle a round moves on, lanes ``0 .. beat-1`` go through the requantizers into
+    the output register and lanes ``beat .. lanes-1`` are captured in a bank of ``D - 1``
+    slots of ``beat`` values (``D = lanes / beat``); every later cycle the output
+    register is free, the oldest slot goes out and the bank shifts by one slot. A round
+    flagged ``last_round`` holds ``tail`` weights and leaves in ``ceil(tail / beat)``
+    beats (the last with ``count = tail - (that - 1)*beat``, positions past it 0); every
+    other round in ``D`` beats of ``beat``.
+
+    It stalls exactly when a round ends (1) while beats of the round before are still in
+    the bank (fewer steps per round than that round's beats: ``max(0, beats - S)``
+    cycles, :attr:`insitugen.schedule.Schedule.drain_stall_cycles`) or (2) while the
+    output register holds an untaken beat (back-pressure). With ``beat = lanes`` there is
+    no bank: the old one-beat-per-round form. :func:`hdl.arith.round_shift_saturate`
+    with ``cfg.out_bits`` / ``cfg.shift`` / ``cfg.rounding``.
     """
 
-    def __init__(self, cfg: GeneratorConfig):
+    def __init__(self, cfg: GeneratorConfig, *, lanes: int | None = None,
+                 beat: int | None = None, tail: int | None = None):
         self._cfg = cfg
-        self._schedule = Schedule(cfg)
+        self._schedule = sched = Schedule(cfg)
+        self._lanes = cfg.lanes if lanes is None else lanes
+        self._beat = cfg.beat if beat is None else beat
+        self._tail = sched.row_tail if tail is None else tail
+        if self._lanes % self._beat or not 1 <= self._tail <= self._lanes:
+            raise ValueError(f"Requantizer: beat {self._beat} must divide lanes "
+                             f"{self._lanes} and tail {self._tail} be in [1, lanes]")
         super().__init__({
-            "values": In(data.ArrayLayout(signed(cfg.acc_bits), cfg.lanes)),
+            "values": In(data.ArrayLayout(signed(cfg.acc_bits), self._lanes)),
             "round_end": In(1), "last_round": In(1), "last": In(1),
-            "weights": Out(stream.Signature(weights_layout(cfg))),
+            "weights": Out(stream.Signature(weights_layout(cfg, self._beat))),
             "stall": Out(1), "holding": Out(1),
         })
 
+    @property
+    def beat(self) -> int:
+        return self._beat
+
     def elaborate(self, platform):
         m = Module()
-        cfg, sched = self._cfg, self._schedule
-        L, N, R = cfg.lanes, sched.row_weights, sched.rounds_per_row
-        stall = self.stall
-        e_valid = Signal()
-        e_last_round = Signal()
-        e_last = Signal()
+        cfg = self._cfg
+        L, B, tail = self._lanes, self._beat, self._tail
+        D = L // B
+        tail_beats = _ceil_div(tail, B)
+        tail_count = tail - (tail_beats - 1) * B
+        stall, out = self.stall, self.weights
+        e_valid, e_last_round, e_last = Signal(), Signal(), Signal()
         with m.If(~stall):
             m.d.sync += [e_valid.eq(self.round_end), e_last_round.eq(self.last_round),
                          e_last.eq(self.last)]
-        out = self.weights
-        out_fire = out.valid & out.ready
-        m.d.comb += [stall.eq(e_valid & out.valid & ~out.ready),
-                     self.holding.eq(e_valid | out.valid)]
-        with m.If(out_fire):
+        out_free = Signal()
+        m.d.comb += out_free.eq(~out.valid | out.ready)
+        with m.If(out.valid & out.ready):
             m.d.sync += out.valid.eq(0)
-        count_last = N - (R - 1) * L
-        with m.If(e_valid & ~stall):
-            m.d.sync += [out.valid.eq(1), out.payload.last.eq(e_last),
-                         out.payload.count.eq(Mux(e_last_round, count_last, L))]
+
+        # the bank: groups 1 .. D-1 of the round that moved on last, oldest first
+        group = [[self.values[g * B + k] for k in range(B)] for g in range(D)]
+        pending = Signal(range(D), name="drain_pending")   # its beats not yet sent out
+        b_last_round, b_last = Signal(), Signal()
+        bank = [[Signal(signed(cfg.acc_bits), name=f"drain_{g}_{k}") for k in range(B)]
+                for g in range(D - 1)]
+        busy_bank = pending != 0 if D > 1 else Const(0, 1)
+        take, drain = Signal(), Signal()          # the round moves on / a slot goes out
+        m.d.comb += [take.eq(e_valid & ~busy_bank & out_free),
+                     drain.eq(busy_bank & out_free),
+                     stall.eq(e_valid & ~take),
+                     self.holding.eq(e_valid | out.valid | busy_bank)]
+        if D > 1:
+            with m.If(take):
+                m.d.sync += [pending.eq(Mux(e_last_round, tail_beats - 1, D - 1)),
+                             b_last_round.eq(e_last_round), b_last.eq(e_last)]
+                m.d.sync += [bank[g][k].eq(group[g + 1][k]) for g in range(D - 1)
+                             for k in range(B)]
+            with m.Elif(drain):
+                m.d.sync += pending.eq(pending - 1)
+                m.d.sync += [bank[g][k].eq(bank[g + 1][k]) for g in range(D - 2)
+                             for k in range(B)]
+            final = Mux(take, e_last_round & (tail_beats == 1),
+                        b_last_round & (pending == 1))
+            beat_last = Mux(take, e_last & (tail_beats == 1), b_last & (pending == 1))
+            source = [Mux(take, group[0][k], bank[0][k]) for k in range(B)]
+        else:
+            final, beat_last, source = e_last_round, e_last, group[0]
+        sched = self._schedule
+        every_round_tail = sched.rounds_per_row == 1 and tail == sched.row_tail
+        with m.If(take | drain):
+            m.d.sync += [out.valid.eq(1), out.payload.last.eq(beat_last),
+                         out.payload.count.eq(Mux(final, tail_count, B))]
             # round_shift_saturate reads the remainder from the value's own bits: give it at
             # least shift + 2 bits so a shift wider than the weight still sees the sign bits
             ext_bits = max(cfg.acc_bits, cfg.shift + 2)
-            for lane in range(L):
-                ext = Signal(signed(ext_bits), name=f"wfull_{lane}")
-                m.d.comb += ext.eq(self.values[lane])
+            for k in range(B):
+                ext = Signal(signed(ext_bits), name=f"wfull_{k}")
+                m.d.comb += ext.eq(source[k])
                 rq = round_shift_saturate(ext, ext_bits, cfg.out_bits, cfg.shift, cfg.rounding)
-                if lane >= N:
+                if k >= tail_count and every_round_tail and tail_beats == 1:
                     val = Const(0, signed(cfg.weight_bits))   # never a weight (L > N)
-                elif lane >= count_last:
-                    val = Mux(e_last_round, 0, rq)
+                elif k >= tail_count:
+                    val = Mux(final, 0, rq)
                 else:
                     val = rq
-                m.d.sync += out.payload.w[lane].eq(val)
+                m.d.sync += out.payload.w[k].eq(val)
         return m
 
 
@@ -683,8 +754,9 @@ def step_layout(cfg: GeneratorConfig) -> data.StructLayout:
 
 
 #: Figures of the generator read from its :class:`~insitugen.schedule.Schedule`.
-_SCHEDULE_FIGURES = ("lanes", "rounds_per_row", "n_beats", "steps_per_round", "latency",
-                     "pass_cycles", "cycles_lower_bound", "algorithmic_minimum",
+_SCHEDULE_FIGURES = ("lanes", "beat", "rounds_per_row", "n_rounds", "n_beats",
+                     "steps_per_round", "latency", "pass_cycles", "pass_period",
+                     "drain_stall_cycles", "cycles_lower_bound", "algorithmic_minimum",
                      "window_channels", "memory_shapes", "memory_bits", "reads_per_pass")
 
 

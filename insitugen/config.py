@@ -229,6 +229,7 @@ class GeneratorConfig(_ConfigBase, GenerationLevels):
     recombination: str = "fused"        # fused | separate (see hdl.generator)
     product_order: str = "vb"           # vb (W1-free) | w1 (W1 recomputed; see hdl.generator)
     pipeline_stages: int = 1            # extra datapath register stages, 0..2
+    beat_weights: int = 0               # weights per output beat; 0 = auto (see beat)
 
     def __post_init__(self):
         _check_int("out_channels", self.out_channels, 1, 4096)
@@ -260,6 +261,13 @@ class GeneratorConfig(_ConfigBase, GenerationLevels):
             raise ConfigError("config field 'pipeline_stages' = 2 needs product_order = "
                               "\"vb\": the w1 order feeds W1 back into the multiplier, so "
                               "its product cannot be registered (use 0 or 1)")
+        _check_int("beat_weights", self.beat_weights, 0, self.lanes,
+                   " (0 = auto; otherwise a divisor of lanes)")
+        if self.beat_weights and self.lanes % self.beat_weights:
+            divisors = [d for d in range(1, self.lanes + 1) if self.lanes % d == 0]
+            raise ConfigError(f"config field 'beat_weights' = {self.beat_weights} does not "
+                              f"divide lanes = {self.lanes}: use 0 (auto) or one of "
+                              f"{clip(divisors)}")
         if self.out_bits == 0 and self.shift != 0:
             raise ConfigError(f"config field 'shift' = {self.shift} needs out_bits > 0: with "
                               f"out_bits = 0 (full precision) the shift must be 0")
@@ -318,6 +326,13 @@ class GeneratorConfig(_ConfigBase, GenerationLevels):
     def weight_bits(self) -> int:
         """Width of a weight on the output stream."""
         return self.out_bits if self.out_bits else self.acc_bits
+
+    @property
+    def beat(self) -> int:
+        """Weights per beat of the output stream (``beat_weights``; 0 = auto: ``lanes``,
+        one beat per round, see ``AUTO_BEAT``). A round's ``lanes`` weights leave in
+        ``lanes / beat`` beats through ``beat`` requantizers (hdl.generator, Requantizer)."""
+        return self.beat_weights or auto_beat(self.lanes, max(1, self.macs_per_weight))
 
     # ---- slicing on the engine ------------------------------------------------------
     @property
@@ -398,6 +413,11 @@ class GeneratorConfig(_ConfigBase, GenerationLevels):
 
 
 Config = GeneratorConfig | RecombinationConfig
+
+
+def auto_beat(lanes: int, steps_per_round: int) -> int:
+    """The output beat width ``beat_weights = 0`` chooses: ``lanes`` (one beat per round)."""
+    return lanes
 
 
 def config_from_dict(data: Mapping[str, Any]) -> Config:

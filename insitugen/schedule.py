@@ -8,7 +8,8 @@ here elaborates hardware, so reading a figure never builds an Elaboratable.
 
 Notation: ``p`` = out_channels, ``q`` = in_channels, ``K`` = kernel^2, ``N = q*K``
 (weights per output channel), ``L`` = lanes, ``R = ceil(N / L)`` rounds per row,
-``s`` = engine_bits, ``S_X`` = slice count of operand X on the engine.
+``s`` = engine_bits, ``S_X`` = slice count of operand X on the engine, ``b`` = weights
+per output beat (``cfg.beat``), ``D = L / b`` beats per full round.
 
 Product orders (``cfg.product_order``; they differ only with both levels on):
 
@@ -26,7 +27,7 @@ from .config import GeneratorConfig
 
 __all__ = ["Schedule", "BASE_LATENCY"]
 
-#: Pipeline cycles of a pass beyond ``n_beats * steps_per_round`` with no extra stage:
+#: Pipeline cycles of a pass beyond ``n_rounds * steps_per_round`` with no extra stage:
 #: memory read, multiply-accumulate, output register.
 BASE_LATENCY = 3
 
@@ -99,13 +100,43 @@ class Schedule:
     # ---- cycles ----------------------------------------------------------------------------
     @property
     def rounds_per_row(self) -> int:
-        """``R = ceil(q*K / L)`` rounds (and beats) per output channel."""
+        """``R = ceil(q*K / L)`` rounds per output channel."""
         return self._R
 
     @property
-    def n_beats(self) -> int:
-        """Beats per pass: ``p * R``."""
+    def n_rounds(self) -> int:
+        """Rounds per pass: ``p * R``."""
         return self._cfg.out_channels * self._R
+
+    @property
+    def beat(self) -> int:
+        """``b`` = weights per output beat (``cfg.beat``; ``L`` = one beat per round)."""
+        return self._cfg.beat
+
+    @property
+    def beats_per_round(self) -> int:
+        """``D = L / b``: beats a full round drains in."""
+        return self._cfg.lanes // self.beat
+
+    @property
+    def row_tail(self) -> int:
+        """Weights of a row's last round: ``N - (R-1)*L``."""
+        return self._N - (self._R - 1) * self._cfg.lanes
+
+    @property
+    def tail_beats(self) -> int:
+        """Beats of a row's last round: ``ceil(row_tail / b)``."""
+        return _ceil_div(self.row_tail, self.beat)
+
+    @property
+    def row_beats(self) -> int:
+        """Beats per output channel: ``ceil(N / b)`` (``(R-1)*D + tail_beats``)."""
+        return _ceil_div(self._N, self.beat)
+
+    @property
+    def n_beats(self) -> int:
+        """Beats per pass: ``p * ceil(N / b)``."""
+        return self._cfg.out_channels * self.row_beats
 
     @property
     def macs_per_weight(self) -> int:
@@ -116,6 +147,23 @@ class Schedule:
     def steps_per_round(self) -> int:
         """Engine cycles per round: ``max(1, macs_per_weight)``."""
         return max(1, self.macs_per_weight)
+
+    @property
+    def drain_stall_cycles(self) -> int:
+        """Cycles per pass the datapath stalls for the drain, output always ready: a round's
+        beats leave one per cycle while the next round runs, and the round after it waits
+        while they have not all left: ``p * ((R-1) * max(0, D - S) + max(0, tail_beats -
+        S))`` with ``S = steps_per_round`` (0 whenever ``S >= D``)."""
+        S = self.steps_per_round
+        per_row = ((self._R - 1) * max(0, self.beats_per_round - S)
+                   + max(0, self.tail_beats - S))
+        return self._cfg.out_channels * per_row
+
+    @property
+    def pass_period(self) -> int:
+        """Cycles between the last beats of two back-to-back passes, output always ready:
+        ``n_rounds * steps_per_round + drain_stall_cycles``."""
+        return self.n_rounds * self.steps_per_round + self.drain_stall_cycles
 
     @property
     def register_stages(self) -> tuple[bool, bool]:
@@ -129,14 +177,18 @@ class Schedule:
 
     @property
     def latency(self) -> int:
-        """Fixed cycles of a pass beyond ``n_beats * steps_per_round``: 3 (memory read,
+        """Fixed cycles of a pass beyond ``n_rounds * steps_per_round``: 3 (memory read,
         multiply-accumulate, output register) plus one per register stage present."""
         return BASE_LATENCY + sum(self.register_stages)
 
     @property
     def pass_cycles(self) -> int:
-        """Cycles from the edge sampling ``start`` to the last beat's handshake, ready high."""
-        return self.n_beats * self.steps_per_round + self.latency
+        """Cycles from the edge sampling ``start`` to the last beat's handshake, ready high:
+        ``latency + pass_period - max(S, T) + S + T - 1`` with ``T = tail_beats`` (the
+        last round's drain has no next round to overlap); one beat per round: ``latency +
+        n_rounds * S``."""
+        S, tb = self.steps_per_round, self.tail_beats
+        return self.latency + self.pass_period - max(S, tb) + S + tb - 1
 
     @property
     def cycles_lower_bound(self) -> int:
@@ -144,7 +196,7 @@ class Schedule:
         cycle); both levels off: the number of rounds."""
         cfg = self._cfg
         macs = cfg.n_weights * self.macs_per_weight
-        return _ceil_div(macs, cfg.lanes) if macs else self.n_beats
+        return _ceil_div(macs, cfg.lanes) if macs else self.n_rounds
 
     def order_macs_per_weight(self, order: str) -> int:
         """Engine multiplies per weight had the config chosen product order ``order``."""
@@ -201,7 +253,7 @@ class Schedule:
         ports). A word is read once per step run that uses it: per (o, i) for B and U, per
         o for V (level 1 on), per (o) for B with level 1 off."""
         cfg = self._cfg
-        rounds = self.n_beats
+        rounds = self.n_rounds
         out = {}
         if cfg.level1:
             per_round = self.o_loop * cfg.Bi
@@ -216,7 +268,9 @@ class Schedule:
     def as_dict(self) -> dict[str, int | str]:
         """The figures the testbench and the reports record."""
         return {"order": self.order, "rounds_per_row": self.rounds_per_row,
-                "n_beats": self.n_beats, "steps_per_round": self.steps_per_round,
+                "beat": self.beat, "n_beats": self.n_beats,
+                "steps_per_round": self.steps_per_round,
+                "drain_stall_cycles": self.drain_stall_cycles,
                 "latency": self.latency, "pass_cycles": self.pass_cycles,
                 "cycles_lower_bound": self.cycles_lower_bound,
                 "algorithmic_minimum": self.algorithmic_minimum,

@@ -39,6 +39,21 @@ FORMS: dict[str, dict[str, Any]] = {
 
 OPTIONS = ("-booth", "-arith_tree")
 
+#: A form may name its output beat: "<form>, beat N" is that form with beat_weights = N.
+BEAT_SUFFIX = ", beat "
+
+
+def form_changes(name: str) -> dict[str, Any]:
+    """The config changes of form ``name``: a :data:`FORMS` key, optionally followed by
+    ``", beat N"`` (``beat_weights = N`` weights per output beat)."""
+    base, sep, beat = name.rpartition(BEAT_SUFFIX)
+    if sep and base in FORMS and beat.isdigit():
+        return {**FORMS[base], "beat_weights": int(beat)}
+    if name in FORMS:
+        return FORMS[name]
+    raise ConfigError(f"unknown form '{name}': use one of {', '.join(FORMS)}, optionally "
+                      f"followed by '{BEAT_SUFFIX}N' (N weights per output beat)")
+
 #: The reference engine with operand registers: the delay baseline whose multiplier path,
 #: like the generator's, starts at a register (the plain engine's starts at input ports).
 REGISTERED = "reference_engine_registered"
@@ -188,7 +203,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--lanes", type=int, nargs="*", default=[],
                     help="also compare at these lane counts (default: the config's only)")
     ap.add_argument("--forms", nargs="*", default=list(FORMS),
-                    help="forms to compare (default: %(default)s)")
+                    help="forms to compare, each optionally with ', beat N' (N weights per "
+                         "output beat) (default: %(default)s)")
     ap.add_argument("--json", help="write the reports as JSON here")
     ap.add_argument("--jobs", type=int, default=2, help="parallel Yosys runs (default: 2)")
     args = ap.parse_args(argv)
@@ -197,10 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not isinstance(cfg, GeneratorConfig):
             raise ConfigError(f"config '{args.config}' is not a generator config: "
                               f"synth.forms compares generator forms")
-        unknown = [f for f in args.forms if f not in FORMS]
-        if unknown:
-            raise ConfigError(f"unknown form '{unknown[0]}': use one of {', '.join(FORMS)}")
-        forms = {f: FORMS[f] for f in args.forms}
+        forms = {f: form_changes(f) for f in args.forms}
         reports = []
         for lanes in [cfg.lanes] + [n for n in args.lanes if n != cfg.lanes]:
             rep = compare_forms(cfg.replace(lanes=lanes), liberty=args.liberty,

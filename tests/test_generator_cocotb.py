@@ -71,9 +71,17 @@ CASES = {
     # the cases above run the default form (vb order, one register stage); these the others
     "vb_two_stages_separate": (dict(pipeline_stages=2, recombination="separate"), "random"),
     "w1_order": (dict(product_order="w1", pipeline_stages=0), "none"),
+    # the output beat narrower than the lanes: drained through shared requantizers
+    "beat2_lanes8_partial_round": (dict(lanes=8, beat_weights=2), "random"),
+    "beat4_lanes16_gt_qK_half_up": (dict(lanes=16, in_channels=1, beat_weights=4,
+                                         rounding="half_up"), "none"),
+    "beat1_level2_off_stalls": (dict(base_out=0, lanes=8, beat_weights=1), "none"),
+    "beat2_both_off_full_precision_stalls": (dict(base_in=0, base_out=0, lanes=6,
+                                                  beat_weights=2, out_bits=0, shift=0),
+                                             "periodic"),
 }
 
-#: The cases the default run simulates on Verilator: thirteen that together hit every code and
+#: The cases the default run simulates on Verilator: these together hit every code and
 #: requantization coverage bin the whole table hits and every form it holds (levels on / off
 #: x recombination form, conv / linear / 1x1, lanes dividing or not, more lanes than a row,
 #: one lane, full precision, every rounding mode and back-pressure pattern), checked by
@@ -81,9 +89,11 @@ CASES = {
 DEFAULT_CASES = ["lanes1", "saturate_floor", "both_off", "bits8_engine8_separate", "half_up",
                  "linear", "level1_off", "level1_off_separate_b5", "level2_off",
                  "level2_off_separate", "both_off_full_precision_b7", "lanes16_gt_qK",
-                 "kernel1", "vb_two_stages_separate", "w1_order"]
+                 "kernel1", "vb_two_stages_separate", "w1_order", "beat2_lanes8_partial_round",
+                 "beat1_level2_off_stalls"]
 
-ICARUS_CASES = ["both_levels_fused", "both_off", "lanes5_not_dividing", "full_precision_separate"]
+ICARUS_CASES = ["both_levels_fused", "both_off", "lanes5_not_dividing", "full_precision_separate",
+                "beat2_both_off_full_precision_stalls"]
 
 
 def _check(cfg: GeneratorConfig, res, bp: str, passes: int):
@@ -139,7 +149,8 @@ def _case_features(name: str) -> set:
         if point.startswith(("insitugen.codes.", "insitugen.requant.",
                              "insitugen.generator.product_order",
                              "insitugen.generator.pipeline_stages",
-                             "insitugen.generator.recombination")):
+                             "insitugen.generator.recombination",
+                             "insitugen.generator.beat")):
             out |= {(point, b) for b, hits in data["bins"].items() if hits}
     return out
 

@@ -102,6 +102,20 @@ CASES = {
     "w1_order_one_stage": dict(product_order="w1"),
     "w1_order_separate_one_stage": dict(product_order="w1", recombination="separate",
                                         lanes=5),
+    # the output beat narrower than the lanes (shared requantizers, drained from a bank)
+    "beat2_lanes8_partial_round": dict(lanes=8, beat_weights=2),          # 27 = 3*8 + 3
+    "beat1_lanes8_floor": dict(lanes=8, beat_weights=1, rounding="floor"),
+    "beat4_lanes16_gt_qK": dict(lanes=16, in_channels=1, beat_weights=4),  # 9 < 16 lanes
+    "beat3_lanes9_dividing_half_up": dict(lanes=9, beat_weights=3, rounding="half_up"),
+    "beat2_full_precision": dict(lanes=6, beat_weights=2, out_bits=0, shift=0),
+    "beat2_saturate": dict(lanes=8, beat_weights=2, out_bits=3, shift=4, rounding="half_up"),
+    "beat2_w1_order": dict(lanes=8, beat_weights=2, product_order="w1"),
+    "beat2_two_stages_separate": dict(lanes=8, beat_weights=2, pipeline_stages=2,
+                                      recombination="separate"),
+    # short rounds: fewer steps than beats, the drain stalls the datapath
+    "beat1_level2_off_stalls": dict(base_out=0, lanes=8, beat_weights=1),
+    "beat1_both_off_stalls": dict(base_in=0, base_out=0, shift=1, lanes=8, beat_weights=1),
+    "beat2_level1_off_stalls": dict(base_in=0, lanes=8, beat_weights=2, out_bits=0, shift=0),
 }
 
 #: back-pressure per case (default "none", where cycle counts are checked exactly)
@@ -110,8 +124,11 @@ BACKPRESSURE = {
     "lanes5_not_dividing": "random", "level2_off_separate": "periodic",
     "lanes16_gt_qK": "random", "saturate_half_up": "periodic", "engine8_dedicated": "random",
     "vb_two_stages": "random", "w1_order_one_stage": "random", "level1_off_two_stages": "periodic",
+    "beat2_lanes8_partial_round": "random", "beat4_lanes16_gt_qK": "random",
+    "beat2_saturate": "periodic", "beat1_both_off_stalls": "random",
+    "beat2_w1_order": "random",
 }
-SATURATING = {"saturate_half_up", "saturate_floor_wide_out"}
+SATURATING = {"saturate_half_up", "saturate_floor_wide_out", "beat2_saturate"}
 
 
 def simulate(cfg: GeneratorConfig, layers: list, *, passes: int = 2, backpressure: str = "none",
@@ -208,7 +225,12 @@ def test_generator_bit_exact(name):
     check_beats(cfg, dut, p2, layer_a, "pass 2 (no reload)", seed)
     (p3, _), = res[1]
     check_beats(cfg, dut, p3, layer_b, f"reloaded layer ({corner})", seed)
-    per_pass = dut.n_beats * dut.steps_per_round
+    per_pass = dut.pass_period
+    if name.endswith("_stalls"):
+        assert dut.drain_stall_cycles > 0, "the short-round case must make the drain stall"
+    elif cfg.beat < cfg.lanes:
+        assert dut.drain_stall_cycles == 0
+    assert per_pass == dut.n_rounds * dut.steps_per_round + dut.drain_stall_cycles
     if bp == "none":
         assert c1 == dut.pass_cycles, f"pass 1 took {c1} cycles, design formula {dut.pass_cycles}"
         assert c2 - c1 == per_pass, f"pass 2 took {c2 - c1} cycles after pass 1, not {per_pass}"
@@ -216,7 +238,7 @@ def test_generator_bit_exact(name):
         assert c1 >= dut.pass_cycles
     # efficiency: the only loss besides the latency is idle lanes in a row's last round
     N = cfg.in_channels * cfg.K
-    if cfg.macs_per_weight and N % cfg.lanes == 0:
+    if cfg.macs_per_weight and N % cfg.lanes == 0 and not dut.drain_stall_cycles:
         assert per_pass == dut.cycles_lower_bound
     assert per_pass * cfg.lanes >= cfg.n_weights * max(1, cfg.macs_per_weight)
     assert dut.cycles_lower_bound <= per_pass
@@ -248,7 +270,7 @@ def test_three_passes_and_start_ignored_until_loaded():
     cycles = [c for _, c in res[0]]
     for k, (beats, _) in enumerate(res[0]):
         check_beats(cfg, dut2, beats, codes, f"pass {k + 1}", 7)
-    per_pass = dut2.n_beats * dut2.steps_per_round
+    per_pass = dut2.pass_period
     assert cycles[0] == dut2.pass_cycles
     assert cycles[1] - cycles[0] == per_pass
     # pass 3 is requested at pass 2's last beat, after pass 3 could have begun: it starts
@@ -263,7 +285,8 @@ def test_properties_and_memory_bits():
     assert dut.lanes == 64
     assert dut.rounds_per_row == 18
     assert dut.steps_per_round == cfg.macs_per_weight == 352
-    assert dut.n_beats == 128 * 18
+    assert dut.n_beats == 128 * 18 * 64 // dut.beat
+    assert dut.n_rounds == 128 * 18
     assert dut.cycles_lower_bound == 128 * 128 * 9 * 352 // 64
     assert dut.window_channels == 8
     bits = dut.memory_bits

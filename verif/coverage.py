@@ -30,6 +30,11 @@ point                              bins
                                    ``stall_middle_beat``, ``stall_last_beat``,
                                    ``long_stall_8plus`` (a beat waited >= 8 cycles), from the
                                    output stream's protocol monitor
+``generator.beat``                 ``one_per_round`` (beat = lanes), ``drained`` (beat < lanes:
+                                   several beats per round), ``drain_stalls`` (the drain
+                                   stalls the datapath: fewer steps per round than beats),
+                                   ``partial_last_beat`` (a row's last beat holds fewer than
+                                   beat weights)
 ``generator.events``               ``reload_while_idle``, ``regenerate_back_to_back``,
                                    ``reset_mid_load``, ``reset_mid_generation`` (each then
                                    followed by a correct pass)
@@ -71,6 +76,7 @@ from insitugen.config import (
     ROUNDINGS,
 )
 from insitugen.errors import InsitugenError
+from insitugen.schedule import Schedule
 from insitugen.widths import ENCODINGS
 
 __all__ = ["FORMAT", "point_names", "point_bins", "sample_recombination_config",
@@ -119,6 +125,9 @@ _define("generator.events", list(GENERATOR_EVENTS))
 _define("generator.product_order", list(PRODUCT_ORDERS))
 _define("generator.pipeline_stages", [str(n) for n in range(MAX_GENERATOR_STAGES + 1)])
 _define("generator.recombination", list(RECOMBINATION_FORMS))
+# the output beat (beat_weights): one beat per round, or a round drained in several beats
+# through shared requantizers, with and without drain stalls, and a row's partial last beat
+_define("generator.beat", ["one_per_round", "drained", "drain_stalls", "partial_last_beat"])
 
 
 def point_names() -> list[str]:
@@ -151,8 +160,14 @@ def sample_recombination_config(cfg) -> None:
 
 
 def sample_generator_config(cfg) -> None:
-    """Product order, register stages and recombination form of a GeneratorConfig (only
-    where a multiply runs: with both levels off none of them shapes the datapath)."""
+    """Output beat of a GeneratorConfig; its product order, register stages and
+    recombination form (only where a multiply runs: with both levels off none of them
+    shapes the datapath)."""
+    sched = Schedule(cfg)
+    beat = ["one_per_round" if sched.beat == cfg.lanes else "drained"]
+    beat += ["drain_stalls"] * (sched.drain_stall_cycles > 0)
+    beat += ["partial_last_beat"] * (sched.row_weights % sched.beat != 0)
+    _hit("generator.beat", beat)
     if cfg.level1 or cfg.level2:
         _hit("generator.product_order", [cfg.product_order])
         _hit("generator.pipeline_stages", [str(cfg.pipeline_stages)])

@@ -169,9 +169,11 @@ def generator_tb_figures(cfg) -> dict:
     from insitugen.schedule import Schedule
 
     model = Schedule(cfg)
-    return {"lanes": cfg.lanes, "weight_bits": cfg.weight_bits,
+    return {"lanes": cfg.lanes, "beat": model.beat, "weight_bits": cfg.weight_bits,
             "row_weights": cfg.in_channels * cfg.K, "weight_shape": list(cfg.weight_shape),
-            "n_beats": model.n_beats, "rounds_per_row": model.rounds_per_row,
+            "n_beats": model.n_beats, "row_beats": model.row_beats,
+            "rounds_per_row": model.rounds_per_row,
             "steps_per_round": model.steps_per_round, "latency": model.latency,
-            "pass_cycles": model.pass_cycles, "cycles_lower_bound": model.cycles_lower_bound,
+            "pass_cycles": model.pass_cycles, "pass_period": model.pass_period,
+            "cycles_lower_bound": model.cycles_lower_bound,
             "last_bit": stream_last_bits(cfg)["weights"]}

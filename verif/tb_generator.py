@@ -13,9 +13,10 @@ Parameters come from the JSON file named by ``$INSITUGEN_PARAMS`` (written by
   B, U, V row-major; from ``params["codes"]`` or ``random_codes(cfg, seed)``),
   ``expected`` (``golden.generate.generate`` of them, flat oihw) and, with
   ``reload``, ``codes_reload`` / ``expected_reload`` (``random_codes(cfg, seed+1)``);
-* ``tb``: the design's figures (``lanes``, ``weight_bits``, ``row_weights``,
-  ``weight_shape``, ``n_beats``, ``rounds_per_row``, ``steps_per_round``,
-  ``latency``, ``pass_cycles``, ``cycles_lower_bound``);
+* ``tb``: the design's figures (``lanes``, ``beat`` (weights per output beat),
+  ``weight_bits``, ``row_weights``, ``weight_shape``, ``n_beats``, ``row_beats``,
+  ``rounds_per_row``, ``steps_per_round``, ``latency``, ``pass_cycles``,
+  ``pass_period``, ``cycles_lower_bound``);
 * ``out`` (optional): a ``.npz`` to write ``W`` (int64, ``weight_shape``, the
   RTL's weights of the first pass) and ``cycles``;
 * ``passes`` (default 2): regenerations of the loaded layer without reloading;
@@ -75,8 +76,9 @@ from verif.tb_params import load_params
 
 
 def decode_beats(tb: dict, payloads: list[int]):
-    """Packed payload ints -> (w [beats, L] int64, count [beats], last [beats])."""
-    L, wb = int(tb["lanes"]), int(tb["weight_bits"])
+    """Packed payload ints -> (w [beats, b] int64, count [beats], last [beats]); ``b`` =
+    ``tb["beat"]`` weights per beat."""
+    L, wb = int(tb["beat"]), int(tb["weight_bits"])
     last_bit = int(tb["last_bit"])                 # count sits between the lanes and last
     cw = last_bit - L * wb
     total = last_bit + 1
@@ -100,10 +102,10 @@ def check_beats(tb: dict, payloads: list[int], expected: np.ndarray, label: str,
     """Scoreboard of one pass: beat count, ``count`` and ``last`` of every beat, unused
     lanes 0, and every weight equal to ``expected`` (flat); returns ``W`` (weight_shape)."""
     w, count, last = decode_beats(tb, payloads)
-    nb, L, R = int(tb["n_beats"]), int(tb["lanes"]), int(tb["rounds_per_row"])
+    nb, L, R = int(tb["n_beats"]), int(tb["beat"]), int(tb["row_beats"])
     assert len(w) == nb, f"{label}: {len(w)} beats, expected {nb} (seed {seed})"
     N = int(tb["row_weights"])
-    exp_count = np.full(nb, L, np.int64)
+    exp_count = np.full(nb, L, np.int64)            # b weights, a row's last beat the rest
     exp_count[R - 1::R] = N - (R - 1) * L
     bad = np.nonzero(count != exp_count)[0]
     assert not len(bad), (f"{label}: beat {bad[0]} has count {count[bad[0]]}, expected "
@@ -290,7 +292,7 @@ def pass_cycles(tb: GeneratorTB, start_ns: float, period: float) -> list[int]:
     if tb.bp == "none":
         assert cycles[0] == fig["pass_cycles"], (
             f"pass 1 took {cycles[0]} cycles, the design's formula says {fig['pass_cycles']}")
-        per_pass = int(fig["n_beats"]) * int(fig["steps_per_round"])
+        per_pass = int(fig["pass_period"])
         if len(cycles) > 1:
             assert cycles[1] == per_pass, (f"pass 2 followed pass 1 after {cycles[1]} cycles, "
                                            f"expected {per_pass} (no bubble)")

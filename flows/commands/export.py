@@ -27,6 +27,9 @@ def add_args(p: argparse.ArgumentParser) -> None:
                    help="right shift before requantization (default: %(default)s)")
     p.add_argument("--rounding", choices=ROUNDINGS, default=d.rounding,
                    help="(default: %(default)s)")
+    p.add_argument("--beat-weights", type=int, default=d.beat_weights,
+                   help="weights per output beat, a divisor of --lanes; 0 = auto "
+                        "(default: %(default)s)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
 
     index = export_checkpoint(args.checkpoint, args.out, engine_bits=args.engine_bits,
                               lanes=args.lanes, out_bits=args.out_bits, shift=args.shift,
-                              rounding=args.rounding)
+                              rounding=args.rounding, beat_weights=args.beat_weights)
     print(f"exported {len(index['layers'])} MLG layers to {args.out} "
           f"({len(index['not_exported'])} layers not generated; see layers.json)")
     for name in index["layers"]:

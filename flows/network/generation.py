@@ -46,7 +46,7 @@ class CodeReads:
 def code_reads(cfg: GeneratorConfig) -> CodeReads:
     """Words read from each code memory in one pass, with read gating.
 
-    The schedule runs ``n_beats`` rounds; within a round, per basis row ``o`` (``Bo`` of
+    The schedule runs ``n_rounds`` rounds; within a round, per basis row ``o`` (``Bo`` of
     them with level 2 on, else one: ``o = j``) and, with level 1 on, per basis kernel
     ``i < Bi``, the engine steps through the slice pairs of the same words. Gated, a
     word is read once per use, not once per step:

@@ -30,8 +30,9 @@ def schedule_figures(cfg: GeneratorConfig) -> dict[str, int]:
 
 def cycle_figures(cfg: GeneratorConfig) -> dict[str, Any]:
     """Cycle figures of one pass over the layer: ``rounds_per_row``, ``steps_per_round``,
-    ``cycles_lower_bound``, ``latency``, ``cycles_per_pass`` (= p x rounds_per_row x
-    steps_per_round + latency) and ``cycles_source`` (``"schedule"``)."""
+    ``cycles_lower_bound``, ``latency``, ``cycles_per_pass`` (``Schedule.pass_cycles``: p x
+    rounds_per_row x steps_per_round + latency, plus the drain of a beat narrower than the
+    lanes) and ``cycles_source`` (``"schedule"``)."""
     return {**schedule_figures(cfg), "cycles_source": "schedule"}
 
 
