@@ -395,9 +395,10 @@ class Requantizer(wiring.Component):
     """
 
     def __init__(self, cfg: GeneratorConfig, *, lanes: int | None = None,
-                 beat: int | None = None, tail: int | None = None):
+                 beat: int | None = None, tail: int | None = None, skewed: bool = False):
         self._cfg = cfg
         self._schedule = sched = Schedule(cfg)
+        self._skewed = skewed
         self._lanes = cfg.lanes if lanes is None else lanes
         self._beat = cfg.beat if beat is None else beat
         self._tail = sched.row_tail if tail is None else tail
@@ -432,34 +433,13 @@ class Requantizer(wiring.Component):
         with m.If(out.valid & out.ready):
             m.d.sync += out.valid.eq(0)
 
-        # the bank: groups 1 .. D-1 of the round that moved on last, oldest first
         group = [[self.values[g * B + k] for k in range(B)] for g in range(D)]
-        pending = Signal(range(D), name="drain_pending")   # its beats not yet sent out
-        b_last_round, b_last = Signal(), Signal()
-        bank = [[Signal(signed(cfg.acc_bits), name=f"drain_{g}_{k}") for k in range(B)]
-                for g in range(D - 1)]
-        busy_bank = pending != 0 if D > 1 else Const(0, 1)
-        take, drain = Signal(), Signal()          # the round moves on / a slot goes out
-        m.d.comb += [take.eq(e_valid & ~busy_bank & out_free),
-                     drain.eq(busy_bank & out_free),
-                     stall.eq(e_valid & ~take),
-                     self.holding.eq(e_valid | out.valid | busy_bank)]
-        if D > 1:
-            with m.If(take):
-                m.d.sync += [pending.eq(Mux(e_last_round, tail_beats - 1, D - 1)),
-                             b_last_round.eq(e_last_round), b_last.eq(e_last)]
-                m.d.sync += [bank[g][k].eq(group[g + 1][k]) for g in range(D - 1)
-                             for k in range(B)]
-            with m.Elif(drain):
-                m.d.sync += pending.eq(pending - 1)
-                m.d.sync += [bank[g][k].eq(bank[g + 1][k]) for g in range(D - 2)
-                             for k in range(B)]
-            final = Mux(take, e_last_round & (tail_beats == 1),
-                        b_last_round & (pending == 1))
-            beat_last = Mux(take, e_last & (tail_beats == 1), b_last & (pending == 1))
-            source = [Mux(take, group[0][k], bank[0][k]) for k in range(B)]
+        if self._skewed:
+            take, drain, final, beat_last, source = self._skewed_drain(
+                m, group, (e_valid, e_last_round, e_last), out_free, tail_beats)
         else:
-            final, beat_last, source = e_last_round, e_last, group[0]
+            take, drain, final, beat_last, source = self._bank_drain(
+                m, group, (e_valid, e_last_round, e_last), out_free, tail_beats)
         sched = self._schedule
         every_round_tail = sched.rounds_per_row == 1 and tail == sched.row_tail
         with m.If(take | drain):
@@ -480,6 +460,62 @@ class Requantizer(wiring.Component):
                     val = rq
                 m.d.sync += out.payload.w[k].eq(val)
         return m
+
+    def _bank_drain(self, m, group, flags, out_free, tail_beats):
+        """Groups ``1..D-1`` of the round that moved on last wait in a bank, oldest first."""
+        cfg, B = self._cfg, self._beat
+        D = len(group)
+        e_valid, e_last_round, e_last = flags
+        stall = self.stall
+        pending = Signal(range(D), name="drain_pending")   # its beats not yet sent out
+        b_last_round, b_last = Signal(), Signal()
+        bank = [[Signal(signed(cfg.acc_bits), name=f"drain_{g}_{k}") for k in range(B)]
+                for g in range(D - 1)]
+        busy_bank = pending != 0 if D > 1 else Const(0, 1)
+        take, drain = Signal(), Signal()          # the round moves on / a slot goes out
+        m.d.comb += [take.eq(e_valid & ~busy_bank & out_free),
+                     drain.eq(busy_bank & out_free),
+                     stall.eq(e_valid & ~take),
+                     self.holding.eq(e_valid | self.weights.valid | busy_bank)]
+        if D == 1:
+            return take, drain, e_last_round, e_last, group[0]
+        with m.If(take):
+            m.d.sync += [pending.eq(Mux(e_last_round, tail_beats - 1, D - 1)),
+                         b_last_round.eq(e_last_round), b_last.eq(e_last)]
+            m.d.sync += [bank[g][k].eq(group[g + 1][k]) for g in range(D - 1)
+                         for k in range(B)]
+        with m.Elif(drain):
+            m.d.sync += pending.eq(pending - 1)
+            m.d.sync += [bank[g][k].eq(bank[g + 1][k]) for g in range(D - 2)
+                         for k in range(B)]
+        final = Mux(take, e_last_round & (tail_beats == 1), b_last_round & (pending == 1))
+        beat_last = Mux(take, e_last & (tail_beats == 1), b_last & (pending == 1))
+        return take, drain, final, beat_last, [Mux(take, group[0][k], bank[0][k])
+                                               for k in range(B)]
+
+    def _skewed_drain(self, m, group, flags, out_free, tail_beats):
+        """Lane group ``g`` runs ``g`` cycles behind group 0: its weights are final ``g``
+        cycles after group 0's, so the round-end strobe is delayed once per group and each
+        group goes out in its own cycle, read straight from its accumulators (no bank; the
+        rounds must be at least ``D`` steps apart)."""
+        D = len(group)
+        stall = self.stall
+        chain = [flags]
+        for g in range(1, D):
+            regs = tuple(Signal(name=f"drain_{name}_{g}") for name in ("ev", "lr", "last"))
+            with m.If(~stall):
+                m.d.sync += [r.eq(f) for r, f in zip(regs, chain[-1], strict=True)]
+            chain.append(regs)
+        emits = [ev if g < tail_beats else ev & ~lr for g, (ev, lr, _) in enumerate(chain)]
+        emit = Signal()
+        m.d.comb += [emit.eq(Cat(*emits).any()), stall.eq(emit & ~out_free),
+                     self.holding.eq(Cat(*[ev for ev, _, _ in chain]).any()
+                                     | self.weights.valid)]
+        ev_t, lr_t, last_t = chain[tail_beats - 1]
+        source = group[0]
+        for g in range(1, D):
+            source = [Mux(chain[g][0], group[g][k], source[k]) for k in range(self._beat)]
+        return emit & out_free, Const(0, 1), ev_t & lr_t, ev_t & last_t, source
 
 
 class StepCounters(wiring.Component):
@@ -756,7 +792,7 @@ def step_layout(cfg: GeneratorConfig) -> data.StructLayout:
 #: Figures of the generator read from its :class:`~insitugen.schedule.Schedule`.
 _SCHEDULE_FIGURES = ("lanes", "beat", "rounds_per_row", "n_rounds", "n_beats",
                      "steps_per_round", "latency", "pass_cycles", "pass_period",
-                     "drain_stall_cycles", "cycles_lower_bound", "algorithmic_minimum",
+                     "drain_stall_cycles", "drain", "beats_per_round", "row_beats", "cycles_lower_bound", "algorithmic_minimum",
                      "window_channels", "memory_shapes", "memory_bits", "reads_per_pass")
 
 
@@ -811,6 +847,15 @@ def _rt_const(cfg: GeneratorConfig) -> bool:
 def _word_bits(cfg: GeneratorConfig, name: str) -> int:
     """Width of one word of memory ``name``."""
     return Schedule(cfg).memory_shapes[name][1]
+
+
+def _held_register(m: Module, value, stall, name: str):
+    """``value`` one cycle late, held while ``stall`` (a view stays a view)."""
+    shape = value.shape() if hasattr(value, "shape") and callable(value.shape) else None
+    reg = Signal(shape if shape is not None else value.shape, name=name)
+    with m.If(~stall):
+        m.d.sync += reg.eq(value)
+    return reg
 
 
 def _select(m: Module, sel, options, shape, name: str):
@@ -1035,13 +1080,22 @@ class SharedOperands(wiring.Component):
         return Cat(vbp[1:nb_], ~vbp[nb_]) if nb_ > 1 else ~vbp[1]
 
 
-def _lanes_signature(cfg: GeneratorConfig) -> dict:
+def _lanes_signature(cfg: GeneratorConfig, count: int) -> dict:
     """The ports every lane array has: the shared operands, the control of its multiply and
-    accumulate stages, the stall, and one exact weight per lane."""
+    accumulate stages, the stall, and one exact weight per lane (``count`` lanes)."""
     layout = step_layout(cfg)
     return {"operands": In(operand_signature(cfg)), "mul": In(layout), "acc": In(layout),
             "stall": In(1),
-            "values": Out(data.ArrayLayout(signed(cfg.acc_bits), cfg.lanes))}
+            "values": Out(data.ArrayLayout(signed(cfg.acc_bits), count))}
+
+
+def _lane_ids(cfg: GeneratorConfig, lanes: range | None) -> range:
+    """The lanes a lane array builds: all of them, or the group ``lanes`` (a drain that
+    skews lane groups builds one array per group, :class:`Generator`)."""
+    ids = range(cfg.lanes) if lanes is None else lanes
+    if not (ids and 0 <= ids.start and ids.stop <= cfg.lanes and ids.step == 1):
+        raise ValueError(f"lanes must be a non-empty range within 0..{cfg.lanes}, not {ids!r}")
+    return ids
 
 
 class OneSumLanes(wiring.Component):
@@ -1049,10 +1103,11 @@ class OneSumLanes(wiring.Component):
     order), ``U x B`` over ``Bi`` (level 2 off) or ``V x B`` over ``Bo`` (level 1 off),
     from the shared operands; no lane holds a ``W1``."""
 
-    def __init__(self, cfg: GeneratorConfig):
+    def __init__(self, cfg: GeneratorConfig, lanes: range | None = None):
         self._cfg = cfg
         self._schedule = Schedule(cfg)
-        super().__init__(_lanes_signature(cfg))
+        self._lane_ids = _lane_ids(cfg, lanes)
+        super().__init__(_lanes_signature(cfg, len(self._lane_ids)))
 
     def _lane_operands(self, m, lane):
         """The lane's multiplier inputs: its window channel's U slice and its residue's x
@@ -1083,13 +1138,13 @@ class OneSumLanes(wiring.Component):
         m.d.comb += exec_acc.eq(self.acc.valid & ~self.stall)
         kp_is = _pair_conditions(m, self.acc.kp, len(pairs))
         shifts = _shift_conditions(m, pairs, kp_is, "w") if fused else None
-        for lane in range(cfg.lanes):
+        for idx, lane in enumerate(self._lane_ids):
             a, x = self._lane_operands(m, lane)
             prod = _lane_product(m, lane, a, x, cfg.engine_bits, sched.register_stages[1],
                                  self.stall)
             w_val = _lane_sum(m, fused, f"w_{lane}", pairs, a_op, x_op, terms, cfg.acc_bits,
                               prod, shifts, kp_is, exec_acc, self.acc.first)
-            m.d.comb += self.values[lane].eq(w_val)
+            m.d.comb += self.values[idx].eq(w_val)
         return m
 
 
@@ -1099,10 +1154,11 @@ class W1Lanes(wiring.Component):
     into its weight); each lane selects its slices in the multiply stage, where its ``W1``
     is fed back as the level-2 operand."""
 
-    def __init__(self, cfg: GeneratorConfig):
+    def __init__(self, cfg: GeneratorConfig, lanes: range | None = None):
         self._cfg = cfg
         self._schedule = Schedule(cfg)
-        super().__init__(_lanes_signature(cfg))
+        self._lane_ids = _lane_ids(cfg, lanes)
+        super().__init__(_lanes_signature(cfg, len(self._lane_ids)))
 
     def elaborate(self, platform):
         m = Module()
@@ -1121,7 +1177,7 @@ class W1Lanes(wiring.Component):
         shifts2 = _shift_conditions(m, pairs2, kp_is, "w2") if fused else None
         v_sl = operand_slices(ops.vcode, v_op)
         win_words = [ops.window.word_select(d, cfg.qu) for d in range(NB)]
-        for lane in range(cfg.lanes):
+        for idx, lane in enumerate(self._lane_ids):
             a_in = Signal(mul_shape, name=f"a_{lane}")
             x_in = Signal(mul_shape, name=f"x_{lane}")
             prod = _lane_product(m, lane, a_in, x_in, cfg.engine_bits, sched.register_stages[1],
@@ -1140,7 +1196,7 @@ class W1Lanes(wiring.Component):
                                 m.d.comb += [a_in.eq(a_sl[ja]), x_in.eq(x_sl[jx])]
             w_val = _lane_sum(m, fused, f"w_{lane}", pairs2, v_op, w1_op, cfg.Bo, cfg.acc_bits,
                               prod, shifts2, kp_is, exec2, mul.first)
-            m.d.comb += self.values[lane].eq(w_val)
+            m.d.comb += self.values[idx].eq(w_val)
         return m
 
 
@@ -1148,21 +1204,22 @@ class CodeLanes(wiring.Component):
     """Both levels off: each lane's weight is the odd value of its own B code, latched in
     the memory data stage (no multiply)."""
 
-    def __init__(self, cfg: GeneratorConfig):
+    def __init__(self, cfg: GeneratorConfig, lanes: range | None = None):
         self._cfg = cfg
         self._schedule = Schedule(cfg)
-        super().__init__(_lanes_signature(cfg))
+        self._lane_ids = _lane_ids(cfg, lanes)
+        super().__init__(_lanes_signature(cfg, len(self._lane_ids)))
 
     def elaborate(self, platform):
         m = Module()
         cfg = self._cfg
-        for lane in range(cfg.lanes):
+        for idx, lane in enumerate(self._lane_ids):
             accb = Signal(signed(cfg.qb + 1), name=f"wb_{lane}")
             # its control is the memory data stage's (the stages after it are the same step)
             with m.If(self.acc.valid & ~self.stall):
                 m.d.sync += accb.eq(odd_from_code(self.operands.b_word.word_select(lane, cfg.qb),
                                                   cfg.qb))
-            m.d.comb += self.values[lane].eq(accb)
+            m.d.comb += self.values[idx].eq(accb)
         return m
 
 
@@ -1176,11 +1233,17 @@ class Generator(wiring.Component):
     Its figures (cycles, memories) are those of ``Schedule(cfg)``, also readable
     without building the component: ``Generator.figures(cfg)``."""
 
-    def __init__(self, cfg: GeneratorConfig):
+    def __init__(self, cfg: GeneratorConfig, *, drain: str | None = None):
         if not isinstance(cfg, GeneratorConfig):
             raise TypeError(f"Generator needs a GeneratorConfig, not {cfg!r}")
         self._cfg = cfg
-        self._schedule = Schedule(cfg)
+        self._schedule = sched = Schedule(cfg)
+        # the drain of Schedule.drain; "bank" may replace "skew" (same beats and cycles),
+        # to measure one against the other
+        self._drain = sched.drain if drain is None else drain
+        if (self._drain, sched.drain) not in (("bank", "skew"), (sched.drain, sched.drain)):
+            raise ValueError(f"drain {drain!r} is not possible here: the schedule's drain is "
+                             f"{sched.drain!r} (\"bank\" may replace \"skew\")")
         super().__init__(generator_signature(cfg))
 
     @staticmethod
@@ -1199,6 +1262,34 @@ class Generator(wiring.Component):
 
 
     # ---- elaboration ----------------------------------------------------------------------
+    def _lane_groups(self, m, ctl, shared, stall):
+        """The lane array(s): one array of all lanes, or, for the skewed drain, one array
+        per group of ``beat`` lanes, group ``g`` fed the shared operands and the multiply /
+        accumulate control ``g`` cycles late (registers held on ``stall``). Returns every
+        lane's value (lane order) and 'a delayed group still has a step in flight'."""
+        cfg, sched = self._cfg, self._schedule
+        cls = _LANES[_datapath_form(sched)]
+        groups = sched.beats_per_round if self._drain == "skew" else 1
+        size = cfg.lanes // groups
+        names = list(operand_signature(cfg).members)
+        feed = {"operands": {n: getattr(shared.operands, n) for n in names},
+                "mul": ctl.mul, "acc": ctl.acc}
+        values, in_flight = [], []
+        for g in range(groups):
+            if g:
+                feed = {"operands": {n: _held_register(m, v, stall, f"skew{g}_op_{n}")
+                                     for n, v in feed["operands"].items()},
+                        "mul": _held_register(m, feed["mul"], stall, f"skew{g}_mul"),
+                        "acc": _held_register(m, feed["acc"], stall, f"skew{g}_acc")}
+                in_flight.append(feed["mul"].valid | feed["acc"].valid)
+            lanes = cls(cfg, range(g * size, (g + 1) * size) if groups > 1 else None)
+            m.submodules[f"lanes{g}" if groups > 1 else "lanes"] = lanes
+            m.d.comb += [getattr(lanes.operands, n).eq(v) for n, v in feed["operands"].items()]
+            m.d.comb += [lanes.mul.eq(feed["mul"]), lanes.acc.eq(feed["acc"]),
+                         lanes.stall.eq(stall)]
+            values += [lanes.values[k] for k in range(size)]
+        return values, Cat(*in_flight).any() if in_flight else Const(0, 1)
+
     def elaborate(self, platform):
         m = Module()
         cfg = self._cfg
@@ -1234,23 +1325,22 @@ class Generator(wiring.Component):
         # lane datapath: control of each stage, shared operands, per-lane multiply-accumulate
         ctl = m.submodules.pipeline = ControlPipeline(cfg)
         shared = m.submodules.operands = SharedOperands(cfg)
-        lanes = m.submodules.lanes = _LANES[_datapath_form(self._schedule)](cfg)
         m.d.comb += [ctl.step.eq(seq.step), ctl.stall.eq(stall), shared.ctl.eq(ctl.mem),
-                     shared.stall.eq(stall), shared.b_word.eq(rports["B"][0].data),
-                     lanes.mul.eq(ctl.mul), lanes.acc.eq(ctl.acc), lanes.stall.eq(stall)]
+                     shared.stall.eq(stall), shared.b_word.eq(rports["B"][0].data)]
         if cfg.level1:
             m.d.comb += [shared.u_words[k].eq(port.data) for k, port in enumerate(rports["U"])]
         if cfg.level2:
             m.d.comb += shared.v_word.eq(rports["V"][0].data)
-        wiring.connect(m, shared.operands, lanes.operands)
+        values, late = self._lane_groups(m, ctl, shared, stall)
 
         # requantize and emit: accumulators -> weights
-        emit = m.submodules.emit = Requantizer(cfg)
+        emit = m.submodules.emit = Requantizer(cfg, skewed=self._drain == "skew")
         wiring.connect(m, emit.weights, wiring.flipped(self.weights))
         m.d.comb += [emit.round_end.eq(ctl.acc.valid & ctl.acc.end_round),
                      emit.last_round.eq(ctl.acc.last_round), emit.last.eq(ctl.acc.last),
-                     stall.eq(emit.stall), emit.values.eq(lanes.values)]
-        m.d.comb += busy.eq(seq.running | ctl.in_flight | emit.holding)
+                     stall.eq(emit.stall)]
+        m.d.comb += [emit.values[k].eq(v) for k, v in enumerate(values)]
+        m.d.comb += busy.eq(seq.running | ctl.in_flight | late | emit.holding)
         m.d.comb += self.busy.eq(busy)
         return m
 

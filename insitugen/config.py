@@ -329,9 +329,9 @@ class GeneratorConfig(_ConfigBase, GenerationLevels):
 
     @property
     def beat(self) -> int:
-        """Weights per beat of the output stream (``beat_weights``; 0 = auto: ``lanes``,
-        one beat per round, see ``AUTO_BEAT``). A round's ``lanes`` weights leave in
-        ``lanes / beat`` beats through ``beat`` requantizers (hdl.generator, Requantizer)."""
+        """Weights per beat of the output stream (``beat_weights``; 0 = :func:`auto_beat`).
+        A round's ``lanes`` weights leave in ``lanes / beat`` beats through ``beat``
+        requantizers (hdl.generator, Requantizer)."""
         return self.beat_weights or auto_beat(self.lanes, max(1, self.macs_per_weight))
 
     # ---- slicing on the engine ------------------------------------------------------
@@ -415,8 +415,18 @@ class GeneratorConfig(_ConfigBase, GenerationLevels):
 Config = GeneratorConfig | RecombinationConfig
 
 
+#: Fewest lanes for which ``beat_weights = 0`` halves the output beat (below it the skewed
+#: lane group's operand registers cost more than the requantizers and output bits saved).
+AUTO_BEAT_MIN_LANES = 16
+
+
 def auto_beat(lanes: int, steps_per_round: int) -> int:
-    """The output beat width ``beat_weights = 0`` chooses: ``lanes`` (one beat per round)."""
+    """The output beat width ``beat_weights = 0`` chooses: ``lanes / 2`` (two beats per
+    round, drained by the skewed lane groups at no cycle cost) where ``lanes`` is even and
+    at least :data:`AUTO_BEAT_MIN_LANES` and a round has at least 2 steps; else ``lanes``
+    (one beat per round). The smallest of the measured widths (BENCHMARKS.md)."""
+    if lanes >= AUTO_BEAT_MIN_LANES and lanes % 2 == 0 and steps_per_round >= 2:
+        return lanes // 2
     return lanes
 
 

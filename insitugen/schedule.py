@@ -119,6 +119,17 @@ class Schedule:
         return self._cfg.lanes // self.beat
 
     @property
+    def drain(self) -> str:
+        """How a round leaves the lanes: ``"none"`` (``b = L``: one beat per round),
+        ``"skew"`` (``b < L`` and ``S >= D``: lane group ``g`` runs ``g`` cycles behind
+        group 0, so each group's weights are read out of its own accumulators in its own
+        cycle, no bank) or ``"bank"`` (``b < L``, ``S < D``: groups ``1..D-1`` are held in
+        a bank while they leave). Both drains give the same beats and cycles."""
+        if self.beat == self._cfg.lanes:
+            return "none"
+        return "skew" if self.steps_per_round >= self.beats_per_round else "bank"
+
+    @property
     def row_tail(self) -> int:
         """Weights of a row's last round: ``N - (R-1)*L``."""
         return self._N - (self._R - 1) * self._cfg.lanes

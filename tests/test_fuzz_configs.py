@@ -26,6 +26,7 @@ from insitugen.config import (
     RecombinationConfig,
     config_from_dict,
 )
+from insitugen.schedule import Schedule
 from insitugen.errors import ConfigError
 
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -37,6 +38,7 @@ SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def generator_dicts(draw):
     layer = draw(st.sampled_from(["conv", "linear"]))
     out_bits = draw(st.sampled_from([0] + list(range(2, 33))))
+    lanes = draw(st.integers(1, 1024))
     return {
         "block": "generator",
         "out_channels": draw(st.integers(1, 4096)),
@@ -49,7 +51,10 @@ def generator_dicts(draw):
         "qu": draw(st.integers(1, 16)),
         "qv": draw(st.integers(1, 16)),
         "engine_bits": draw(st.integers(1, 16)),
-        "lanes": draw(st.integers(1, 1024)),
+        "lanes": lanes,
+        # 0 (auto), a divisor of lanes, or any width up to lanes (refused unless a divisor)
+        "beat_weights": draw(st.one_of(st.just(0), st.sampled_from(
+            [b for b in range(1, lanes + 1) if lanes % b == 0]), st.integers(1, lanes))),
         "out_bits": out_bits,
         "shift": 0 if out_bits == 0 else draw(st.integers(0, MAX_DATAPATH_BITS)),
         "rounding": draw(st.sampled_from(ROUNDINGS)),
@@ -151,6 +156,10 @@ def _out_bits_by_hand(d: dict) -> int:
 @given(generator_dicts())
 def test_generator_configs_construct_and_widths_hold(d):
     top = {"level1": d["base_in"] > 0, "level2": d["base_out"] > 0}
+    if d["beat_weights"] and d["lanes"] % d["beat_weights"]:
+        with pytest.raises(ConfigError, match="'beat_weights'.*does not divide lanes"):
+            config_from_dict(d)
+        return
     # Largest |W| at extreme codes, in Python ints (no overflow): the config must reject
     # exactly the configs whose weights need more than MAX_DATAPATH_BITS bits.
     mag = (1 << d["qb"]) - 1
@@ -169,6 +178,11 @@ def test_generator_configs_construct_and_widths_hold(d):
         _check_operand(op, cfg.engine_bits)
     assert cfg.acc_bits == W.signed_bits(-mag, mag)
     assert cfg.weight_bits == (cfg.out_bits or cfg.acc_bits)
+    # the output beat: a divisor of lanes; the beats of a pass carry every weight once
+    s = Schedule(cfg)
+    assert cfg.lanes % s.beat == 0 and s.beat == (d["beat_weights"] or s.beat)
+    assert s.n_beats == cfg.out_channels * -(-cfg.in_channels * cfg.K // s.beat)
+    assert s.pass_period >= s.n_rounds * s.steps_per_round
 
     # Golden at extreme codes on a tiny shape with the same Bi / Bo: W1 and W fit.
     tiny = cfg.replace(out_channels=1, in_channels=1, kernel=1, layer="conv")

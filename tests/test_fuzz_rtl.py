@@ -159,6 +159,9 @@ def draw_generator(pick, *, max_channels: int = 5, max_lanes: int = 9,
         cfg = cfg.replace(shift=pick.int(0, top))
     while cfg.lanes > 1 and datapath_size(cfg) > max_size:
         cfg = cfg.replace(lanes=cfg.lanes - 1)
+    # the output beat: auto (0) or any divisor of the lanes (short rounds make it stall)
+    cfg = cfg.replace(beat_weights=pick.choice(
+        [0] + [b for b in range(1, cfg.lanes + 1) if cfg.lanes % b == 0]))
     if max_cycles is not None:
         cfg = _shrink(cfg, max_cycles)
     return cfg
@@ -238,6 +241,9 @@ def test_generator_drawer_spans_the_forms():
         assert {getattr(c, f) for c in cfgs} == set(range(1, 9)), f
     assert any(c.out_bits and c.shift > c.acc_bits for c in cfgs)
     assert any(c.out_bits and c.shift == 0 for c in cfgs)
+    assert any(c.beat < c.lanes and _model(c).drain_stall_cycles for c in cfgs)
+    assert any(c.beat < c.lanes and not _model(c).drain_stall_cycles for c in cfgs)
+    assert any(1 < c.beat < c.lanes for c in cfgs)
 
 
 # ---- 2. lint-clean Verilog for random configs --------------------------------------------

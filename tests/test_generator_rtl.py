@@ -132,14 +132,14 @@ SATURATING = {"saturate_half_up", "saturate_floor_wide_out", "beat2_saturate"}
 
 
 def simulate(cfg: GeneratorConfig, layers: list, *, passes: int = 2, backpressure: str = "none",
-             seed: int = 0):
+             seed: int = 0, drain: str | None = None):
     """Run the DUT on Amaranth's simulator.
 
     Loads ``layers[0]`` and runs ``passes`` passes (pass 2 requested during pass 1),
     then each further layer once. Returns, per layer, a list of passes, each
     ``(payload ints, cycles from the start-sampling edge to its last handshake)``.
     """
-    dut = Generator(cfg)
+    dut = Generator(cfg, drain=drain)
     valid_rng, ready_rng = generators(seed)
     offers = valid_levels(backpressure, valid_rng)     # verif.backpressure, as in cocotb
     ready = ready_levels(backpressure, ready_rng)
@@ -228,8 +228,9 @@ def test_generator_bit_exact(name):
     per_pass = dut.pass_period
     if name.endswith("_stalls"):
         assert dut.drain_stall_cycles > 0, "the short-round case must make the drain stall"
+        assert dut.drain == "bank"
     elif cfg.beat < cfg.lanes:
-        assert dut.drain_stall_cycles == 0
+        assert dut.drain_stall_cycles == 0 and dut.drain == "skew"
     assert per_pass == dut.n_rounds * dut.steps_per_round + dut.drain_stall_cycles
     if bp == "none":
         assert c1 == dut.pass_cycles, f"pass 1 took {c1} cycles, design formula {dut.pass_cycles}"
@@ -247,6 +248,35 @@ def test_generator_bit_exact(name):
         w = generate(cfg, layer_b)
         assert ((w == lo) | (w == hi)).any(), "the saturation case must actually saturate"
         assert (full_precision(cfg, layer_b).abs() > (hi << cfg.shift)).any()
+
+
+#: the bank drain where the skewed one would be chosen (same beats and cycles): name -> changes
+BANK_CASES = {
+    "bank_beat2_partial_round_random": (dict(lanes=8, beat_weights=2), "random"),
+    "bank_beat4_lanes16_gt_qK": (dict(lanes=16, in_channels=1, beat_weights=4), "none"),
+    "bank_beat1_w1_order_saturate": (dict(lanes=4, beat_weights=1, product_order="w1",
+                                          out_bits=3, shift=4, rounding="half_up"), "periodic"),
+}
+
+
+@pytest.mark.parametrize("name", list(BANK_CASES), ids=list(BANK_CASES))
+def test_bank_drain_replaces_the_skewed_one(name):
+    """Both drains of a beat narrower than the lanes give the same beats and cycles."""
+    changes, bp = BANK_CASES[name]
+    cfg = BASE.replace(**changes)
+    assert Generator.figures(cfg).drain == "skew"
+    seed = 3000 + list(BANK_CASES).index(name)
+    codes = random_codes(cfg, seed)
+    dut, res = simulate(cfg, [codes], passes=2, backpressure=bp, seed=seed, drain="bank")
+    (p1, c1), (p2, c2) = res[0]
+    check_beats(cfg, dut, p1, codes, "pass 1 (bank)", seed)
+    check_beats(cfg, dut, p2, codes, "pass 2 (bank)", seed)
+    if bp == "none":
+        assert (c1, c2 - c1) == (dut.pass_cycles, dut.pass_period)
+    with pytest.raises(ValueError, match="drain"):
+        Generator(cfg, drain="none")                 # a beat of lanes weights is not this
+    with pytest.raises(ValueError, match="drain"):
+        Generator(cfg.replace(beat_weights=cfg.lanes), drain="bank")
 
 
 def test_three_passes_and_start_ignored_until_loaded():

@@ -49,8 +49,14 @@ def test_default_layer_figures():
     """Figures of the default layer as stated in issue 11 (811,008 engine cycles + latency,
     W1-once minimum 408,672) and its memories (the codes exactly)."""
     s = Schedule(GeneratorConfig())
-    assert s.order == "vb" and s.rounds_per_row == 18 and s.n_beats == 128 * 18
-    assert s.pass_cycles - s.latency == 811_008 == s.cycles_lower_bound
+    assert s.order == "vb" and s.rounds_per_row == 18 and s.n_rounds == 128 * 18
+    assert s.beat == 32 and s.n_beats == 128 * 18 * 2 and s.drain == "skew"
+    # the narrower beat costs no cycle between rounds; the pass's last round drains in
+    # its 2 beats, one cycle more than a single 64-weight beat
+    assert s.pass_period == 811_008 == s.cycles_lower_bound and s.drain_stall_cycles == 0
+    assert s.pass_cycles - s.latency == 811_008 + 1
+    one = Schedule(GeneratorConfig(beat_weights=64))
+    assert one.pass_cycles - one.latency == 811_008 and one.n_beats == 128 * 18
     assert s.algorithmic_minimum == 408_672
     assert s.memory_bits == {"B": 2376, "U": 67584, "V": 16896}
     assert s.latency == 4                                 # one register stage by default
@@ -99,6 +105,67 @@ def test_reads_once_per_word_use():
     """Read gating: B and U once per (round, o, i), V once per (round, o)."""
     cfg = GeneratorConfig(out_channels=4, in_channels=3, base_out=5)
     s = Schedule(cfg)
-    rounds = s.n_beats
+    rounds = s.n_rounds
     assert s.reads_per_pass == {"B": rounds * 5 * 2, "U": rounds * 5 * 2 * 2, "V": rounds * 5}
     assert all(n < s.pass_cycles for n in (s.reads_per_pass["B"], s.reads_per_pass["V"]))
+
+
+def _drain_timeline(cfg: GeneratorConfig) -> tuple[int, int]:
+    """(cycles from a pass's first round end to its last beat's handshake, cycles between
+    two back-to-back passes), output always ready, counted round by round: a round of
+    ``n`` beats puts them in the output register one per cycle from the cycle after it
+    ends; the next round can end ``steps_per_round`` cycles later, but not before the
+    previous round's beats have all left."""
+    S, L, b = Schedule(cfg).steps_per_round, cfg.lanes, cfg.beat
+    N = cfg.in_channels * cfg.K
+    beats = [-(-min(L, N - r * L) // b) for _ in range(cfg.out_channels)
+             for r in range(-(-N // L))]
+    t, ends = 0, []
+    for _ in range(2):                            # two passes back to back
+        for n in beats:
+            if ends:
+                t = max(t + S, ends[-1][0] + ends[-1][1])
+            ends.append((t, n))
+    first_pass_last = ends[len(beats) - 1]
+    second_pass_last = ends[-1]
+    return (first_pass_last[0] + first_pass_last[1],
+            second_pass_last[0] - first_pass_last[0])
+
+
+@pytest.mark.parametrize("changes", [
+    dict(lanes=8, beat_weights=2), dict(lanes=8, beat_weights=1, base_out=0),
+    dict(lanes=16, in_channels=1, beat_weights=4), dict(lanes=6, beat_weights=2, base_in=0,
+                                                        base_out=0),
+    dict(lanes=12, beat_weights=3, base_in=0), dict(lanes=9, beat_weights=9)],
+    ids=["skew", "bank_stalls", "lanes_gt_row", "both_off_stalls", "level1_off", "one_beat"])
+def test_drain_cycles_match_a_round_by_round_count(changes):
+    """pass_cycles / pass_period with the drain, against the round-by-round count; the
+    difference to one beat per round is the drain alone (the latency is the same)."""
+    cfg = GeneratorConfig(**{"out_channels": 3, "in_channels": 3, "base_out": 3, **changes})
+    s = Schedule(cfg)
+    one = Schedule(cfg.replace(beat_weights=cfg.lanes))
+    first, period = _drain_timeline(cfg)
+    first_one, period_one = _drain_timeline(cfg.replace(beat_weights=cfg.lanes))
+    assert s.pass_period == period and one.pass_period == period_one
+    assert s.pass_cycles - one.pass_cycles == first - first_one
+    assert s.pass_period - one.pass_period == s.drain_stall_cycles
+    assert (s.drain_stall_cycles > 0) == (s.drain == "bank")
+    assert s.n_beats * s.beat >= cfg.n_weights > (s.n_beats - cfg.out_channels) * s.beat
+
+
+def test_beat_weights_field():
+    """0 = auto (half the lanes from 16 even lanes up, where a round has 2 steps, else
+    all of them); otherwise a divisor of lanes, refused in one line naming the field."""
+    assert GeneratorConfig(lanes=64).beat == 32
+    assert GeneratorConfig(lanes=8).beat == 8
+    assert GeneratorConfig(lanes=18).beat == 9
+    assert GeneratorConfig(lanes=17).beat == 17
+    assert GeneratorConfig(lanes=16, base_in=0, base_out=0).beat == 16   # 1 step per round
+    assert GeneratorConfig(lanes=64, beat_weights=16).beat == 16
+    with pytest.raises(ConfigError, match=r"'beat_weights' = 24 does not divide lanes = 64.*"
+                                          r"\[1, 2, 4, 8, 16, 32, 64\]"):
+        GeneratorConfig(beat_weights=24)
+    with pytest.raises(ConfigError, match=r"'beat_weights' = 65 is out of range.*\[0, 64\]"):
+        GeneratorConfig(beat_weights=65)
+    with pytest.raises(ConfigError, match="'beat_weights' must be an integer"):
+        GeneratorConfig(beat_weights=2.0)
