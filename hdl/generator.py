@@ -507,7 +507,7 @@ class Requantizer(wiring.Component):
                 m.d.sync += [r.eq(f) for r, f in zip(regs, chain[-1], strict=True)]
             chain.append(regs)
         emits = [ev if g < tail_beats else ev & ~lr for g, (ev, lr, _) in enumerate(chain)]
-        emit = Signal()
+        emit = Signal(name="drain_emit")
         m.d.comb += [emit.eq(Cat(*emits).any()), stall.eq(emit & ~out_free),
                      self.holding.eq(Cat(*[ev for ev, _, _ in chain]).any()
                                      | self.weights.valid)]

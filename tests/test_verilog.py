@@ -81,3 +81,37 @@ def test_lint_reports_real_findings(tmp_path):
 def test_lint_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(ToolError, match="does not exist"):
         lint_verilog(tmp_path / "nope.v")
+
+
+@pytest.mark.parametrize("beat", [0, 2, 8], ids=["auto", "beat2", "beat8"])
+def test_generator_sidecar_names_the_beat(beat, tmp_path):
+    """The generator's sidecar names the weights stream's framing, and its payload port is
+    that many weights wide; the skewed drain's Verilog is lint clean."""
+    from insitugen.config import GeneratorConfig
+    from insitugen.schedule import Schedule
+
+    cfg = GeneratorConfig(out_channels=2, in_channels=3, base_out=2, lanes=8, beat_weights=beat)
+    path = tmp_path / "g.v"
+    write_verilog(cfg, path)
+    side = json.loads((tmp_path / "g.v.json").read_text())
+    s = Schedule(cfg)
+    assert side["weights_stream"] == {"beat": s.beat, "weight_bits": 8, "beats_per_row":
+                                      -(-27 // s.beat), "beats_per_pass": 2 * -(-27 // s.beat),
+                                      "order": "oihw"}
+    count_bits = s.beat.bit_length()
+    assert side["ports"]["weights__payload"]["bits"] == s.beat * 8 + count_bits + 1
+    if beat == 2:
+        lint_verilog(path, top=top_name(cfg))
+
+
+def test_generator_bank_drain_is_lint_clean(tmp_path):
+    """Both levels off (one step per round) with 2-weight beats: the bank drain."""
+    from insitugen.config import GeneratorConfig
+    from insitugen.schedule import Schedule
+
+    cfg = GeneratorConfig(out_channels=2, in_channels=3, base_in=0, base_out=0, lanes=8,
+                          beat_weights=2, shift=1)
+    assert Schedule(cfg).drain == "bank"
+    path = tmp_path / "g.v"
+    write_verilog(cfg, path)
+    lint_verilog(path, top=top_name(cfg))
