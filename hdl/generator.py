@@ -792,7 +792,8 @@ def step_layout(cfg: GeneratorConfig) -> data.StructLayout:
 #: Figures of the generator read from its :class:`~insitugen.schedule.Schedule`.
 _SCHEDULE_FIGURES = ("lanes", "beat", "rounds_per_row", "n_rounds", "n_beats",
                      "steps_per_round", "latency", "pass_cycles", "pass_period",
-                     "drain_stall_cycles", "drain", "beats_per_round", "row_beats", "cycles_lower_bound", "algorithmic_minimum",
+                     "drain_stall_cycles", "drain", "beats_per_round", "row_beats",
+                     "cycles_lower_bound", "algorithmic_minimum",
                      "window_channels", "memory_shapes", "memory_bits", "reads_per_pass")
 
 

@@ -26,8 +26,8 @@ from insitugen.config import (
     RecombinationConfig,
     config_from_dict,
 )
-from insitugen.schedule import Schedule
 from insitugen.errors import ConfigError
+from insitugen.schedule import Schedule
 
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
