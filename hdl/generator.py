@@ -115,8 +115,9 @@ Structure: components with one job each, joined with :func:`amaranth.lib.wiring.
   (:func:`operand_signature`: per form the selected slices, codes and window);
 * the lane array of the form: :class:`OneSumLanes` (vb order, one level off),
   :class:`W1Lanes` (w1 order) or :class:`CodeLanes` (both levels off), one exact
-  weight per lane;
-* :class:`Requantizer`: finished round -> output beat, and the stall.
+  weight per lane (with the skewed drain one array per group of ``b`` lanes);
+* :class:`Requantizer`: finished round -> ``D`` output beats through ``b`` shared
+  requantizers (the drain: skewed lane groups, or a bank), and the stall.
 
 Ports (``wb = cfg.weight_bits``; Verilog names flatten with ``__``)
 ----------------------------------------------------------------------
@@ -378,20 +379,30 @@ class Requantizer(wiring.Component):
     (``Out(1)``: the finished round cannot move on; the pipeline must hold, which keeps
     ``values`` final) and ``holding`` (``Out(1)``: a round or a beat is in here).
 
-    In the cycle a round moves on, lanes ``0 .. beat-1`` go through the requantizers into
-    the output register and lanes ``beat .. lanes-1`` are captured in a bank of ``D - 1``
-    slots of ``beat`` values (``D = lanes / beat``); every later cycle the output
-    register is free, the oldest slot goes out and the bank shifts by one slot. A round
-    flagged ``last_round`` holds ``tail`` weights and leaves in ``ceil(tail / beat)``
-    beats (the last with ``count = tail - (that - 1)*beat``, positions past it 0); every
-    other round in ``D`` beats of ``beat``.
+    Two drains (``Schedule.drain``), the same beats in the same cycles:
 
-    It stalls exactly when a round ends (1) while beats of the round before are still in
-    the bank (fewer steps per round than that round's beats: ``max(0, beats - S)``
-    cycles, :attr:`insitugen.schedule.Schedule.drain_stall_cycles`) or (2) while the
-    output register holds an untaken beat (back-pressure). With ``beat = lanes`` there is
-    no bank: the old one-beat-per-round form. :func:`hdl.arith.round_shift_saturate`
-    with ``cfg.out_bits`` / ``cfg.shift`` / ``cfg.rounding``.
+    * ``skewed = True`` (``"skew"``): lane group ``g`` (lanes ``g*beat ..``) runs ``g``
+      cycles behind group 0 (:class:`Generator` registers its operands and control ``g``
+      times), so its values are final ``g`` cycles after group 0's: the round-end strobe
+      is delayed once per group and group ``g`` goes through the requantizers in its own
+      cycle, read straight from its accumulators. Needs rounds of at least ``D =
+      lanes / beat`` steps (two rounds' groups never final at once).
+    * ``skewed = False`` (``"bank"``, and ``beat = lanes``): in the cycle a round moves on,
+      group 0 goes through the requantizers into the output register and groups ``1 ..
+      D-1`` are captured in a bank of ``D - 1`` slots; every later cycle the output
+      register is free, the oldest slot goes out and the bank shifts by one slot.
+
+    A round flagged ``last_round`` holds ``tail`` weights and leaves in ``ceil(tail /
+    beat)`` beats (the last with ``count = tail - (that - 1)*beat``, positions past it
+    0); every other round in ``D`` beats of ``beat``.
+
+    It stalls exactly when a group's beat is due (1) while the output register holds an
+    untaken beat (back-pressure) or (2, bank only) when a round ends while beats of the
+    round before are still in the bank (fewer steps per round than that round's beats:
+    ``max(0, beats - S)`` cycles, :attr:`insitugen.schedule.Schedule.drain_stall_cycles`).
+    With ``beat = lanes`` there is no bank: the one-beat-per-round form.
+    :func:`hdl.arith.round_shift_saturate` with ``cfg.out_bits`` / ``cfg.shift`` /
+    ``cfg.rounding``.
     """
 
     def __init__(self, cfg: GeneratorConfig, *, lanes: int | None = None,
