@@ -415,18 +415,21 @@ class GeneratorConfig(_ConfigBase, GenerationLevels):
 Config = GeneratorConfig | RecombinationConfig
 
 
-#: Fewest lanes for which ``beat_weights = 0`` halves the output beat (below it the skewed
-#: lane group's operand registers cost more than the requantizers and output bits saved).
-AUTO_BEAT_MIN_LANES = 16
+#: ``beat_weights = 0``: (fewest lanes, beats per round) from the most beats down; the
+#: smallest measured forms (BENCHMARKS.md section 10): 4 beats of 16 at 64 lanes, 2 of 8
+#: at 16 lanes (where 4 beats cost more in skew registers than they save).
+AUTO_BEATS = ((32, 4), (16, 2))
 
 
 def auto_beat(lanes: int, steps_per_round: int) -> int:
-    """The output beat width ``beat_weights = 0`` chooses: ``lanes / 2`` (two beats per
-    round, drained by the skewed lane groups at no cycle cost) where ``lanes`` is even and
-    at least :data:`AUTO_BEAT_MIN_LANES` and a round has at least 2 steps; else ``lanes``
-    (one beat per round). The smallest of the measured widths (BENCHMARKS.md)."""
-    if lanes >= AUTO_BEAT_MIN_LANES and lanes % 2 == 0 and steps_per_round >= 2:
-        return lanes // 2
+    """The output beat width ``beat_weights = 0`` chooses: ``lanes / D`` with ``D`` = 4
+    beats per round from 32 lanes up, 2 from 16 lanes up, else 1 (``lanes``), taking the
+    largest such ``D <= `` the target that divides ``lanes`` and is at most
+    ``steps_per_round`` (so the skewed drain applies: no bank, no cycle cost)."""
+    target = next((d for least, d in AUTO_BEATS if lanes >= least), 1)
+    for d in range(target, 1, -1):
+        if lanes % d == 0 and steps_per_round >= d:
+            return lanes // d
     return lanes
 
 

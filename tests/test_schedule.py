@@ -50,11 +50,11 @@ def test_default_layer_figures():
     W1-once minimum 408,672) and its memories (the codes exactly)."""
     s = Schedule(GeneratorConfig())
     assert s.order == "vb" and s.rounds_per_row == 18 and s.n_rounds == 128 * 18
-    assert s.beat == 32 and s.n_beats == 128 * 18 * 2 and s.drain == "skew"
+    assert s.beat == 16 and s.n_beats == 128 * 18 * 4 and s.drain == "skew"
     # the narrower beat costs no cycle between rounds; the pass's last round drains in
-    # its 2 beats, one cycle more than a single 64-weight beat
+    # its 4 beats, three cycles more than a single 64-weight beat
     assert s.pass_period == 811_008 == s.cycles_lower_bound and s.drain_stall_cycles == 0
-    assert s.pass_cycles - s.latency == 811_008 + 1
+    assert s.pass_cycles - s.latency == 811_008 + 3
     one = Schedule(GeneratorConfig(beat_weights=64))
     assert one.pass_cycles - one.latency == 811_008 and one.n_beats == 128 * 18
     assert s.algorithmic_minimum == 408_672
@@ -154,13 +154,21 @@ def test_drain_cycles_match_a_round_by_round_count(changes):
 
 
 def test_beat_weights_field():
-    """0 = auto (half the lanes from 16 even lanes up, where a round has 2 steps, else
-    all of them); otherwise a divisor of lanes, refused in one line naming the field."""
-    assert GeneratorConfig(lanes=64).beat == 32
+    """0 = auto (4 beats per round from 32 lanes, 2 from 16, fewer where they do not divide
+    the lanes or a round is shorter, else 1); otherwise a divisor of lanes, refused in one
+    line naming the field."""
+    assert GeneratorConfig(lanes=64).beat == 16
+    assert GeneratorConfig(lanes=256).beat == 64
+    assert GeneratorConfig(lanes=16).beat == 8
     assert GeneratorConfig(lanes=8).beat == 8
     assert GeneratorConfig(lanes=18).beat == 9
-    assert GeneratorConfig(lanes=17).beat == 17
+    assert GeneratorConfig(lanes=34).beat == 17                         # 4 does not divide 34
+    assert GeneratorConfig(lanes=33).beat == 11 and GeneratorConfig(lanes=17).beat == 17
     assert GeneratorConfig(lanes=16, base_in=0, base_out=0).beat == 16   # 1 step per round
+    # 3 steps per round: 3 beats of 12 lanes would stall, 2 do not
+    short = GeneratorConfig(lanes=36, base_in=0, base_out=3)
+    assert Schedule(short).steps_per_round == 3 and short.beat == 12
+    assert Schedule(short).drain == "skew"
     assert GeneratorConfig(lanes=64, beat_weights=16).beat == 16
     with pytest.raises(ConfigError, match=r"'beat_weights' = 24 does not divide lanes = 64.*"
                                           r"\[1, 2, 4, 8, 16, 32, 64\]"):
