@@ -93,7 +93,7 @@ DEFAULT_CASES = ["lanes1", "saturate_floor", "both_off", "bits8_engine8_separate
                  "beat1_level2_off_stalls"]
 
 ICARUS_CASES = ["both_levels_fused", "both_off", "lanes5_not_dividing", "full_precision_separate",
-                "beat2_both_off_full_precision_stalls"]
+                "beat2_both_off_full_precision_stalls", "beat2_lanes8_partial_round"]
 
 
 def _check(cfg: GeneratorConfig, res, bp: str, passes: int):

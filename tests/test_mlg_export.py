@@ -92,10 +92,12 @@ def test_export_then_golden_equals_layer_generation(smallcnn_checkpoint, tmp_pat
 
 def test_export_hardware_fields(smallcnn_checkpoint, tmp_path):
     path, _ = smallcnn_checkpoint
-    index = export_checkpoint(path, tmp_path / "e", engine_bits=4, lanes=8, out_bits=8, shift=9)
+    index = export_checkpoint(path, tmp_path / "e", engine_bits=4, lanes=8, out_bits=8, shift=9,
+                              beat_weights=2)
     name = next(iter(index["layers"]))
     cfg = load_config(tmp_path / "e" / f"{name}.toml")
     assert (cfg.engine_bits, cfg.lanes, cfg.out_bits, cfg.shift) == (4, 8, 8, 9)
+    assert cfg.beat_weights == 2 and index["layers"][name]["beat"] == 2   # the beat named
 
 
 def test_export_refuses_float_widths_and_writes_nothing(tmp_path):
