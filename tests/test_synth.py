@@ -553,3 +553,16 @@ def test_engine_lane_and_reference_engine_are_exact():
         ctx.set(eng.i.payload.last, b[1])
     _mac_bench(eng, ebeats, eexpect, set_eng,
                lambda ctx: [ctx.get(eng.o.payload[m]) for m in range(lanes)])
+
+
+def test_forms_can_name_the_output_beat():
+    """``"<form>, beat N"`` is that form with ``beat_weights = N``; anything else is refused
+    in one line naming the form."""
+    from insitugen.errors import ConfigError
+    from synth.forms import FORMS, form_changes
+
+    assert form_changes("vb, 1 stage") == FORMS["vb, 1 stage"]
+    assert form_changes("vb, 1 stage, beat 16") == {**FORMS["vb, 1 stage"], "beat_weights": 16}
+    for bad in ("vb, 1 stage, beat x", "vb, 9 stages, beat 16", "beat 16"):
+        with pytest.raises(ConfigError, match="unknown form"):
+            form_changes(bad)
