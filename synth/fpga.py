@@ -453,7 +453,7 @@ def fpga_markdown(report: dict[str, Any]) -> str:
     cols = [(k, _LABELS[k]) for k in RATIO_RESOURCES]
     lines += [""] + ratio_table(report["ratios"], cols)
     if pnr:
-        lines += ["", f"P&R ({report["tools"].get("nextpnr")}, seed {SEED}, target "
+        lines += ["", f"P&R ({report['tools'].get('nextpnr')}, seed {SEED}, target "
                       f"{next(iter(pnr.values()))['target_mhz']:g} MHz): achieved Fmax of the "
                       f"slowest clock; utilisation:"]
         for name, p in pnr.items():
