@@ -46,7 +46,7 @@ from eda.process import temp_folder
 from eda.yosys import run_script
 from insitugen import __version__
 from insitugen.config import GeneratorConfig, RecombinationConfig
-from insitugen.errors import ConfigError, InsitugenError, ToolError
+from insitugen.errors import ConfigError, InsitugenError
 
 from .ratios import ratio
 from .yosys import parse_stat_json, tool_versions
