@@ -219,7 +219,7 @@ def test_resource_only_targets(tmp_path, target, lut_cells):
 
 def test_sweep_metrics_flow_lines_and_plot_label(ecp5_report, tmp_path):
     from flows.flow import _fpga_lines
-    from flows.sweep import metrics_from_fpga_report
+    from flows.sweep.evaluate import metrics_from_fpga_report
     from flows.sweep.plots import draw_plots
 
     m = metrics_from_fpga_report(ecp5_report)
