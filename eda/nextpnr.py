@@ -95,7 +95,22 @@ def parse_report(text: str) -> dict[str, Any]:
             for clk, v in data.get("fmax", {}).items()}
     util = {bel: {"used": int(v["used"]), "available": int(v["available"])}
             for bel, v in sorted(data.get("utilization", {}).items()) if v.get("used")}
-    return {"fmax": fmax, "utilization": util}
+    return {"fmax": fmax, "utilization": util,
+            "critical_paths": [_path_summary(p) for p in data.get("critical_paths", [])
+                               if p.get("path")]}
+
+
+def _path_summary(path: dict[str, Any]) -> dict[str, Any]:
+    """One critical path of the report: its end cells and its delay (ns) split by step
+    type (``clk-to-q``, ``logic``, ``routing``, ``setup``)."""
+    steps = path["path"]
+    by_type: dict[str, float] = {}
+    for st in steps:
+        by_type[st["type"]] = by_type.get(st["type"], 0.0) + float(st["delay"])
+    return {"from": path.get("from"), "to": path.get("to"),
+            "start_cell": steps[0]["from"]["cell"], "end_cell": steps[-1]["to"]["cell"],
+            "delay_ns": round(sum(by_type.values()), 3),
+            "ns_by_type": {k: round(v, 3) for k, v in sorted(by_type.items())}}
 
 
 _FMAX_RE = re.compile(r"Max frequency for clock\s+'([^']+)':\s+([0-9.]+) MHz")
@@ -154,7 +169,7 @@ def run_nextpnr(family: str, netlist: str, workdir: str | Path, args: Sequence[s
         raise ToolError(f"nextpnr for {family} could not be started ({cmd[0]}: "
                         f"{e.strerror or e}): {install_hint(family)}") from None
     seconds = time.perf_counter() - t0
-    parsed: dict[str, Any] = {"fmax": {}, "utilization": {}}
+    parsed: dict[str, Any] = {"fmax": {}, "utilization": {}, "critical_paths": []}
     if proc.returncode == 0 and (workdir / report).is_file():
         parsed = parse_report((workdir / report).read_text())
     run = PnrRun(command=cmd, returncode=proc.returncode, workdir=workdir, log_name=log,

@@ -297,6 +297,7 @@ def _pnr_one(family: str, name: str, d: dict[str, Any], devices: Sequence[Device
             return {"device": dev.name, "fmax_mhz": clocks[clk]["achieved_mhz"],
                     "clock": clk, "target_mhz": freq, "clocks": clocks,
                     "utilization": run.report["utilization"],
+                    "critical_paths": run.report["critical_paths"],
                     "nextpnr_args": ["--json", "netlist.json", *args],
                     "seconds": round(run.seconds, 2)}
         why = " | ".join(run.error_lines())[-300:]
@@ -460,6 +461,10 @@ def fpga_markdown(report: dict[str, Any]) -> str:
             util = ", ".join(f"{b} {u['used']:,}/{u['available']:,}"
                              for b, u in p["utilization"].items())
             lines.append(f"- {name} on {p['device']}: {util} ({p['seconds']} s)")
+            for cp in p.get("critical_paths", [])[:1]:
+                split = ", ".join(f"{k} {v:.2f}" for k, v in cp["ns_by_type"].items())
+                lines.append(f"  critical path {cp['delay_ns']:.2f} ns ({split}): "
+                             f"{cp['start_cell']} -> {cp['end_cell']}")
     else:
         lines += ["", f"P&R: {report['pnr']['not_run']}."]
     if "memory" in report:

@@ -87,7 +87,15 @@ def test_demand_and_device_choice():
 # ---- nextpnr output ------------------------------------------------------------------------
 
 REPORT_0111 = """{
- "critical_paths": [],
+ "critical_paths": [{"from": "posedge clk", "to": "posedge clk", "path": [
+   {"delay": 0.525, "from": {"cell": "acc0_FF_Q", "loc": [37, 2], "port": "Q"},
+    "to": {"cell": "acc0_FF_Q", "loc": [37, 2], "port": "Q"}, "type": "clk-to-q"},
+   {"delay": 0.75, "from": {"cell": "acc0_FF_Q", "loc": [37, 2], "port": "Q"},
+    "to": {"cell": "add_CCU2C", "loc": [38, 2], "port": "A0"}, "type": "routing"},
+   {"delay": 1.25, "from": {"cell": "add_CCU2C", "loc": [38, 2], "port": "A0"},
+    "to": {"cell": "add_CCU2C", "loc": [38, 2], "port": "S1"}, "type": "logic"},
+   {"delay": 0, "from": {"cell": "acc0_FF_Q_15", "loc": [39, 2], "port": "DI"},
+    "to": {"cell": "acc0_FF_Q_15", "loc": [39, 2], "port": "DI"}, "type": "setup"}]}],
  "fmax": {"clk": {"achieved": 69.4975357055664, "constraint": 100}},
  "utilization": {"MULT18X18D": {"available": 28, "used": 16},
    "TRELLIS_COMB": {"available": 24288, "used": 2526},
@@ -105,6 +113,10 @@ def test_nextpnr_report_and_log():
     assert r["fmax"] == {"clk": {"achieved_mhz": 69.5, "constraint_mhz": 100.0}}
     assert r["utilization"] == {"MULT18X18D": {"used": 16, "available": 28},
                                 "TRELLIS_COMB": {"used": 2526, "available": 24288}}
+    assert r["critical_paths"] == [{
+        "from": "posedge clk", "to": "posedge clk", "start_cell": "acc0_FF_Q",
+        "end_cell": "acc0_FF_Q_15", "delay_ns": 2.525,
+        "ns_by_type": {"clk-to-q": 0.525, "logic": 1.25, "routing": 0.75, "setup": 0.0}}]
     assert NP.parse_log_fmax(LOG_0111) == {"clk": 69.5}      # the line after routing
 
 
