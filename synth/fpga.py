@@ -421,8 +421,8 @@ def run_fpga(cfg, target: str, *, device: str | None = None, freq_mhz: float | N
 
 _NO_PNR = {
     "xilinx": "no open P&R for Xilinx 7-series: resources only",
-    "gowin": "no P&R: nextpnr-himbaechel-gowin needs every port pinned in a CST file, which "
-             "insitugen does not write: resources only",
+    "gowin": "not run, nextpnr-himbaechel-gowin needs every port pinned in a CST file, "
+             "which insitugen does not write: resources only",
 }
 
 
