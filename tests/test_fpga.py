@@ -261,3 +261,19 @@ def test_sweep_target_is_in_the_cache_key(tmp_path):
     res = run_sweep(space, cache_dir=tmp_path, progress=False, target="ecp5",
                     log=lambda s: None)
     assert res.n_invalid == 1 and "target='ecp5'" in res.evaluator
+
+
+def test_flow_synth_step_on_an_fpga_target(tmp_path, capsys):
+    """`insitugen flow --target gowin`'s synthesis step: the FPGA report as synth.json /
+    synth.md, its summary lines, and no ASIC report for the ASIC-only plots."""
+    from flows.flow import _flow_synth
+    from flows.flow_plots import _no_report
+
+    summary, report = _flow_synth(RECOMB, tmp_path, None, "gowin")
+    assert report is None and summary["target"] == "gowin"
+    saved = json.loads((tmp_path / "synth.json").read_text())
+    assert saved["target"] == "gowin" and "CST" in saved["pnr"]["not_run"]
+    assert "| recombination |" in (tmp_path / "synth.md").read_text()
+    out = capsys.readouterr().out
+    assert "synth_gowin" in out and "LUT " in out and "CST" in out
+    assert "--target gowin" in _no_report({"synth": summary})
