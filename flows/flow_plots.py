@@ -58,10 +58,16 @@ def _note(ax, text: str) -> None:
     ax.set_yticks([])
 
 
+def _no_report(flow: Mapping[str, Any]) -> str:
+    target = flow.get("synth", {}).get("target")
+    return (f"ASIC area only: this run synthesized for --target {target} (see synth.md)"
+            if target else "no synthesis in this run (--no-synth)")
+
+
 def plot_area_by_design(flow: Mapping[str, Any], report: Mapping[str, Any] | None, ax) -> None:
     ax.set_title("Logic area by design and cell class (PDK-free, memories excluded)")
     if not report:
-        _note(ax, "no synthesis in this run (--no-synth)")
+        _note(ax, _no_report(flow))
         return
     designs = report["designs"]
     names = list(designs)
@@ -106,7 +112,7 @@ def plot_memory_saved_vs_logic_added(flow: Mapping[str, Any],
     ax.set_title("Memory area saved vs logic area added")
     mem = (report or {}).get("memory") or {}
     if "memory_saved_um2" not in mem:
-        _note(ax, "no synthesis in this run (--no-synth)" if not report
+        _note(ax, _no_report(flow) if not report
               else "this block stores no weights (generator configs only)")
         return
     added = mem["logic_added_um2"]

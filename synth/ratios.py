@@ -7,19 +7,25 @@ from typing import Any, Callable
 
 from insitugen.config import GeneratorConfig, RecombinationConfig
 
-__all__ = ["ratio", "recombination_ratios", "generator_ratios", "memory_area",
+__all__ = ["ratio", "AREA_MEASURES", "recombination_ratios", "generator_ratios", "memory_area",
            "SRAM_UM2_PER_BIT", "NAND2_UM2"]
 
 
-def ratio(designs, num: Callable[[str], float], den: Callable[[str], float]) -> dict[str, float]:
-    """The ratio for each area measure present (PDK-free GE, liberty GE)."""
+#: The area measures of an ASIC report: (ratio key, design section, field).
+AREA_MEASURES = (("pdk_free", "pdk_free", "nand2_eq"), ("liberty", "liberty", "ge"))
+
+
+def ratio(designs, num: Callable[[str], float], den: Callable[[str], float], *,
+          measures=AREA_MEASURES) -> dict[str, float]:
+    """The ratio for each measure present (by default the area measures: PDK-free GE,
+    liberty GE; an FPGA report passes its resource counts)."""
     out = {}
-    for key, mode in (("nand2_eq", "pdk_free"), ("ge", "liberty")):
+    for name, mode, key in measures:
         if all(mode in d for d in designs.values()):
             def area(n, key=key, mode=mode):
                 return designs[n][mode][key]
             d = den(area)
-            out[mode] = round(num(area) / d, 4) if d else None
+            out[name] = round(num(area) / d, 4) if d else None
     return out
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from insitugen.files import atomic_write_text
 
-__all__ = ["write_report_json", "report_markdown"]
+__all__ = ["write_report_json", "report_markdown", "ratio_table", "fmt"]
 
 
 def write_report_json(report: dict[str, Any], path) -> Path:
@@ -26,13 +26,35 @@ def _fmt(v, digits=1) -> str:
     return f"{v:,}" if isinstance(v, int) else str(v)
 
 
+#: A figure of a report table (thousands separated, ``-`` for none), for other renderers.
+fmt = _fmt
+
+
+def ratio_table(ratios: dict[str, Any], columns) -> list[str]:
+    """The ratio table of a report: one column per ``(key, heading)`` of ``columns``
+    (ASIC: the area measures; FPGA: the resources), then the definition."""
+    keys = [k for k, _ in columns]
+    lines = ["| ratio | " + " | ".join(h for _, h in columns) + " | definition |",
+             "|" + "---|" * (len(columns) + 2)]
+    for name, r in ratios.items():
+        if any(k in r for k in keys):
+            vals = [_fmt(r.get(k), 4) for k in keys]
+        elif "value" in r:
+            vals = [_fmt(r["value"], 4)] + [""] * (len(keys) - 1)
+        else:
+            vals = [", ".join(f"{k} = {_fmt(v, 4)}" for k, v in r.items()
+                              if k != "definition")] + [""] * (len(keys) - 1)
+        lines.append(f"| {name} | " + " | ".join(vals) + f" | {r['definition']} |")
+    return lines
+
+
 def report_markdown(report: dict[str, Any]) -> str:
     """The report as Markdown: one table of designs, one of ratios, tools and options."""
     lib = report.get("liberty")
     lines = [f"# insitugen synthesis: {report['block']} (config {report['config_digest']})", ""]
     head = ["design", "NAND2-eq (PDK-free)", "flops", "depth", "memory bits"]
     if lib:
-        head += ["um^2", "GE", "delay est. (ns)", "options (liberty)"]
+        head += ["um^2", "GE", "delay estimate (ns)", "options (liberty)"]
     else:
         head += ["options"]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -47,16 +69,8 @@ def report_markdown(report: dict[str, Any]) -> str:
         else:
             row += [" ".join(pf["options"]) or "(none)"]
         lines.append("| " + " | ".join(row) + " |")
-    lines += ["", "| ratio | PDK-free | liberty | definition |", "|---|---|---|---|"]
-    for name, r in report["ratios"].items():
-        if "pdk_free" in r or "liberty" in r:
-            lines.append(f"| {name} | {_fmt(r.get('pdk_free'), 4)} | {_fmt(r.get('liberty'), 4)} "
-                         f"| {r['definition']} |")
-        elif "value" in r:
-            lines.append(f"| {name} | {_fmt(r['value'], 4)} | | {r['definition']} |")
-        else:
-            vals = ", ".join(f"{k} = {_fmt(v, 4)}" for k, v in r.items() if k != "definition")
-            lines.append(f"| {name} | {vals} | | {r['definition']} |")
+    lines += [""] + ratio_table(report["ratios"], (("pdk_free", "PDK-free"),
+                                                   ("liberty", "liberty")))
     if "memory" in report:
         m = report["memory"]
         lines += ["", f"Memory: codes {m['code_bits']:,} bits, full weights "

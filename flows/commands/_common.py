@@ -65,3 +65,36 @@ def add_sim_args(p: argparse.ArgumentParser) -> None:
                         "folder's sim.log)")
     p.add_argument("--build-dir", help="simulator build folder (default: a cache folder per "
                                        "config under $INSITUGEN_CACHE or ~/.cache/insitugen)")
+
+
+def add_target_args(p: argparse.ArgumentParser) -> None:
+    """``--target`` / ``--device`` / ``--freq`` of the commands that synthesize."""
+    p.add_argument("--target", choices=LazyChoices("synth.fpga", "TARGETS"), default="asic",
+                   metavar="TARGET",
+                   help="asic (Yosys area, delay estimate) or an FPGA: resources, and nextpnr "
+                        "place-and-route Fmax on ecp5/ice40; %(choices)s (default: %(default)s)")
+    p.add_argument("--device", help="FPGA device for place and route (default: the smallest "
+                                    "that fits), e.g. 25k/45k/85k (ecp5), hx1k/up5k/hx8k (ice40)")
+    p.add_argument("--freq", type=float, help="target frequency in MHz given to nextpnr "
+                                              "(default: 200 on ecp5, 100 on ice40)")
+
+
+def check_target_args(args: argparse.Namespace) -> None:
+    """One line for options that do not go with the target (before any work), and the
+    FPGA target's tools (Yosys is checked by the command)."""
+    if args.target == "asic":
+        for opt in ("device", "freq"):
+            if getattr(args, opt, None) is not None:
+                raise ConfigError(f"--{opt} is for an FPGA --target (ecp5, ice40), not asic")
+        return
+    if getattr(args, "liberty", None):
+        raise ConfigError(f"--liberty is for --target asic, not {args.target}")
+    if args.freq is not None and not args.freq > 0:
+        raise ConfigError(f"--freq must be a frequency in MHz > 0, not {args.freq}")
+    from synth.fpga import PNR_FAMILIES
+    if args.target in PNR_FAMILIES:
+        from eda.nextpnr import nextpnr_command
+        nextpnr_command(args.target)         # a missing nextpnr: one line naming the package
+    elif args.device is not None or args.freq is not None:
+        raise ConfigError(f"--device and --freq need a target with place and route "
+                          f"({', '.join(PNR_FAMILIES)}), not {args.target}")

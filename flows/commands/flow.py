@@ -8,7 +8,7 @@ from pathlib import Path
 
 from synth.liberty import resolve_liberty
 
-from ._common import add_simulator_arg, config_or_default
+from ._common import add_simulator_arg, add_target_args, check_target_args, config_or_default
 from ._preflight import require_simulator, require_yosys
 
 HELP = ("verilog + sim + synth on one config, one short report (built-in default config "
@@ -25,6 +25,7 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--liberty", help="Liberty file for area in um^2, or 'ihp' for the "
                                      "shipped IHP SG13G2 library")
     p.add_argument("--no-synth", action="store_true", help="skip the synthesis step")
+    add_target_args(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,9 +34,12 @@ def run(args: argparse.Namespace) -> int:
     # every input and tool before the first step: the config, the liberty, the simulator,
     # Yosys and the output folder (a bad one would otherwise fail after the simulation)
     cfg = config_or_default(args.config)
+    if not args.no_synth:
+        check_target_args(args)
     args.liberty = str(resolve_liberty(args.liberty)) if args.liberty else None
     require_simulator(args.simulator)
     if not args.no_synth:
         require_yosys()
     return run_flow(cfg, out_dir=Path(args.out_dir), simulator=args.simulator, seed=args.seed,
-                    liberty=args.liberty, skip_synth=args.no_synth)
+                    liberty=args.liberty, skip_synth=args.no_synth, target=args.target,
+                    device=args.device, freq_mhz=args.freq)

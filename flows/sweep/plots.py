@@ -213,6 +213,9 @@ def plot_memory_saved_vs_logic_added(rows: Rows, fig: Figure, ax) -> None:
 def plot_fmax_vs_lanes(rows: Rows, fig: Figure, ax) -> None:
     key, label = "fmax_mhz", "estimated Fmax [MHz]"
     data = _usable(rows, "lanes", "engine_bits", key)
+    sources = {r.get("fmax_source") for r in data if r.get("fmax_source")}
+    if sources:                                 # an FPGA sweep: nextpnr after P&R
+        label = f"P&R Fmax [MHz], {', '.join(sorted(sources))}"
     if not data:
         key, label = "depth", "logic depth of the generator [cells] (no delay estimate)"
         data = _usable(rows, "lanes", "engine_bits", key)

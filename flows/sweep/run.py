@@ -113,7 +113,8 @@ def _finisher(rows: list[dict[str, Any]], result: SweepResult, cache_dir: Path,
 def run_sweep(space: SweepSpace, *, evaluate: Evaluator | None = None,
               liberty: str | Path | None = None, jobs: int = 1, scheduler: Any = None,
               cache_dir: str | Path, versions: Mapping[str, str] | None = None,
-              progress: bool = True, log: Callable[[str], None] | None = None) -> SweepResult:
+              progress: bool = True, log: Callable[[str], None] | None = None,
+              target: str = "asic") -> SweepResult:
     """Evaluate every valid point of ``space`` that is not cached; return all rows.
 
     ``evaluate``: ``(cfg, liberty) -> dict`` of flat metrics, picklable when
@@ -124,6 +125,8 @@ def run_sweep(space: SweepSpace, *, evaluate: Evaluator | None = None,
     evaluator, insitugen + Amaranth + liberty hash for an injected one. ``scheduler``: a
     Dask scheduler address (or a ``Cluster`` / ``Client``) to run the points on instead
     of local processes. ``log``: where the one-line notes go (default: stderr).
+    ``target``: ``asic`` or an FPGA target of the default evaluator (part of the cache
+    key: the evaluator's keywords).
     """
     log = log or _stderr
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
@@ -132,8 +135,10 @@ def run_sweep(space: SweepSpace, *, evaluate: Evaluator | None = None,
     liberty = str(Path(liberty).resolve()) if liberty is not None else None
     real = evaluate is None
     if real:
-        evaluate = (functools.partial(evaluate_point, option_sets=space.option_sets)
-                    if space.option_sets is not None else evaluate_point)
+        kw: dict[str, Any] = {} if target == "asic" else {"target": target}
+        if space.option_sets is not None:
+            kw["option_sets"] = space.option_sets
+        evaluate = functools.partial(evaluate_point, **kw) if kw else evaluate_point
     if versions is None:
         versions = cache_versions(liberty, yosys=real)
     cache_dir = Path(cache_dir)
