@@ -47,9 +47,10 @@ Recombination (``cfg.recombination``):
 
 * ``"fused"``: per lane one accumulator per sum (``W``; in the w1 order also
   ``W1``); each step adds ``product << shift`` (shift = sum of the slice offsets of
-  the step's pair, chosen among the distinct shifts by signals shared by all lanes).
-  Accumulator width: ``insitugen.widths.sum_abs_bound`` over all terms (holds
-  every prefix sum).
+  the step's pair, chosen among the distinct shifts by signals shared by all lanes:
+  an AND-OR of the shifted products, 0 in a step that adds nothing, so the register
+  needs a hold only for the stall). Accumulator width:
+  ``insitugen.widths.sum_abs_bound`` over all terms (holds every prefix sum).
 * ``"separate"``: per lane one partial accumulator per slice pair, summing that
   pair's products over the sum's terms (vb: ``Bo*Bi``; w1 level 1: ``Bi``, level 2:
   ``Bo``); the value is the shift-add tree (:func:`hdl.arith.shift_add_levels`) of
@@ -62,6 +63,16 @@ Register stages (``cfg.pipeline_stages``, :attr:`Schedule.register_stages`):
   V slice; w1: the ``K`` B codes, the U window, the V code) are registered after
   their memory-side selection, so a lane's path starts at a register: at most a 2:1
   window choice, the multiplier, the shift choice and the accumulator adder.
+
+With level 1 on, the selected slices travel in sign-magnitude (``|v| = 2*mu + 1``
+and a sign; one XOR per bit before the register), and a lane multiplies the two
+``s - 1``-bit magnitudes (``F = 2*mu_a*mu_x + mu_a + mu_x``, ``|a*x| = 2F + 1``)
+and applies the sign by XOR (``-(2F + 1) = ~(2F)``): no Booth recoding and no
+negation carry in front of the accumulator adder (the shared V*B multipliers are
+built the same way). The accumulate stage's add control (one flag per distinct
+shift, and the clear) is decoded from the stage before it and registered with it
+(:func:`acc_add_layout`), and the memory data stage takes the round's tap offset
+``rt`` one-hot, so the B tap of each residue is an AND-OR of a register.
 * 2 (not the w1 order, which feeds W1 back into its multiplier): each lane's
   product is registered too, splitting multiplier and accumulator adder.
 * Every stage adds one cycle of latency and none of throughput; both levels off has
@@ -69,7 +80,8 @@ Register stages (``cfg.pipeline_stages``, :attr:`Schedule.register_stages`):
 
 Nothing is ever truncated before the final value, whose exact range is
 ``cfg.w1_range`` / ``cfg.acc_range``. Multiplier inputs are ``(s+1)``-bit
-signed, products ``(2s+2)``-bit signed. With every slice count 1 both forms
+signed (odd values: ``s`` bits plus the constant LSB), products at most
+``(2s+2)``-bit signed. With every slice count 1 both forms
 are the same single-MAC datapath.
 
 Memories (one write port each, synchronous read; ``memory_bits`` gives bits). Each
@@ -198,22 +210,24 @@ def _ceil_div(a: int, b: int) -> int:
 
 
 def _fused_accumulator(m: Module, name: str, pairs, a_op: W.SlicedOperand,
-                       x_op: W.SlicedOperand, terms: int, prod, shifts, enable, first):
+                       x_op: W.SlicedOperand, terms: int, prod, shifts, clear, hold):
     """A lane accumulator of the ``fused`` form: adds ``prod << shift`` of the step's slice
-    pair (``pairs[k] = (a slice, x slice, shift)``) when ``enable``, restarting on
-    ``first``. ``shifts``: ``(shift, condition)`` per distinct shift, the conditions shared
-    by every lane (one mux input per distinct shift, not per pair). Its width holds every
-    prefix sum of ``terms`` such sums (:func:`insitugen.widths.sum_abs_bound`)."""
+    pair (``pairs[k] = (a slice, x slice, shift)``), restarting from 0 on ``clear``, and
+    holds while ``hold`` (the pipeline stall). ``shifts``: ``(shift, condition)`` per
+    distinct shift, the conditions shared by every lane and set only in a step that adds
+    (:func:`_shift_conditions`): the term is an AND-OR of the shifted products, 0 when no
+    condition is set. Its width holds every prefix sum of ``terms`` such sums
+    (:func:`insitugen.widths.sum_abs_bound`)."""
     bound = W.sum_abs_bound([(W.product_range(a_op.ranges[ja], x_op.ranges[jx]), sh)
                              for ja, jx, sh in pairs] * terms)
     acc = Signal(signed(W.signed_bits(-bound, bound)), name=name)
     term = Signal.like(acc, name=f"{name}_term")
-    value = prod.shift_left(shifts[-1][0])
-    for sh, cond in reversed(shifts[:-1]):
-        value = Mux(cond, prod.shift_left(sh), value)
+    value = Const(0, signed(1))
+    for sh, cond in shifts:
+        value = value | Mux(cond, prod.shift_left(sh), 0)
     m.d.comb += term.eq(value)
-    with m.If(enable):
-        m.d.sync += acc.eq(Mux(first, 0, acc) + term)
+    with m.If(~hold):
+        m.d.sync += acc.eq(Mux(clear, 0, acc) + term)
     return acc
 
 
@@ -832,13 +846,15 @@ def _datapath_form(sched: Schedule) -> str:
 def operand_signature(cfg: GeneratorConfig) -> wiring.Signature:
     """What :class:`SharedOperands` hands the lanes (its direction), per datapath form. Odd
     operands travel without their constant LSB (``odd_*``: the bits above it), so each lane
-    puts the constant back where its multiplier sees it."""
+    puts the constant back where its multiplier sees it; those of the ``ux`` form travel in
+    sign-magnitude (``sm_*``, :func:`_sm_from_odd`), so a lane multiplies two small
+    magnitudes and applies the sign (:func:`_sm_product`)."""
     sched = Schedule(cfg)
     form = _datapath_form(sched)
     s, K, NB = cfg.engine_bits, cfg.K, sched.window_channels
     if form == "ux":
-        return wiring.Signature({"odd_x": Out(data.ArrayLayout(unsigned(s), K)),
-                                 "odd_u": Out(data.ArrayLayout(unsigned(s), NB)),
+        return wiring.Signature({"sm_x": Out(data.ArrayLayout(unsigned(s), K)),
+                                 "sm_u": Out(data.ArrayLayout(unsigned(s), NB)),
                                  "carry": Out(K)})
     if form == "w1":
         return wiring.Signature({"bcode": Out(data.ArrayLayout(unsigned(cfg.qb), K)),
@@ -848,6 +864,12 @@ def operand_signature(cfg: GeneratorConfig) -> wiring.Signature:
     if form == "vb_off1":
         members["odd_v"] = Out(s)
     return wiring.Signature(members)
+
+
+def _rt_one_hot(cfg: GeneratorConfig) -> bool:
+    """The memory data stage takes the round's tap offset ``rt`` one-hot
+    (:class:`ControlPipeline` ``mem_rt_is``): level 1 on and ``rt`` not constant."""
+    return cfg.level1 and not _rt_const(cfg)
 
 
 def _rt_const(cfg: GeneratorConfig) -> bool:
@@ -902,15 +924,48 @@ def _pair_conditions(m: Module, kp, npairs: int):
     return kp_is
 
 
-def _shift_conditions(m: Module, pairs, kp_is, name: str):
-    """Per distinct shift of ``pairs``, a shared 'the step's shift is this' signal."""
-    by_shift = {}
+def _one_sum(cfg: GeneratorConfig, sched: Schedule):
+    """The sum of each lane of :class:`OneSumLanes`: ``(slice pairs, a operand, x operand,
+    terms)`` (``U x VB`` or ``U x B`` with level 1 on, else ``V x B``)."""
+    if cfg.level1:
+        x_op = cfg.vb_operand if sched.order == "vb" else cfg.b_operand
+        return sched.pairs_level1, cfg.u_operand, x_op, sched.o_loop * cfg.Bi
+    return sched.pairs_level2, cfg.v_operand, cfg.b_operand, cfg.Bo
+
+
+def _shift_classes(pairs) -> list[tuple[int, list[int]]]:
+    """``(shift, the slice pairs k of that shift)`` per distinct shift of ``pairs``, in
+    shift order."""
+    by_shift: dict[int, list[int]] = {}
     for k, (_, _, sh) in enumerate(pairs):
         by_shift.setdefault(sh, []).append(k)
+    return sorted(by_shift.items())
+
+
+def _registered_adds(cfg: GeneratorConfig) -> bool:
+    """The lanes' fused accumulators take their add control registered
+    (:func:`acc_add_layout`): the one-sum forms with ``fused`` recombination."""
+    return (_datapath_form(Schedule(cfg)) in ("ux", "vb_off1")
+            and cfg.recombination == "fused")
+
+
+def acc_add_layout(cfg: GeneratorConfig) -> data.StructLayout:
+    """The add control of the accumulate stage, decoded from its step and registered with
+    it (:class:`ControlPipeline`), so a lane's adder sees flops, not decoders: ``shift_is``
+    (one bit per distinct shift of the lane sum, :func:`_shift_classes`: the step is valid
+    and its slice pair has that shift) and ``clear`` (the step is valid and restarts the
+    sum)."""
+    pairs = _one_sum(cfg, Schedule(cfg))[0]
+    return data.StructLayout({"shift_is": max(1, len(_shift_classes(pairs))), "clear": 1})
+
+
+def _shift_conditions(m: Module, pairs, kp_is, name: str, active):
+    """Per distinct shift of ``pairs``, a shared 'the step's shift is this and the step is
+    one of the sum's (``active``)' signal: none is set in a step that must not add."""
     out = []
-    for sh, ks in sorted(by_shift.items()):
+    for sh, ks in _shift_classes(pairs):
         cond = Signal(name=f"{name}_sh{sh}")
-        m.d.comb += cond.eq(Cat(*[kp_is[k] for k in ks]).any())
+        m.d.comb += cond.eq(Cat(*[kp_is[k] for k in ks]).any() & active)
         out.append((sh, cond))
     return out
 
@@ -928,16 +983,57 @@ def _lane_product(m: Module, lane: int, a, x, s: int, product_stage: bool, stall
     return _odd(reg)
 
 
+def _sm_from_odd(bits):
+    """The sign-magnitude form of the odd value ``v = _odd(bits)`` (``s = len(bits)``, ``v``
+    in ``[-(2^s - 1), 2^s - 1]``): ``Cat(mu, sign)`` with ``|v| = 2*mu + 1`` (``mu``:
+    ``s - 1`` bits). Since ``-v = ~(v - 1)`` for odd ``v``, ``mu`` is the bits below the
+    sign, each XOR the sign: one XOR per bit, done before the operand register."""
+    sign = bits[-1]
+    return Cat(bits[:-1] ^ sign.replicate(len(bits) - 1), sign)
+
+
+def _sm_odd_product(m: Module, name: str, a, x):
+    """The product of two sign-magnitude odd values (:func:`_sm_from_odd`; ``a``: ``sa``
+    bits, ``x``: ``sx`` bits), as the bits above its constant LSB (``_odd`` of the result
+    is the signed product, ``sa + sx + 1`` bits). With ``|a| = 2*mu_a + 1``, ``|x| =
+    2*mu_x + 1``: ``|a*x| = 2*F + 1``, ``F = 2*mu_a*mu_x + mu_a + mu_x`` (a product of the
+    two magnitudes, ``sa + sx - 1`` bits), and ``-(2F + 1) = ~(2F)``, so the product is
+    ``Cat(1, F ^ sign, sign)``: no Booth recoding and no negation carry."""
+    sa, sx = len(a), len(x)
+    mu_a, mu_x = a[:sa - 1], x[:sx - 1]
+    sign = Signal(name=f"{name}_sign")
+    mag = Signal(sa + sx - 1, name=f"{name}_mag")
+    m.d.comb += [sign.eq(a[sa - 1] ^ x[sx - 1]),
+                 mag.eq(((mu_a * mu_x) << 1) + mu_a + mu_x)]
+    return Cat(mag ^ sign.replicate(len(mag)), sign)
+
+
+def _sm_product(m: Module, lane: int, a, x, s: int, product_stage: bool, stall):
+    """The lane's product of two sign-magnitude odd operands (``s`` bits each,
+    :func:`_sm_odd_product`), registered when the product stage is present (its register
+    holds the ``2s`` bits above the constant LSB)."""
+    upper = _sm_odd_product(m, f"p{lane}", a, x)
+    if product_stage:
+        reg = Signal(2 * s, name=f"prod_r_{lane}")
+        m.d.sync += reg.eq(Mux(stall, reg, upper))
+        upper = reg
+    prod = Signal(signed(2 * s + 1), name=f"prod_{lane}")
+    m.d.comb += prod.eq(_odd(upper))
+    return prod
+
+
 def _lane_sum(m: Module, fused: bool, name: str, pairs, a_op, x_op, terms: int, out_bits: int,
-              prod, shifts, kp_is, enable, first):
+              prod, shifts, kp_is, active, stall, first, clear=None):
     """The lane's exact sum of ``terms`` sliced products, as a signed ``out_bits`` value: a
-    fused accumulator or separate partials with their shift-add tree."""
+    fused accumulator or separate partials with their shift-add tree. It adds in steps
+    that are ``active`` (valid, of this sum) and not stalled; ``clear`` (fused: ``first &
+    active`` unless given) restarts it."""
     if fused:
         acc = _fused_accumulator(m, f"{name}_acc", pairs, a_op, x_op, terms, prod, shifts,
-                                 enable, first)
+                                 clear=first & active if clear is None else clear, hold=stall)
         return acc[:out_bits].as_signed()
-    return _separate_recombination(m, name, a_op, x_op, terms, out_bits, prod, kp_is, enable,
-                                   first)
+    return _separate_recombination(m, name, a_op, x_op, terms, out_bits, prod, kp_is,
+                                   active & ~stall, first)
 
 
 class ControlPipeline(wiring.Component):
@@ -946,14 +1042,21 @@ class ControlPipeline(wiring.Component):
     Fields that are constant in the config's form stay constants (no register).
 
     ``mem``, ``mul``, ``acc``: the control of the memory data, lane multiply and accumulate
-    stages; ``in_flight``: a step is in a stage after stage 0."""
+    stages; ``in_flight``: a step is in a stage after stage 0; ``acc_add`` (where
+    :func:`_registered_adds`): the accumulate stage's add control (:func:`acc_add_layout`),
+    decoded from the stage before it and registered alongside it."""
 
     def __init__(self, cfg: GeneratorConfig):
         self._cfg = cfg
         self._schedule = Schedule(cfg)
         layout = step_layout(cfg)
-        super().__init__({"step": In(layout), "stall": In(1), "mem": Out(layout),
-                          "mul": Out(layout), "acc": Out(layout), "in_flight": Out(1)})
+        members = {"step": In(layout), "stall": In(1), "mem": Out(layout),
+                   "mul": Out(layout), "acc": Out(layout), "in_flight": Out(1)}
+        if _registered_adds(cfg):
+            members["acc_add"] = Out(acc_add_layout(cfg))
+        if _rt_one_hot(cfg):
+            members["mem_rt_is"] = Out(cfg.K)
+        super().__init__(members)
 
     def elaborate(self, platform):
         m = Module()
@@ -985,6 +1088,20 @@ class ControlPipeline(wiring.Component):
                           (self.acc, stages[-1])):
             m.d.comb += [getattr(port, key).eq(sig) for key, sig in ctl.items()]
         m.d.comb += self.in_flight.eq(Cat(*[c["valid"] for c in stages[1:]]).any())
+        if _rt_one_hot(cfg):
+            rt_is = Signal(cfg.K, name="s1_rt_is")
+            m.d.sync += rt_is.eq(Mux(self.stall, rt_is,
+                                     Cat(*[step.rt == r for r in range(cfg.K)])))
+            m.d.comb += self.mem_rt_is.eq(rt_is)
+        if _registered_adds(cfg):
+            pre = stages[-2]
+            pairs = _one_sum(cfg, sched)[0]
+            decoded = [pre["valid"] & Cat(*[pre["kp"] == k for k in ks]).any()
+                       for _, ks in _shift_classes(pairs)] or [Const(0, 1)]
+            nxt = Cat(Cat(*decoded), pre["valid"] & pre["first"])
+            add = Signal(len(nxt), name="acc_add_r")
+            m.d.sync += add.eq(Mux(self.stall, add, nxt))
+            m.d.comb += self.acc_add.as_value().eq(add)
         return m
 
 
@@ -1000,6 +1117,8 @@ class SharedOperands(wiring.Component):
         self._schedule = Schedule(cfg)
         members = {"ctl": In(step_layout(cfg)), "stall": In(1),
                    "b_word": In(_word_bits(cfg, "B"))}
+        if _rt_one_hot(cfg):
+            members["rt_is"] = In(cfg.K)
         if cfg.level1:
             members["u_words"] = In(data.ArrayLayout(unsigned(_word_bits(cfg, "U")), 2))
         if cfg.level2:
@@ -1019,18 +1138,24 @@ class SharedOperands(wiring.Component):
 
     def _residues(self, m):
         """Per tap residue ``a``: the B code of the lane's tap and the window carry."""
-        cfg, ctl, K = self._cfg, self.ctl, self._cfg.K
+        cfg, K = self._cfg, self._cfg.K
         res_code, res_carry = [], []
         for a in range(K):
             if _rt_const(cfg):
                 res_carry.append(Const(0, 1))
                 res_code.append(self.b_word.word_select(a, cfg.qb))
                 continue
+            # tap (rt + a) mod K, and whether it wrapped, from the one-hot rt: an AND-OR,
+            # no adder or comparator between the control register and the multiplier
             cond = Signal(name=f"carry_{a}")
             code_a = Signal(cfg.qb, name=f"bcode_{a}")
-            t_a = Mux(cond, ctl.rt + a - K, ctl.rt + a)
-            m.d.comb += [cond.eq((ctl.rt >= K - a) if a else 0),
-                         code_a.eq(self.b_word.word_select(t_a[:W.bits_for_count(K)], cfg.qb))]
+            code = Const(0, cfg.qb)
+            for r in range(K):
+                code = code | Mux(self.rt_is[r], self.b_word.word_select((r + a) % K, cfg.qb),
+                                  0)
+            m.d.comb += [cond.eq(Cat(*[self.rt_is[r] for r in range(K - a, K)]).any()
+                                 if a else 0),
+                         code_a.eq(code)]
             res_carry.append(cond)
             res_code.append(code_a)
         carry = Cat(*[c if isinstance(c, Const) else self._stage_reg(m, c, f"carry_m_{a}")
@@ -1075,11 +1200,13 @@ class SharedOperands(wiring.Component):
             for a in range(cfg.K):
                 sl = operand_slices(x_codes[a], x_op)
                 xsel = _select(m, kp, [sl[jx] for _, jx, _ in pairs1], mul_shape, f"xsel_c_{a}")
-                m.d.comb += ops.odd_x[a].eq(self._stage_reg(m, xsel[1:], f"xsel_{a}"))
+                m.d.comb += ops.sm_x[a].eq(self._stage_reg(m, _sm_from_odd(xsel[1:]),
+                                                           f"xsel_{a}"))
             for d in range(sched.window_channels):
                 sl = operand_slices(win.word_select(d, cfg.qu), cfg.u_operand)
                 usel = _select(m, kp, [sl[ju] for ju, _, _ in pairs1], mul_shape, f"usel_c_{d}")
-                m.d.comb += ops.odd_u[d].eq(self._stage_reg(m, usel[1:], f"usel_{d}"))
+                m.d.comb += ops.sm_u[d].eq(self._stage_reg(m, _sm_from_odd(usel[1:]),
+                                                           f"usel_{d}"))
         return m
 
     def _vb_code(self, m, a, bcode):
@@ -1087,7 +1214,9 @@ class SharedOperands(wiring.Component):
         ``vb_bits``-bit odd code (the inverse of ``odd_from_code``: free wiring)."""
         cfg = self._cfg
         vbp = Signal(signed(cfg.qv + cfg.qb + 2), name=f"vb_{a}")
-        m.d.comb += vbp.eq(odd_from_code(self.v_word, cfg.qv) * odd_from_code(bcode, cfg.qb))
+        v_sm = _sm_from_odd(odd_from_code(self.v_word, cfg.qv)[1:])
+        b_sm = _sm_from_odd(odd_from_code(bcode, cfg.qb)[1:])
+        m.d.comb += vbp.eq(_odd(_sm_odd_product(m, f"vb_{a}", v_sm, b_sm)))
         nb_ = cfg.vb_bits
         return Cat(vbp[1:nb_], ~vbp[nb_]) if nb_ > 1 else ~vbp[1]
 
@@ -1113,13 +1242,17 @@ def _lane_ids(cfg: GeneratorConfig, lanes: range | None) -> range:
 class OneSumLanes(wiring.Component):
     """Per lane one multiplier and one exact sum: ``U x VB`` over ``Bo*Bi`` terms (vb
     order), ``U x B`` over ``Bi`` (level 2 off) or ``V x B`` over ``Bo`` (level 1 off),
-    from the shared operands; no lane holds a ``W1``."""
+    from the shared operands; no lane holds a ``W1``. With ``fused`` recombination the
+    accumulators take the registered add control ``acc_add`` (:func:`acc_add_layout`)."""
 
     def __init__(self, cfg: GeneratorConfig, lanes: range | None = None):
         self._cfg = cfg
         self._schedule = Schedule(cfg)
         self._lane_ids = _lane_ids(cfg, lanes)
-        super().__init__(_lanes_signature(cfg, len(self._lane_ids)))
+        members = _lanes_signature(cfg, len(self._lane_ids))
+        if _registered_adds(cfg):
+            members["acc_add"] = In(acc_add_layout(cfg))
+        super().__init__(members)
 
     def _lane_operands(self, m, lane):
         """The lane's multiplier inputs: its window channel's U slice and its residue's x
@@ -1127,10 +1260,10 @@ class OneSumLanes(wiring.Component):
         cfg, ops = self._cfg, self.operands
         sched = self._schedule
         if cfg.level1:
-            u = [_odd(ops.odd_u[d]) for d in range(sched.window_channels)]
             rt_const = _rt_const(cfg)
-            return (_lane_window(lane, u, ops.carry, cfg.K, sched.window_channels, rt_const),
-                    _odd(ops.odd_x[lane % cfg.K]))
+            return (_lane_window(lane, list(ops.sm_u), ops.carry, cfg.K,
+                                 sched.window_channels, rt_const),
+                    ops.sm_x[lane % cfg.K])
         b_sl = operand_slices(ops.b_word.word_select(lane, cfg.qb), cfg.b_operand)
         return _odd(ops.odd_v), _select(m, self.mul.kp,
                                         [b_sl[jw] for _, jw, _ in sched.pairs_level2],
@@ -1139,23 +1272,23 @@ class OneSumLanes(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg, sched = self._cfg, self._schedule
-        if cfg.level1:
-            pairs, terms = sched.pairs_level1, sched.o_loop * cfg.Bi
-            a_op = cfg.u_operand
-            x_op = cfg.vb_operand if sched.order == "vb" else cfg.b_operand
-        else:
-            pairs, a_op, x_op, terms = sched.pairs_level2, cfg.v_operand, cfg.b_operand, cfg.Bo
+        pairs, a_op, x_op, terms = _one_sum(cfg, sched)
         fused = cfg.recombination == "fused"
-        exec_acc = Signal()
-        m.d.comb += exec_acc.eq(self.acc.valid & ~self.stall)
-        kp_is = _pair_conditions(m, self.acc.kp, len(pairs))
-        shifts = _shift_conditions(m, pairs, kp_is, "w") if fused else None
+        active = self.acc.valid
+        if fused:
+            # the registered add control: each shift condition and the clear are flops
+            kp_is, clear = None, self.acc_add.clear
+            shifts = [(sh, self.acc_add.shift_is[k])
+                      for k, (sh, _) in enumerate(_shift_classes(pairs))]
+        else:
+            kp_is, clear, shifts = _pair_conditions(m, self.acc.kp, len(pairs)), None, None
         for idx, lane in enumerate(self._lane_ids):
             a, x = self._lane_operands(m, lane)
-            prod = _lane_product(m, lane, a, x, cfg.engine_bits, sched.register_stages[1],
-                                 self.stall)
+            product = _sm_product if cfg.level1 else _lane_product
+            prod = product(m, lane, a, x, cfg.engine_bits, sched.register_stages[1],
+                           self.stall)
             w_val = _lane_sum(m, fused, f"w_{lane}", pairs, a_op, x_op, terms, cfg.acc_bits,
-                              prod, shifts, kp_is, exec_acc, self.acc.first)
+                              prod, shifts, kp_is, active, self.stall, self.acc.first, clear)
             m.d.comb += self.values[idx].eq(w_val)
         return m
 
@@ -1181,12 +1314,12 @@ class W1Lanes(wiring.Component):
         fused, NB = cfg.recombination == "fused", sched.window_channels
         mul_shape = signed(cfg.engine_bits + 1)
         rt_const = _rt_const(cfg)
-        exec1, exec2 = Signal(), Signal()
-        m.d.comb += [exec1.eq(self.acc.valid & ~self.stall & ~mul.phase2),
-                     exec2.eq(self.acc.valid & ~self.stall & mul.phase2)]
+        active1, active2 = Signal(), Signal()
+        m.d.comb += [active1.eq(self.acc.valid & ~mul.phase2),
+                     active2.eq(self.acc.valid & mul.phase2)]
         kp_is = _pair_conditions(m, self.acc.kp, max(len(pairs1), len(pairs2)))
-        shifts1 = _shift_conditions(m, pairs1, kp_is, "w1") if fused else None
-        shifts2 = _shift_conditions(m, pairs2, kp_is, "w2") if fused else None
+        shifts1 = _shift_conditions(m, pairs1, kp_is, "w1", active1) if fused else None
+        shifts2 = _shift_conditions(m, pairs2, kp_is, "w2", active2) if fused else None
         v_sl = operand_slices(ops.vcode, v_op)
         win_words = [ops.window.word_select(d, cfg.qu) for d in range(NB)]
         for idx, lane in enumerate(self._lane_ids):
@@ -1198,7 +1331,7 @@ class W1Lanes(wiring.Component):
                                   u_op)
             b_sl = operand_slices(ops.bcode[lane % cfg.K], b_op)
             w1_val = _lane_sum(m, fused, f"w1_{lane}", pairs1, u_op, b_op, cfg.Bi, cfg.w1_bits,
-                               prod, shifts1, kp_is, exec1, mul.first)
+                               prod, shifts1, kp_is, active1, self.stall, mul.first)
             w1_sl = operand_slices(w1_val, w1_op)
             for phase, pairs, a_sl, x_sl in ((0, pairs1, u_sl, b_sl), (1, pairs2, v_sl, w1_sl)):
                 with (m.If(~mul.phase2) if phase == 0 else m.Else()):
@@ -1207,7 +1340,7 @@ class W1Lanes(wiring.Component):
                             with (m.Case(k) if k < len(pairs) - 1 else m.Default()):
                                 m.d.comb += [a_in.eq(a_sl[ja]), x_in.eq(x_sl[jx])]
             w_val = _lane_sum(m, fused, f"w_{lane}", pairs2, v_op, w1_op, cfg.Bo, cfg.acc_bits,
-                              prod, shifts2, kp_is, exec2, mul.first)
+                              prod, shifts2, kp_is, active2, self.stall, mul.first)
             m.d.comb += self.values[idx].eq(w_val)
         return m
 
@@ -1286,19 +1419,27 @@ class Generator(wiring.Component):
         names = list(operand_signature(cfg).members)
         feed = {"operands": {n: getattr(shared.operands, n) for n in names},
                 "mul": ctl.mul, "acc": ctl.acc}
+        if _registered_adds(cfg):
+            feed["acc_add"] = ctl.acc_add
         values, in_flight = [], []
         for g in range(groups):
             if g:
+                prev = feed
                 feed = {"operands": {n: _held_register(m, v, stall, f"skew{g}_op_{n}")
                                      for n, v in feed["operands"].items()},
                         "mul": _held_register(m, feed["mul"], stall, f"skew{g}_mul"),
                         "acc": _held_register(m, feed["acc"], stall, f"skew{g}_acc")}
+                if "acc_add" in prev:
+                    feed["acc_add"] = _held_register(m, prev["acc_add"], stall,
+                                                     f"skew{g}_acc_add")
                 in_flight.append(feed["mul"].valid | feed["acc"].valid)
             lanes = cls(cfg, range(g * size, (g + 1) * size) if groups > 1 else None)
             m.submodules[f"lanes{g}" if groups > 1 else "lanes"] = lanes
             m.d.comb += [getattr(lanes.operands, n).eq(v) for n, v in feed["operands"].items()]
             m.d.comb += [lanes.mul.eq(feed["mul"]), lanes.acc.eq(feed["acc"]),
                          lanes.stall.eq(stall)]
+            if "acc_add" in feed:
+                m.d.comb += lanes.acc_add.eq(feed["acc_add"])
             values += [lanes.values[k] for k in range(size)]
         return values, Cat(*in_flight).any() if in_flight else Const(0, 1)
 
@@ -1339,6 +1480,8 @@ class Generator(wiring.Component):
         shared = m.submodules.operands = SharedOperands(cfg)
         m.d.comb += [ctl.step.eq(seq.step), ctl.stall.eq(stall), shared.ctl.eq(ctl.mem),
                      shared.stall.eq(stall), shared.b_word.eq(rports["B"][0].data)]
+        if _rt_one_hot(cfg):
+            m.d.comb += shared.rt_is.eq(ctl.mem_rt_is)
         if cfg.level1:
             m.d.comb += [shared.u_words[k].eq(port.data) for k, port in enumerate(rports["U"])]
         if cfg.level2:

@@ -128,7 +128,9 @@ def _fanin_order(endpoints: list[int], fanin) -> list[int]:
 
 
 def critical_path(netlist: dict[str, Any], top: str, lib: Library) -> dict[str, Any]:
-    """Estimated critical-path delay (library time unit) and the cells on that path."""
+    """Estimated critical-path delay (library time unit) and the cells on that path:
+    ``cells_on_path`` and ``path``, start first, one ``{cell, type, pin, arrival}`` per
+    cell (its output pin and the time it settles there, buffer tree included)."""
     mods = netlist["modules"]
     mod = mods.get(top) or mods.get(f"\\{top}")
     if mod is None:
@@ -167,6 +169,7 @@ def critical_path(netlist: dict[str, Any], top: str, lib: Library) -> dict[str, 
         return [b for _, conn in input_pins(cells[drivers[bit][0]]) for b in _bits(conn)]
 
     arrival: dict[int, tuple[float, int]] = {}        # bit -> (time, cells on the path)
+    came_from: dict[int, int] = {}                    # bit -> the input bit its time came from
 
     def cell_out(bit: int) -> tuple[float, int]:
         drv = drivers.get(bit)
@@ -180,7 +183,7 @@ def critical_path(netlist: dict[str, Any], top: str, lib: Library) -> dict[str, 
         if lc.sequential:
             arcs = [a for a in lc.clock_to_q_arcs if a.pin == port] or lc.clock_to_q_arcs
             return (max(a.delay(NOMINAL_SLEW, load) for a in arcs) if arcs else 0.0) + tree, 1
-        best, best_cells = 0.0, 1
+        best, best_cells, best_bit = 0.0, 1, None
         for pin, conn in input_pins(cells[name]):
             arcs = [a for a in lc.combinational_arcs if a.related_pin == pin and a.pin == port]
             arcs = arcs or lc.combinational_arcs
@@ -188,16 +191,26 @@ def critical_path(netlist: dict[str, Any], top: str, lib: Library) -> dict[str, 
             for b in _bits(conn):
                 t, n = arrival.get(b, (0.0, 0))     # absent: a loop cut here (time 0)
                 if t + d > best or (t + d == best and n + 1 > best_cells):
-                    best, best_cells = t + d, n + 1
+                    best, best_cells, best_bit = t + d, n + 1, b
+        if best_bit is not None:
+            came_from[bit] = best_bit
         return best + tree, best_cells
 
     endpoints = _endpoints(mod, cells, lib)
     for bit in _fanin_order(endpoints, fanin):
         arrival[bit] = cell_out(bit)
-    worst, worst_cells = 0.0, 0
+    worst, worst_cells, worst_bit = 0.0, 0, None
     for b in endpoints:
         t, n = arrival[b]
         if t > worst:
-            worst, worst_cells = t, n
+            worst, worst_cells, worst_bit = t, n, b
+    path = []                            # the critical path, start first
+    bit = worst_bit
+    while bit is not None:
+        drv = drivers.get(bit)
+        if drv is not None:
+            path.append({"cell": drv[0], "type": cells[drv[0]]["type"], "pin": drv[1],
+                         "arrival": round(arrival[bit][0], 4)})
+        bit = came_from.get(bit)
     return {"delay": round(worst, 4), "cells_on_path": worst_cells, "unit": lib.time_unit,
-            "slew": NOMINAL_SLEW}
+            "slew": NOMINAL_SLEW, "path": path[::-1]}

@@ -94,6 +94,9 @@ CASES = {
     "vb_one_bit_codes": dict(qb=1, qv=1, shift=3),
     "vb_engine2_two_stages": dict(engine_bits=2, qb=3, qu=4, qv=3, lanes=5, shift=8,
                                   pipeline_stages=2),
+    # a 1-bit engine: every slice is +-1, the sign-magnitude lane product has no magnitude
+    "vb_engine1": dict(engine_bits=1, qb=2, qu=3, qv=2, shift=3),
+    "vb_engine1_two_stages": dict(engine_bits=1, qb=1, qu=2, qv=1, shift=2, pipeline_stages=2),
     "level1_off_two_stages": dict(base_in=0, pipeline_stages=2),
     "level2_off_two_stages_separate": dict(base_out=0, pipeline_stages=2,
                                            recombination="separate"),
@@ -378,3 +381,34 @@ def test_each_code_word_read_once_per_use(changes):
     sim.add_testbench(tb)
     sim.run()
     assert reads == dut.reads_per_pass, f"reads {reads}, schedule {dut.reads_per_pass}"
+
+
+@pytest.mark.parametrize("sa,sx", [(1, 1), (1, 3), (2, 3), (3, 3), (4, 2)])
+def test_sign_magnitude_product_is_exact(sa, sx):
+    """The lanes' and the shared V*B multipliers' product of two odd values in
+    sign-magnitude (the operand register's form) equals the signed product, exhaustively."""
+    from amaranth.hdl import Module, Signal, signed
+
+    from hdl.generator import _odd, _sm_from_odd, _sm_odd_product
+
+    m = Module()
+    a_bits, x_bits = Signal(sa), Signal(sx)
+    prod = Signal(signed(sa + sx + 1))
+    m.d.comb += prod.eq(_odd(_sm_odd_product(m, "t", _sm_from_odd(a_bits),
+                                             _sm_from_odd(x_bits))))
+
+    def odd(bits, n):                     # the value of _odd(bits): Cat(1, bits) as signed
+        v = 1 + 2 * bits
+        return v - (1 << (n + 1)) if v >= 1 << n else v
+
+    async def tb(ctx):
+        for a in range(1 << sa):
+            for x in range(1 << sx):
+                ctx.set(a_bits, a)
+                ctx.set(x_bits, x)
+                got = ctx.get(prod)
+                assert got == odd(a, sa) * odd(x, sx), (sa, sx, a, x, got)
+
+    sim = Simulator(m)
+    sim.add_testbench(tb)
+    sim.run()

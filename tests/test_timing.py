@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """Critical-path estimate (synth.timing) on hand-built netlists and a hand-built library:
-exact delays from constant tables, a path deeper than Python's recursion limit, a
-combinational loop, flop starts and the buffer tree of a high-fanout net."""
+exact delays from constant tables and the path they follow, a path deeper than Python's
+recursion limit, a combinational loop, flop starts and the buffer tree of a high-fanout
+net."""
 
 from __future__ import annotations
 
@@ -65,6 +66,11 @@ def test_longest_of_two_paths_and_a_flop_start():
     # flop Q -> a -> b -> c -> flop D: clock-to-q and three NAND2 arcs
     assert t["delay"] == pytest.approx(CLK_Q + 3 * NAND_DELAY)
     assert t["cells_on_path"] == 4
+    # the path itself, start first: the flop, then a, b, c with their arrival times
+    assert [(c["cell"], c["pin"]) for c in t["path"]] == [("ff", "Q"), ("a", "Y"),
+                                                          ("b", "Y"), ("c", "Y")]
+    assert [c["arrival"] for c in t["path"]] == pytest.approx(
+        [CLK_Q + k * NAND_DELAY for k in range(4)])
 
 
 def test_combinational_loop_is_cut():
