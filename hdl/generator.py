@@ -28,13 +28,21 @@ lanes follow one shared step sequence, one engine multiply per lane per cycle:
 * both levels on, ``product_order = "w1"`` (W1 recompute): for ``o < Bo``: level-1
   steps (``i < Bi``, U slice, B slice) accumulate ``W1[o, c, t]`` in a per-lane
   register; then level-2 steps (V slice, W1 slice) accumulate ``W[j, c, t]``;
+* both levels on, ``product_order = "w1once"`` (``order = "tile"``; W1 once): the pass
+  loops column tiles ``r`` (lane ``m`` owns column ``n = r*L + m`` of every row); per
+  tile phase 1 runs ``o < Bo``, ``i < Bi``, (U slice, B slice) and accumulates each
+  lane's ``W1[o, c, t]`` in its weight accumulator, written to the W1 buffer (word
+  ``o``, lane ``m``'s ``w1_bits`` field) in the cycle after the block's last step; after
+  ``Schedule.w1_bubbles`` idle steps phase 2 runs every row ``j``: ``o < Bo``, (V slice,
+  W1 slice) with ``V[j, o]`` broadcast and the W1 slice from buffer word ``o``, one beat
+  per row, so beats are tile-major (beat ``r*p + j``);
 * level 1 off (``base_in = 0``): ``W1 = m_B[o, c, t]`` (the odd B code, sliced
   as an odd code); per ``o`` only level-2 steps;
 * level 2 off (``base_out = 0``): ``o = j``; only level-1 steps; ``W = W1``;
 * both off: ``W = m_B[j, c, t]``; one step per round.
 
-With one level off (or both) the two product orders are the same datapath.
-``W1`` is never buffered: a ``W1`` buffer for oihw order would hold
+With one level off (or both) the product orders are the same datapath.
+Outside the w1once order ``W1`` is never buffered: a ``W1`` buffer for oihw order would hold
 ``Bo*q*K*w1_bits`` bits (557 kbit for the default config, 6.4x its codes).
 Engine multiplies per weight (``cfg.macs_per_weight``): ``Bo*Bi*S_U*S_VB`` (vb),
 ``Bo*(Bi*S_U*S_B + S_V*S_W1)`` (w1), ``Bi*S_U*S_B`` (level 2 off), ``Bo*S_V*S_B``
@@ -63,7 +71,11 @@ Register stages (``cfg.pipeline_stages``, :attr:`Schedule.register_stages`):
   their memory-side selection, so a lane's path starts at a register: at most a 2:1
   window choice, the multiplier, the shift choice and the accumulator adder.
 * 2 (not the w1 order, which feeds W1 back into its multiplier): each lane's
-  product is registered too, splitting multiplier and accumulator adder.
+  product is registered too, splitting multiplier and accumulator adder (w1once: all
+  ``2s + 2`` bits, a level-2 product being not odd).
+* w1once: phase 1 shares the ux form's operands (the step's B slice per residue, U
+  slice per window channel), phase 2 the V slice; the W1 buffer is read one stage
+  before the lane multiply, each lane selecting its W1 slice there.
 * Every stage adds one cycle of latency and none of throughput; both levels off has
   no multiplier and takes no stage.
 
@@ -91,6 +103,11 @@ its multiply; a word read once holds on the port while its steps run.
 * ``B`` with level 1 off: ``R*Bo`` words of ``L*qb`` bits; word ``r*Bo + o``
   holds ``B[o, r*L .. r*L+L-1]`` (lane ``m`` reads its own field, no mux).
   Both off: the same with ``Bo = p`` and ``o = j``.
+* ``W1`` (w1once order only; not a code memory, ``Schedule.w1_buffer_bits``):
+  ``max(2, Bo)`` words of ``L*w1_bits`` bits; word ``o`` holds the tile's ``W1[o, c,
+  t]``, lane ``m`` in field ``m``. Written once per ``(tile, o)``, read once per
+  ``(tile, row, o)`` (not write-transparent). B and U are read per ``(tile, o, i)`` of
+  phase 1, V per ``(tile, row, o)`` of phase 2.
 
 Every memory is at least 2 words deep (Verilog cannot declare a zero-width
 address). For the default config the memories hold exactly the codes:
@@ -111,8 +128,9 @@ Structure: components with one job each, joined with :func:`amaranth.lib.wiring.
 * :class:`SharedOperands`: memory words -> the operands all lanes share
   (:func:`operand_signature`: per form the selected slices, codes and window);
 * the lane array of the form: :class:`OneSumLanes` (vb order, one level off),
-  :class:`W1Lanes` (w1 order) or :class:`CodeLanes` (both levels off), one exact
-  weight per lane;
+  :class:`W1Lanes` (w1 order), :class:`W1OnceLanes` (w1once order, with the W1 buffer
+  memory and :class:`W1BufferReads`; its counters are :class:`W1OnceCounters`) or
+  :class:`CodeLanes` (both levels off), one exact weight per lane;
 * :class:`Requantizer`: finished round -> output beat, and the stall.
 
 Ports (``wb = cfg.weight_bits``; Verilog names flatten with ``__``)
@@ -128,7 +146,10 @@ Ports (``wb = cfg.weight_bits``; Verilog names flatten with ``__``)
   with no bubble; a start held high runs passes back to back until it falls.
   Ignored while ``loaded = 0`` and in a cycle where a code beat is accepted.
 * ``weights``: ``Out(stream.Signature(StructLayout({"w": ArrayLayout(signed(wb), L),
-  "count": unsigned(bit_length(L)), "last": 1})))``. Beats are row-aligned:
+  "count": unsigned(bit_length(L)), "last": 1})))``. In the w1once order (``order =
+  "tile"``) beat ``r*p + j`` carries tile ``r`` of row ``j`` instead
+  (:mod:`golden.order`), ``count = N - (R-1)*L`` on every beat of the last tile. Otherwise
+  beats are row-aligned:
   row ``j`` is ``R`` beats; beat ``r`` carries ``W[j].flat[r*L : r*L+count]``
   in lanes ``0..count-1`` (``count = L`` except ``N - (R-1)*L`` on the last
   beat of a row), unused lanes are 0; ``last`` marks the final beat of a pass.
@@ -140,10 +161,11 @@ Ports (``wb = cfg.weight_bits``; Verilog names flatten with ``__``)
 Timing
 ------
 With ``weights.ready`` held high, the last beat of a pass is taken
-``n_beats * steps_per_round + latency`` cycles after the clock edge that
-samples ``start`` (``latency = 3 + register stages``: memory read, [operand
-register], [product register], multiply-accumulate, output register). Back-to-back
-passes add exactly ``n_beats * steps_per_round`` cycles each. The engine stalls only
+``cycles_per_pass + latency`` cycles after the clock edge that samples ``start``
+(``cycles_per_pass = n_beats * steps_per_round``; w1once: ``R * tile_cycles``;
+``latency = 3 + register stages``: memory read, [operand register], [product
+register], multiply-accumulate, output register). Back-to-back
+passes add exactly ``cycles_per_pass`` cycles each. The engine stalls only
 when a round ends while the one-beat output register still holds an untaken beat.
 """
 

@@ -71,6 +71,10 @@ CASES = {
     # the cases above run the default form (vb order, one register stage); these the others
     "vb_two_stages_separate": (dict(pipeline_stages=2, recombination="separate"), "random"),
     "w1_order": (dict(product_order="w1", pipeline_stages=0), "none"),
+    # the W1-once order: tile-major stream, a partial last tile; Bo = 1 takes bubbles
+    "w1once_order": (dict(product_order="w1once", order="tile", lanes=5), "none"),
+    "w1once_bo1_two_stages": (dict(product_order="w1once", order="tile", base_out=1,
+                                   pipeline_stages=2), "periodic"),
 }
 
 #: The cases the default run simulates on Verilator: thirteen that together hit every code and
@@ -81,9 +85,10 @@ CASES = {
 DEFAULT_CASES = ["lanes1", "saturate_floor", "both_off", "bits8_engine8_separate", "half_up",
                  "linear", "level1_off", "level1_off_separate_b5", "level2_off",
                  "level2_off_separate", "both_off_full_precision_b7", "lanes16_gt_qK",
-                 "kernel1", "vb_two_stages_separate", "w1_order"]
+                 "kernel1", "vb_two_stages_separate", "w1_order", "w1once_order"]
 
-ICARUS_CASES = ["both_levels_fused", "both_off", "lanes5_not_dividing", "full_precision_separate"]
+ICARUS_CASES = ["both_levels_fused", "both_off", "lanes5_not_dividing", "full_precision_separate",
+                "w1once_order"]
 
 
 def _check(cfg: GeneratorConfig, res, bp: str, passes: int):
@@ -139,7 +144,8 @@ def _case_features(name: str) -> set:
         if point.startswith(("insitugen.codes.", "insitugen.requant.",
                              "insitugen.generator.product_order",
                              "insitugen.generator.pipeline_stages",
-                             "insitugen.generator.recombination")):
+                             "insitugen.generator.recombination",
+                             "insitugen.generator.order")):
             out |= {(point, b) for b, hits in data["bins"].items() if hits}
     return out
 
@@ -154,7 +160,8 @@ def test_default_cases_cover():
 
 #: reset mid-load and mid-pass, then a correct pass: name of a CASES entry -> simulators
 RESET_CASES = {"both_levels_fused": "verilator", "both_levels_separate": "verilator",
-               "lanes5_not_dividing": "verilator", "bits7_engine5_separate": "icarus"}
+               "lanes5_not_dividing": "verilator", "bits7_engine5_separate": "icarus",
+               "w1once_order": "verilator"}
 
 
 @pytest.mark.parametrize("name", list(RESET_CASES), ids=list(RESET_CASES))
@@ -212,6 +219,24 @@ def test_generator_default_engine_on_a_smaller_layer():
     cfg = default_config().replace(out_channels=48, in_channels=64)
     assert cfg.base_out < cfg.out_channels          # both levels stay on, as in the default
     _default_engine_layer(cfg)
+
+
+@pytest.mark.slow
+def test_generator_w1once_default_engine_on_a_smaller_layer():
+    """The W1-once order on the default layer's engine (64 lanes, Bo = 44) at 64 -> 48
+    channels: bit-exact through the tile-major stream, ``--out`` in oihw, and with the
+    output always ready exactly ``Schedule.pass_cycles`` (77.6k cycles, 1.0000x the W1-once
+    minimum plus the latency); a Verilator build of 64 lanes, hence ``slow``."""
+    from insitugen.schedule import Schedule
+
+    cfg = default_config().replace(out_channels=48, in_channels=64, product_order="w1once",
+                                   order="tile")
+    s = Schedule(cfg)
+    res = run_sim(cfg, simulator="verilator", seed=12, backpressure="none", quiet=True,
+                  extra={"passes": 2})
+    _check(cfg, res, "none", 2)
+    assert res.cycles == s.pass_cycles == s.algorithmic_minimum + s.latency
+    assert res.details["pass_cycles"][1] == s.cycles_per_pass
 
 
 @pytest.mark.slow

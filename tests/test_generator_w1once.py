@@ -209,3 +209,13 @@ def test_config_rules():
         with pytest.raises(ConfigError, match="order"):
             GeneratorConfig(product_order="w1once", order="tile", **off)
     assert GeneratorConfig(**ONCE, pipeline_stages=2).pipeline_stages == 2
+
+
+def test_sidecar_names_the_output_order(tmp_path):
+    import json
+
+    from gen.verilog import write_verilog
+    for changes, order in ((ONCE, "tile"), ({}, "oihw")):
+        path = write_verilog(BASE.replace(**changes), tmp_path / f"{order}.v")
+        side = json.loads(path.with_name(path.name + ".json").read_text())
+        assert side["output_order"] == side["config"]["order"] == order

@@ -66,6 +66,7 @@ from cocotb_coverage.coverage import CoverPoint, coverage_db
 
 from insitugen.config import (
     MAX_GENERATOR_STAGES,
+    ORDERS,
     PRODUCT_ORDERS,
     RECOMBINATION_FORMS,
     ROUNDINGS,
@@ -119,6 +120,7 @@ _define("generator.events", list(GENERATOR_EVENTS))
 _define("generator.product_order", list(PRODUCT_ORDERS))
 _define("generator.pipeline_stages", [str(n) for n in range(MAX_GENERATOR_STAGES + 1)])
 _define("generator.recombination", list(RECOMBINATION_FORMS))
+_define("generator.order", list(ORDERS))            # the output order of the weight stream
 
 
 def point_names() -> list[str]:
@@ -157,6 +159,7 @@ def sample_generator_config(cfg) -> None:
         _hit("generator.product_order", [cfg.product_order])
         _hit("generator.pipeline_stages", [str(cfg.pipeline_stages)])
         _hit("generator.recombination", [cfg.recombination])
+        _hit("generator.order", [cfg.order])
 
 
 def sample_requant(values, *, shift: int, rounding: str, out_bits: int) -> None:
