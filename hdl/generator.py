@@ -74,8 +74,10 @@ Register stages (``cfg.pipeline_stages``, :attr:`Schedule.register_stages`):
   product is registered too, splitting multiplier and accumulator adder (w1once: all
   ``2s + 2`` bits, a level-2 product being not odd).
 * w1once: phase 1 shares the ux form's operands (the step's B slice per residue, U
-  slice per window channel), phase 2 the V slice; the W1 buffer is read one stage
-  before the lane multiply, each lane selecting its W1 slice there.
+  slice per window channel); in phase 2 every U window slot carries the V slice. The
+  W1 buffer is read as a level-2 block's first step is issued; each lane selects its W1
+  slice in the memory data stage, and the operand stage registers it, so the lane's
+  path starts at registers as in the vb form.
 * Every stage adds one cycle of latency and none of throughput; both levels off has
   no multiplier and takes no stage.
 
@@ -831,7 +833,7 @@ def operand_signature(cfg: GeneratorConfig) -> wiring.Signature:
     if form == "w1once":
         return wiring.Signature({"odd_x": Out(data.ArrayLayout(unsigned(s), K)),
                                  "odd_u": Out(data.ArrayLayout(unsigned(s), NB)),
-                                 "carry": Out(K), "odd_v": Out(s)})
+                                 "carry": Out(K)})
     if form == "w1":
         return wiring.Signature({"bcode": Out(data.ArrayLayout(unsigned(cfg.qb), K)),
                                  "window": Out(NB * cfg.qu), "vcode": Out(cfg.qv),
@@ -1051,13 +1053,14 @@ class SharedOperands(wiring.Component):
             m.d.comb += [ops.window.eq(self._stage_reg(m, self._window(m), "win_m")),
                          ops.vcode.eq(self._stage_reg(m, self.v_word, "vcode_m"))]
         elif form == "w1once":
-            # phase 1 as the ux form (B slices per residue, U slices per window channel),
-            # phase 2 the broadcast V slice; each selected for the step's slice pair
+            # phase 1 as the ux form (B slices per residue, U slices per window channel);
+            # in phase 2 every window channel carries the broadcast V slice instead, so a
+            # lane's first operand needs no phase choice
             res_code, win = self._residues(m), self._window(m)
-            self._select_ux(m, res_code, win, cfg.b_operand, pairs1, mul_shape)
             v_sl = operand_slices(self.v_word, cfg.v_operand)
             vsel = _select(m, kp, [v_sl[jv] for jv, _, _ in pairs2], mul_shape, "vsel_c")
-            m.d.comb += ops.odd_v.eq(self._stage_reg(m, vsel[1:], "vsel"))
+            self._select_ux(m, res_code, win, cfg.b_operand, pairs1, mul_shape,
+                            phase2_u=vsel)
         elif form == "ux":
             # one x value per residue, one U slice per window channel, both selected for the
             # step's slice pair before they fan out to the lanes
@@ -1068,9 +1071,10 @@ class SharedOperands(wiring.Component):
             self._select_ux(m, x_codes, win, x_op, pairs1, mul_shape)
         return m
 
-    def _select_ux(self, m, x_codes, win, x_op, pairs, mul_shape):
+    def _select_ux(self, m, x_codes, win, x_op, pairs, mul_shape, phase2_u=None):
         """The step's x slice of each residue's code and U slice of each window channel
-        (slice pair ``ctl.kp`` of ``pairs``), into ``odd_x`` / ``odd_u``."""
+        (slice pair ``ctl.kp`` of ``pairs``), into ``odd_x`` / ``odd_u``; with
+        ``phase2_u``, that value replaces every U slice in a ``phase2`` step."""
         cfg, ops, kp = self._cfg, self.operands, self.ctl.kp
         for a in range(cfg.K):
             sl = operand_slices(x_codes[a], x_op)
@@ -1079,6 +1083,8 @@ class SharedOperands(wiring.Component):
         for d in range(self._schedule.window_channels):
             sl = operand_slices(win.word_select(d, cfg.qu), cfg.u_operand)
             usel = _select(m, kp, [sl[ju] for ju, _, _ in pairs], mul_shape, f"usel_c_{d}")
+            if phase2_u is not None:
+                usel = Mux(self.ctl.phase2, phase2_u, usel)
             m.d.comb += ops.odd_u[d].eq(self._stage_reg(m, usel[1:], f"usel_{d}"))
 
     def _vb_code(self, m, a, bcode):
@@ -1202,9 +1208,10 @@ class W1Lanes(wiring.Component):
 
 class W1BufferReads(wiring.Component):
     """The gated reads of the W1 buffer (w1once order): word ``o`` once per (row, ``o``)
-    of phase 2, from the control ``ctl`` of the stage before the lane multiply, so the
-    word meets its first level-2 multiply; it holds on the port while the block runs.
-    ``read``: ``In(ReadPort.Signature)`` (this drives address and enable)."""
+    of phase 2, as the block's first step is issued (``ctl``: the sequencer's step), so
+    the word is on the port in the memory data stage, where each lane selects its slice;
+    it holds there while the block runs. ``read``: ``In(ReadPort.Signature)`` (this
+    drives address and enable)."""
 
     def __init__(self, cfg: GeneratorConfig):
         self._cfg = cfg
@@ -1227,14 +1234,17 @@ class W1OnceLanes(wiring.Component):
     written to the W1 buffer in the cycle after its last step: ``write_w1``, word ``o``,
     lane ``m``'s field ``w1_bits`` wide); phase 2 sums the broadcast ``V`` slice times the
     lane's ``W1`` slice (from the buffer word ``w1_word``, selected per step) over ``Bo``
-    terms into the weight. No lane holds a ``W1`` register: the accumulator's width holds
-    every prefix sum of either phase (:func:`insitugen.widths.sum_abs_bound`)."""
+    terms into the weight; the W1 slice is selected in the memory data stage (control
+    ``mem``) and registered at the operand stage like the shared operands. No lane holds a
+    ``W1`` register: the accumulator's width holds every prefix sum of either phase
+    (:func:`insitugen.widths.sum_abs_bound`)."""
 
     def __init__(self, cfg: GeneratorConfig):
         self._cfg = cfg
         self._schedule = sched = Schedule(cfg)
         depth, width = sched.w1_buffer_shape
         members = _lanes_signature(cfg)
+        members["mem"] = In(step_layout(cfg))
         members["w1_word"] = In(width)
         members["write_w1"] = In(WritePort.Signature(addr_width=W.bits_for_count(depth),
                                                      shape=unsigned(width)))
@@ -1256,17 +1266,21 @@ class W1OnceLanes(wiring.Component):
                     for pairs, a, x, terms in ((pairs1, u_op, b_op, cfg.Bi),
                                                (pairs2, v_op, w1_op, cfg.Bo)))
         acc_shape = signed(W.signed_bits(-bound, bound))
-        u = [_odd(ops.odd_u[d]) for d in range(NB)]
-        v = _odd(ops.odd_v)
+        u = [_odd(ops.odd_u[d]) for d in range(NB)]        # the V slice in phase 2
         w1_fields = []
         for lane in range(cfg.lanes):
+            # the lane's W1 slice: selected in the memory data stage, registered with the
+            # shared operands at the operand stage
             w1_sl = operand_slices(self.w1_word.word_select(lane, cfg.w1_bits), w1_op)
-            w1x = _select(m, mul.kp, [w1_sl[jw] for _, jw, _ in pairs2], mul_shape,
-                          f"w1x_{lane}")
+            w1x = _select(m, self.mem.kp, [w1_sl[jw] for _, jw, _ in pairs2], mul_shape,
+                          f"w1x_c_{lane}")
+            if sched.register_stages[0]:
+                reg = Signal(mul_shape, name=f"w1x_{lane}")
+                m.d.sync += reg.eq(Mux(self.stall, reg, w1x))
+                w1x = reg
             a_in = Signal(mul_shape, name=f"a_{lane}")
             x_in = Signal(mul_shape, name=f"x_{lane}")
-            m.d.comb += [a_in.eq(Mux(mul.phase2, v, _lane_window(lane, u, ops.carry, K, NB,
-                                                                  _rt_const(cfg)))),
+            m.d.comb += [a_in.eq(_lane_window(lane, u, ops.carry, K, NB, _rt_const(cfg))),
                          x_in.eq(Mux(mul.phase2, w1x, _odd(ops.odd_x[lane % K])))]
             prod = Signal(signed(2 * s + 2), name=f"prod_{lane}")
             m.d.comb += prod.eq(a_in * x_in)
@@ -1425,16 +1439,15 @@ class Generator(wiring.Component):
 
     def _w1_buffer(self, m, lanes, seq, ctl, stall):
         """The w1once order's W1 buffer (:attr:`Schedule.w1_buffer_shape`): the lanes write
-        it, :class:`W1BufferReads` reads it one stage before the lane multiply."""
+        it, :class:`W1BufferReads` reads it as a level-2 block's first step is issued."""
         depth, width = self._schedule.w1_buffer_shape
         mem = m.submodules.mem_W1 = Memory(shape=unsigned(width), depth=depth, init=[])
         wiring.connect(m, lanes.write_w1, mem.write_port())
         port = mem.read_port(domain="sync")
         reads = m.submodules.w1_reads = W1BufferReads(self._cfg)
         wiring.connect(m, reads.read, port)
-        before_mul = ctl.mem if self._schedule.register_stages[0] else seq.step
-        m.d.comb += [reads.ctl.eq(before_mul), reads.stall.eq(stall),
-                     lanes.w1_word.eq(port.data)]
+        m.d.comb += [reads.ctl.eq(seq.step), reads.stall.eq(stall), lanes.w1_word.eq(port.data),
+                     lanes.mem.eq(ctl.mem)]
         self.read_enables["W1"] = [port.en]
         self.w1_write_enable = lanes.write_w1.en        # for tests counting buffer writes
 

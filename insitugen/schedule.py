@@ -140,15 +140,16 @@ class Schedule:
         """w1once: idle cycles between a tile's phase 1 and phase 2 (0 in the other orders).
 
         Buffer word ``o`` is written in the cycle after its last level-1 step accumulates
-        (``2 + product stage`` cycles after that step is issued) and read, not
-        write-transparent, one stage before the first level-2 step of ``o`` multiplies,
-        so it must be written at least one cycle before: with blocks of ``l1`` and ``l2``
-        steps, ``max(0, 2 + product stage - (Bo - 1) * min(l1, l2))``."""
+        (at the edge ending cycle ``2 + stages`` after that step is issued) and read, not
+        write-transparent, as the first level-2 step of ``o`` is issued (so its slice can
+        be registered at the operand stage), which must come at least one cycle later:
+        with blocks of ``l1`` and ``l2`` steps, ``max(0, 2 + stages - (Bo - 1) * min(l1,
+        l2))``, ``stages`` = the register stages present."""
         if self.order != "w1once":
             return 0
         cfg = self._cfg
         l1, l2 = cfg.level1_steps, cfg.level2_steps
-        return max(0, 2 + int(self.register_stages[1]) - (cfg.Bo - 1) * min(l1, l2))
+        return max(0, 2 + sum(self.register_stages) - (cfg.Bo - 1) * min(l1, l2))
 
     @property
     def tile_cycles(self) -> int:

@@ -152,16 +152,16 @@ def test_default_layer_w1once_figures():
 def test_bubbles_cover_the_buffer_hazard(changes):
     """Buffer word ``o`` is written at the edge ending cycle ``2 + p1 + p2`` after its last
     level-1 step is issued (accumulated at stage ``1 + p1 + p2``, written the cycle after)
-    and read, not write-transparent, at stage ``p1`` of the first level-2 step of ``o``,
-    issued ``(Bo-1-o)*l1 + 1 + bubbles + o*l2`` cycles after that step: the read edge must
-    come later, and the bubbles are the fewest that make it so."""
+    and read, not write-transparent, at the edge ending the issue cycle of the first
+    level-2 step of ``o``, ``(Bo-1-o)*l1 + 1 + bubbles + o*l2`` cycles after that step:
+    the read edge must come later, and the bubbles are the fewest that make it so."""
     cfg = _cfg(changes)
     s = Schedule(cfg)
     l1, l2 = cfg.level1_steps, cfg.level2_steps
-    p2 = int(s.register_stages[1])
+    stages = sum(s.register_stages)
 
     def safe(bubbles):
-        return all((cfg.Bo - 1 - o) * l1 + 1 + bubbles + o * l2 > 2 + p2
+        return all((cfg.Bo - 1 - o) * l1 + 1 + bubbles + o * l2 > 2 + stages
                    for o in range(cfg.Bo))
     assert safe(s.w1_bubbles)
     assert s.w1_bubbles == 0 or not safe(s.w1_bubbles - 1)
