@@ -11,9 +11,10 @@ writes
 * ``DIR/<layer>.npz``: the unsigned codes ``B``, ``U``, ``V`` in the config's
   ``code_shapes`` and the float scales ``sB``, ``sU``, ``sV``;
 
-and ``DIR/layers.json``, the index: per layer the files, weight shape, convolution
-arguments, scale product (real weight = scale x integer weight) and, for the layers
-not exported (float convs, the 8-bit classifier), the reason.
+and ``DIR/layers.json``, the index: per layer the files, weight shape, the order of its
+generator's weight stream (``output_order``: ``oihw``, or ``tile`` for the w1once product
+order), convolution arguments, scale product (real weight = scale x integer weight)
+and, for the layers not exported (float convs, the 8-bit classifier), the reason.
 
 ``insitugen sim DIR/<layer>.toml --codes DIR/<layer>.npz`` then regenerates the
 layer's integer weights on the RTL; ``insitugen golden`` does so on the golden model.
@@ -72,6 +73,7 @@ def export_model(model, out_dir: str | Path, **hardware) -> dict:
             check_representable(name, m, scale)
             entry = {"config": f"{name}.toml", "codes": f"{name}.npz",
                      "weight_shape": list(m.weight_shape), "layer": cfg.layer,
+                     "output_order": cfg.order,
                      "base_in": cfg.base_in, "base_out": cfg.base_out,
                      "scales": scales, "scale": scale, "beat": cfg.beat,
                      "bias": m.bias is not None}

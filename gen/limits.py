@@ -40,7 +40,9 @@ _PAIR_BYTES, _PAIR_SECONDS, _LANE_FIXED_PAIRS = 520, 3e-3, 8
 #: Per product order, the weight of one slice pair of a lane: the W1-free order's lane is
 #: one multiply-accumulate on shared operands (about half the netlist text per pair of the
 #: W1-recomputing lane, measured on 8-bit codes at 16 and 48 lanes: 5.9 kB per lane).
-_ORDER_PAIR_WEIGHT = {"w1": 1.0, "direct": 1.0, "vb": 0.5}
+#: The w1once lane (one multiply-accumulate, two operand choices, no W1 register) is taken
+#: between the two.
+_ORDER_PAIR_WEIGHT = {"w1": 1.0, "direct": 1.0, "vb": 0.5, "w1once": 0.75}
 _BASE_SECONDS, _BASE_BYTES = 1.5, 50_000
 
 _FORCE: contextvars.ContextVar[bool] = contextvars.ContextVar("insitugen_force", default=False)
@@ -101,7 +103,9 @@ def estimate_build(cfg: GeneratorConfig) -> BuildEstimate:
     from insitugen.schedule import Schedule
 
     g = Schedule(cfg)
-    shapes = g.memory_shapes
+    shapes = dict(g.memory_shapes)
+    if g.w1_buffer_shape is not None:
+        shapes["W1"] = g.w1_buffer_shape
     words = sum(d for d, _ in shapes.values())
     bits = sum(d * w for d, w in shapes.values())
     text = sum(d * (_WORD_BYTES + -(-w // 4)) for d, w in shapes.values())

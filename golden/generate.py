@@ -25,6 +25,7 @@ from .arith import (
     slice_operand,
     sliced_partials,
 )
+from .order import stream_permutation
 
 
 def level1(cfg: GeneratorConfig, codes: Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -57,6 +58,14 @@ def generate(cfg: GeneratorConfig, codes: Mapping[str, torch.Tensor]) -> torch.T
     ``out_bits`` with ``shift`` and ``rounding``, shaped ``cfg.weight_shape``."""
     w = requantize(full_precision(cfg, codes), cfg.out_bits, cfg.shift, cfg.rounding)
     return w.reshape(cfg.weight_shape)
+
+
+def generate_stream(cfg: GeneratorConfig, codes: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """:func:`generate` flat, in the order the generator streams it (``cfg.order``:
+    ``oihw``, or tile-major ``[tile][row][lane]`` for ``tile``; :mod:`golden.order`)."""
+    w = generate(cfg, codes).reshape(-1)
+    perm = stream_permutation(cfg.order, cfg.out_channels, cfg.in_channels * cfg.K, cfg.lanes)
+    return w[torch.from_numpy(perm)]
 
 
 def vb_products(cfg: GeneratorConfig, codes: Mapping[str, torch.Tensor]) -> torch.Tensor:

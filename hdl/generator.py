@@ -28,13 +28,21 @@ lanes follow one shared step sequence, one engine multiply per lane per cycle:
 * both levels on, ``product_order = "w1"`` (W1 recompute): for ``o < Bo``: level-1
   steps (``i < Bi``, U slice, B slice) accumulate ``W1[o, c, t]`` in a per-lane
   register; then level-2 steps (V slice, W1 slice) accumulate ``W[j, c, t]``;
+* both levels on, ``product_order = "w1once"`` (``order = "tile"``; W1 once): the pass
+  loops column tiles ``r`` (lane ``m`` owns column ``n = r*L + m`` of every row); per
+  tile phase 1 runs ``o < Bo``, ``i < Bi``, (U slice, B slice) and accumulates each
+  lane's ``W1[o, c, t]`` in its weight accumulator, written to the W1 buffer (word
+  ``o``, lane ``m``'s ``w1_bits`` field) in the cycle after the block's last step; after
+  ``Schedule.w1_bubbles`` idle steps phase 2 runs every row ``j``: ``o < Bo``, (V slice,
+  W1 slice) with ``V[j, o]`` broadcast and the W1 slice from buffer word ``o``, one beat
+  per row, so beats are tile-major (beat ``r*p + j``);
 * level 1 off (``base_in = 0``): ``W1 = m_B[o, c, t]`` (the odd B code, sliced
   as an odd code); per ``o`` only level-2 steps;
 * level 2 off (``base_out = 0``): ``o = j``; only level-1 steps; ``W = W1``;
 * both off: ``W = m_B[j, c, t]``; one step per round.
 
-With one level off (or both) the two product orders are the same datapath.
-``W1`` is never buffered: a ``W1`` buffer for oihw order would hold
+With one level off (or both) the product orders are the same datapath.
+Outside the w1once order ``W1`` is never buffered: a ``W1`` buffer for oihw order would hold
 ``Bo*q*K*w1_bits`` bits (557 kbit for the default config, 6.4x its codes).
 Engine multiplies per weight (``cfg.macs_per_weight``): ``Bo*Bi*S_U*S_VB`` (vb),
 ``Bo*(Bi*S_U*S_B + S_V*S_W1)`` (w1), ``Bi*S_U*S_B`` (level 2 off), ``Bo*S_V*S_B``
@@ -74,7 +82,13 @@ shift, and the clear) is decoded from the stage before it and registered with it
 (:func:`acc_add_layout`), and the memory data stage takes the round's tap offset
 ``rt`` one-hot, so the B tap of each residue is an AND-OR of a register.
 * 2 (not the w1 order, which feeds W1 back into its multiplier): each lane's
-  product is registered too, splitting multiplier and accumulator adder.
+  product is registered too, splitting multiplier and accumulator adder (w1once: all
+  ``2s + 2`` bits, a level-2 product being not odd).
+* w1once: phase 1 shares the ux form's operands (the step's B slice per residue, U
+  slice per window channel); in phase 2 every U window slot carries the V slice. The
+  W1 buffer is read as a level-2 block's first step is issued; each lane selects its W1
+  slice in the memory data stage, and the operand stage registers it, so the lane's
+  path starts at registers as in the vb form.
 * Every stage adds one cycle of latency and none of throughput; both levels off has
   no multiplier and takes no stage.
 
@@ -103,6 +117,11 @@ its multiply; a word read once holds on the port while its steps run.
 * ``B`` with level 1 off: ``R*Bo`` words of ``L*qb`` bits; word ``r*Bo + o``
   holds ``B[o, r*L .. r*L+L-1]`` (lane ``m`` reads its own field, no mux).
   Both off: the same with ``Bo = p`` and ``o = j``.
+* ``W1`` (w1once order only; not a code memory, ``Schedule.w1_buffer_bits``):
+  ``max(2, Bo)`` words of ``L*w1_bits`` bits; word ``o`` holds the tile's ``W1[o, c,
+  t]``, lane ``m`` in field ``m``. Written once per ``(tile, o)``, read once per
+  ``(tile, row, o)`` (not write-transparent). B and U are read per ``(tile, o, i)`` of
+  phase 1, V per ``(tile, row, o)`` of phase 2.
 
 Every memory is at least 2 words deep (Verilog cannot declare a zero-width
 address). For the default config the memories hold exactly the codes:
@@ -126,8 +145,10 @@ Structure: components with one job each, joined with :func:`amaranth.lib.wiring.
 * :class:`SharedOperands`: memory words -> the operands all lanes share
   (:func:`operand_signature`: per form the selected slices, codes and window);
 * the lane array of the form: :class:`OneSumLanes` (vb order, one level off),
-  :class:`W1Lanes` (w1 order) or :class:`CodeLanes` (both levels off), one exact
-  weight per lane (with the skewed drain one array per group of ``b`` lanes);
+  :class:`W1Lanes` (w1 order), :class:`W1OnceLanes` (w1once order, with the W1 buffer
+  memory and :class:`W1BufferReads`; its counters are :class:`W1OnceCounters`) or
+  :class:`CodeLanes` (both levels off), one exact weight per lane (with the skewed drain
+  one array per group of ``b`` lanes);
 * :class:`Requantizer`: finished round -> ``D`` output beats through ``b`` shared
   requantizers (the drain: skewed lane groups, or a bank), and the stall.
 
@@ -150,6 +171,9 @@ Ports (``wb = cfg.weight_bits``; Verilog names flatten with ``__``)
   (``count = b`` except ``N - (ceil(N/b)-1)*b`` on the last beat of a row), unused
   positions are 0; ``last`` marks the final beat of a pass. Verilog payload packing,
   LSB first: position 0 .. b-1 (``wb`` bits each), then ``count``, then ``last``.
+  In the w1once order (``order = "tile"``, always ``b = L``) beat ``r*p + j`` carries
+  tile ``r`` of row ``j`` instead (:mod:`golden.order`), ``count = N - (R-1)*L`` on
+  every beat of the last tile.
 * ``busy``: ``Out(1)``: a pass is requested or running or its last beat is not
   yet taken. ``loaded``: ``Out(1)``: a complete layer is in the memories.
 
@@ -161,8 +185,9 @@ beat per round (``b = L``) ``n_rounds * steps_per_round + latency`` (``latency =
 register stages``: memory read, [operand register], [product register],
 multiply-accumulate, output register); with ``b < L`` the last round's
 ``ceil(tail / b) - 1`` further beats and the drain stalls below come on top.
-Back-to-back passes add exactly ``Schedule.pass_period`` cycles each (``n_rounds *
-steps_per_round`` plus the drain stalls).
+Back-to-back passes add exactly ``Schedule.pass_period`` cycles each
+(``cycles_per_pass``: ``n_rounds * steps_per_round``, w1once ``R * tile_cycles``, plus
+the drain stalls).
 
 The datapath stalls only (1) when a round ends while the one-beat output register
 still holds an untaken beat (back-pressure), and (2) with ``b < L``, when a round ends
@@ -635,6 +660,73 @@ class StepCounters(wiring.Component):
             m.d.sync += kp.eq(kp + 1)
 
 
+class W1OnceCounters(wiring.Component):
+    """The step counters of a w1once pass (module docstring, :class:`Schedule`): column
+    tile ``r``; phase 1 (``phase2 = 0``): basis row ``o``, level-1 term ``i``, slice pair
+    ``kp``; ``Schedule.w1_bubbles`` idle steps (``bubble``); phase 2: row ``j``, ``o``,
+    ``kp``. The ports of :class:`StepCounters` plus ``store`` (the step is the last of its
+    ``o`` in phase 1: its ``W1`` is complete), ``bubble`` and ``end_tile``."""
+
+    def __init__(self, cfg: GeneratorConfig):
+        self._cfg = cfg
+        self._schedule = sched = Schedule(cfg)
+        npairs = max(len(sched.pairs_level1), len(sched.pairs_level2))
+        super().__init__({
+            "begin": In(1), "advance": In(1), "kp": Out(counter_shape(npairs)),
+            "i": Out(counter_shape(cfg.Bi)), "o": Out(counter_shape(cfg.Bo)),
+            "r": Out(counter_shape(sched.rounds_per_row)),
+            "j": Out(counter_shape(cfg.out_channels)), "phase2": Out(1),
+            "end_round": Out(1), "end_pass": Out(1), "first": Out(1), "store": Out(1),
+            "bubble": Out(1), "end_tile": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, sched = self._cfg, self._schedule
+        p, R, Bo, Bi = cfg.out_channels, sched.rounds_per_row, cfg.Bo, cfg.Bi
+        NP1, NP2, nbub = len(sched.pairs_level1), len(sched.pairs_level2), sched.w1_bubbles
+        j, r, o, i, kp, phase2 = self.j, self.r, self.o, self.i, self.kp, self.phase2
+        wait = Signal(counter_shape(max(1, nbub)))
+        waiting = Signal() if nbub else Const(0, 1)
+        last_kp1, last_kp2 = kp == NP1 - 1, kp == NP2 - 1
+        last_i, last_o = i == Bi - 1, o == Bo - 1
+        end_phase1 = ~phase2 & ~waiting & last_kp1 & last_i & last_o
+        end_round = phase2 & last_kp2 & last_o
+        end_tile = end_round & (j == p - 1)
+        m.d.comb += [self.end_round.eq(end_round), self.end_tile.eq(end_tile),
+                     self.end_pass.eq(end_tile & (r == R - 1)),
+                     self.store.eq(~phase2 & ~waiting & last_kp1 & last_i),
+                     self.bubble.eq(waiting)]
+        kp0 = (kp == 0) if cfg.recombination == "fused" else Const(1)
+        m.d.comb += self.first.eq(Mux(phase2, o == 0, i == 0) & kp0)
+        with m.If(self.begin):
+            m.d.sync += [j.eq(0), r.eq(0), o.eq(0), i.eq(0), kp.eq(0), phase2.eq(0)]
+            if nbub:
+                m.d.sync += [waiting.eq(0), wait.eq(0)]
+        with m.Elif(self.advance):
+            if nbub:
+                with m.If(waiting):
+                    m.d.sync += wait.eq(wait + 1)
+                    with m.If(wait == nbub - 1):
+                        m.d.sync += [waiting.eq(0), wait.eq(0), phase2.eq(1)]
+            with m.If(phase2):
+                m.d.sync += kp.eq(Mux(last_kp2, 0, kp + 1))
+                with m.If(last_kp2):
+                    m.d.sync += o.eq(Mux(last_o, 0, o + 1))
+                with m.If(end_round):
+                    m.d.sync += j.eq(Mux(j == p - 1, 0, j + 1))
+                with m.If(end_tile):
+                    m.d.sync += [phase2.eq(0), r.eq(Mux(r == R - 1, 0, r + 1))]
+            with m.Elif(~waiting):
+                m.d.sync += kp.eq(Mux(last_kp1, 0, kp + 1))
+                with m.If(last_kp1):
+                    m.d.sync += i.eq(Mux(last_i, 0, i + 1))
+                    with m.If(last_i):
+                        m.d.sync += o.eq(Mux(last_o, 0, o + 1))
+                with m.If(end_phase1):
+                    m.d.sync += (waiting.eq(1) if nbub else phase2.eq(1))
+        return m
+
+
 class WindowTracker(wiring.Component):
     """Level 1's window of the current round: ``n0 = r*L``, ``rt = n0 % K``, ``c_lo = n0 //
     K = crow*NB + cmod``. ``begin`` restarts it; ``next_round`` moves it on by ``L``
@@ -719,7 +811,10 @@ class CodeReads(wiring.Component):
                     late[key] = reg
             m.d.comb += [self.read_B.addr.eq(late["r"] * Bo + late["o"]),
                          self.read_B.en.eq(~stall & late["valid"] & late["kp0"])]
-        if cfg.level2:
+        if sched.order == "w1once":       # V[j, o] once per (row, o) of phase 2
+            m.d.comb += [self.read_V.addr.eq(self.j * Bo + step.o),
+                         self.read_V.en.eq(~stall & step.valid & step.phase2 & step.kp0)]
+        elif cfg.level2:
             new_v = step.kp0 & not_p2 & ((i == 0) if has1 else Const(1))
             m.d.comb += [self.read_V.addr.eq(self.j * Bo + step.o),
                          self.read_V.en.eq(~stall & step.valid & new_v)]
@@ -765,7 +860,8 @@ class Sequencer(wiring.Component):
         cfg, stall = self._cfg, self.stall
         last_r = self._schedule.rounds_per_row - 1
         active, pending = Signal(), Signal()
-        cnt = m.submodules.counters = StepCounters(cfg)
+        once = self._schedule.order == "w1once"
+        cnt = m.submodules.counters = (W1OnceCounters if once else StepCounters)(cfg)
         start_req = self.start & self.loaded & ~self.code_fire
         begin = (start_req | pending) & (~active | cnt.end_pass) & ~stall
         with m.If(begin):
@@ -779,7 +875,9 @@ class Sequencer(wiring.Component):
         rt, cmod, crow = Const(0, counter_shape(cfg.K)), Const(0, 1), Const(0, 1)
         if cfg.level1:
             win = m.submodules.window = WindowTracker(cfg)
-            m.d.comb += [win.begin.eq(begin), win.next_round.eq(active & ~stall & cnt.end_round),
+            # the window moves per round; in the w1once order per column tile
+            moved = cnt.end_tile if once else cnt.end_round
+            m.d.comb += [win.begin.eq(begin), win.next_round.eq(active & ~stall & moved),
                          win.row_end.eq(cnt.r == last_r)]
             rt, cmod, crow = win.rt, win.cmod, win.crow
 
@@ -790,7 +888,11 @@ class Sequencer(wiring.Component):
                      reads.j.eq(cnt.j), reads.crow.eq(crow)]
 
         step = self.step
-        m.d.comb += [step.valid.eq(active), step.phase2.eq(cnt.phase2), step.kp.eq(cnt.kp),
+        if once:        # idle steps between a tile's phases issue nothing
+            m.d.comb += [step.valid.eq(active & ~cnt.bubble), step.store.eq(cnt.store)]
+        else:
+            m.d.comb += step.valid.eq(active)
+        m.d.comb += [step.phase2.eq(cnt.phase2), step.kp.eq(cnt.kp),
                      step.first.eq(cnt.first), step.end_round.eq(active & cnt.end_round),
                      step.last_round.eq(cnt.r == last_r), step.last.eq(cnt.end_pass),
                      step.kp0.eq(cnt.kp == 0), step.rt.eq(rt), step.cmod.eq(cmod),
@@ -804,22 +906,28 @@ def step_layout(cfg: GeneratorConfig) -> data.StructLayout:
     (a V x W1 step of the w1 order), ``kp`` (slice pair), ``first`` (the step restarts its
     accumulator or partial), ``end_round``, ``last_round`` (of a row), ``last`` (of the
     pass), ``kp0``, ``rt`` / ``cmod`` (level-1 window: ``n0 % K``, channel offset in the U
-    row), ``r`` (round), ``o`` (basis row)."""
+    row), ``r`` (round), ``o`` (basis row); in the w1once order also ``store`` (the step is
+    the last level-1 step of its ``o``: its ``W1`` goes to the W1 buffer), where ``r`` is
+    the column tile, ``phase2`` a level-2 step and ``last_round`` the pass's last tile."""
     sched = Schedule(cfg)
     npairs = max(1, len(sched.pairs_level1), len(sched.pairs_level2))
-    return data.StructLayout({
+    fields = {
         "valid": 1, "phase2": 1, "kp": counter_shape(npairs), "first": 1, "end_round": 1,
         "last_round": 1, "last": 1, "kp0": 1, "rt": counter_shape(cfg.K),
         "cmod": counter_shape(sched.window_channels), "r": counter_shape(sched.rounds_per_row),
-        "o": counter_shape(sched.o_loop if cfg.level2 else cfg.out_channels)})
+        "o": counter_shape(sched.o_loop if cfg.level2 else cfg.out_channels)}
+    if sched.order == "w1once":
+        fields["store"] = 1
+    return data.StructLayout(fields)
 
 
 #: Figures of the generator read from its :class:`~insitugen.schedule.Schedule`.
 _SCHEDULE_FIGURES = ("lanes", "beat", "rounds_per_row", "n_rounds", "n_beats",
                      "steps_per_round", "latency", "pass_cycles", "pass_period",
-                     "drain_stall_cycles", "drain", "beats_per_round", "row_beats",
-                     "cycles_lower_bound", "algorithmic_minimum",
-                     "window_channels", "memory_shapes", "memory_bits", "reads_per_pass")
+                     "cycles_per_pass", "drain_stall_cycles", "drain", "beats_per_round",
+                     "row_beats", "cycles_lower_bound", "algorithmic_minimum",
+                     "window_channels", "memory_shapes", "memory_bits", "reads_per_pass",
+                     "w1_buffer_shape", "w1_buffer_bits")
 
 
 def generator_signature(cfg: GeneratorConfig) -> wiring.Signature:
@@ -837,7 +945,10 @@ def generator_signature(cfg: GeneratorConfig) -> wiring.Signature:
 def _datapath_form(sched: Schedule) -> str:
     """Which lane datapath the config needs: ``"ux"`` (one U x X sum per lane: the vb order,
     or level 2 off), ``"vb_off1"`` (level 1 off: one V x B sum), ``"w1"`` (the W1-recompute
-    order: two sums) or ``"codes"`` (both levels off: no multiply)."""
+    order: two sums), ``"w1once"`` (two phases in one sum, W1 from the W1 buffer) or
+    ``"codes"`` (both levels off: no multiply)."""
+    if sched.order == "w1once":
+        return "w1once"
     has1, has2 = bool(sched.pairs_level1), bool(sched.pairs_level2)
     return {(True, False): "ux", (False, True): "vb_off1", (True, True): "w1",
             (False, False): "codes"}[has1, has2]
@@ -855,6 +966,10 @@ def operand_signature(cfg: GeneratorConfig) -> wiring.Signature:
     if form == "ux":
         return wiring.Signature({"sm_x": Out(data.ArrayLayout(unsigned(s), K)),
                                  "sm_u": Out(data.ArrayLayout(unsigned(s), NB)),
+                                 "carry": Out(K)})
+    if form == "w1once":
+        return wiring.Signature({"odd_x": Out(data.ArrayLayout(unsigned(s), K)),
+                                 "odd_u": Out(data.ArrayLayout(unsigned(s), NB)),
                                  "carry": Out(K)})
     if form == "w1":
         return wiring.Signature({"bcode": Out(data.ArrayLayout(unsigned(cfg.qb), K)),
@@ -1068,11 +1183,13 @@ class ControlPipeline(wiring.Component):
         stage0 = {"valid": step.valid, "kp": step.kp, "first": step.first,
                   "end_round": step.end_round, "last_round": step.last_round,
                   "last": step.last, "kp0": step.kp0, "r": step.r, "o": step.o,
-                  "phase2": step.phase2 if form == "w1"
+                  "phase2": step.phase2 if form in ("w1", "w1once")
                   else Const(int(form == "vb_off1"), 1),
                   "rt": Const(0, counter_shape(cfg.K)) if rt_const else step.rt,
                   "cmod": step.cmod if cfg.level1 and sched.window_channels > 1
                   else Const(0, 1)}
+        if form == "w1once":
+            stage0["store"] = step.store
         stages = [stage0]
         for st in range(1, 2 + int(p1) + int(p2)):
             cur = {}
@@ -1190,6 +1307,15 @@ class SharedOperands(wiring.Component):
                          for a, c in enumerate(res_code)]
             m.d.comb += [ops.window.eq(self._stage_reg(m, self._window(m), "win_m")),
                          ops.vcode.eq(self._stage_reg(m, self.v_word, "vcode_m"))]
+        elif form == "w1once":
+            # phase 1 as the ux form (B slices per residue, U slices per window channel);
+            # in phase 2 every window channel carries the broadcast V slice instead, so a
+            # lane's first operand needs no phase choice
+            res_code, win = self._residues(m), self._window(m)
+            v_sl = operand_slices(self.v_word, cfg.v_operand)
+            vsel = _select(m, kp, [v_sl[jv] for jv, _, _ in pairs2], mul_shape, "vsel_c")
+            self._select_ux(m, res_code, win, cfg.b_operand, pairs1, mul_shape,
+                            phase2_u=vsel)
         elif form == "ux":
             # one x value per residue, one U slice per window channel, both selected for the
             # step's slice pair before they fan out to the lanes
@@ -1197,17 +1323,29 @@ class SharedOperands(wiring.Component):
             x_codes = [self._vb_code(m, a, c) for a, c in enumerate(res_code)] \
                 if sched.order == "vb" else res_code
             x_op = cfg.vb_operand if sched.order == "vb" else cfg.b_operand
-            for a in range(cfg.K):
-                sl = operand_slices(x_codes[a], x_op)
-                xsel = _select(m, kp, [sl[jx] for _, jx, _ in pairs1], mul_shape, f"xsel_c_{a}")
-                m.d.comb += ops.sm_x[a].eq(self._stage_reg(m, _sm_from_odd(xsel[1:]),
-                                                           f"xsel_{a}"))
-            for d in range(sched.window_channels):
-                sl = operand_slices(win.word_select(d, cfg.qu), cfg.u_operand)
-                usel = _select(m, kp, [sl[ju] for ju, _, _ in pairs1], mul_shape, f"usel_c_{d}")
-                m.d.comb += ops.sm_u[d].eq(self._stage_reg(m, _sm_from_odd(usel[1:]),
-                                                           f"usel_{d}"))
+            self._select_ux(m, x_codes, win, x_op, pairs1, mul_shape)
         return m
+
+    def _select_ux(self, m, x_codes, win, x_op, pairs, mul_shape, phase2_u=None):
+        """The step's x slice of each residue's code and U slice of each window channel
+        (slice pair ``ctl.kp`` of ``pairs``): sign-magnitude into ``sm_x`` / ``sm_u`` in
+        the ux form, odd without the LSB into ``odd_x`` / ``odd_u`` in the w1once form;
+        with ``phase2_u``, that value replaces every U slice in a ``phase2`` step."""
+        cfg, ops, kp = self._cfg, self.operands, self.ctl.kp
+        sm = _datapath_form(self._schedule) == "ux"
+        xs, us = (ops.sm_x, ops.sm_u) if sm else (ops.odd_x, ops.odd_u)
+        for a in range(cfg.K):
+            sl = operand_slices(x_codes[a], x_op)
+            xsel = _select(m, kp, [sl[jx] for _, jx, _ in pairs], mul_shape, f"xsel_c_{a}")
+            x = _sm_from_odd(xsel[1:]) if sm else xsel[1:]
+            m.d.comb += xs[a].eq(self._stage_reg(m, x, f"xsel_{a}"))
+        for d in range(self._schedule.window_channels):
+            sl = operand_slices(win.word_select(d, cfg.qu), cfg.u_operand)
+            usel = _select(m, kp, [sl[ju] for ju, _, _ in pairs], mul_shape, f"usel_c_{d}")
+            if phase2_u is not None:
+                usel = Mux(self.ctl.phase2, phase2_u, usel)
+            u = _sm_from_odd(usel[1:]) if sm else usel[1:]
+            m.d.comb += us[d].eq(self._stage_reg(m, u, f"usel_{d}"))
 
     def _vb_code(self, m, a, bcode):
         """``VB = m_V * m_B`` of residue ``a`` from a shared multiplier, as its
@@ -1345,6 +1483,129 @@ class W1Lanes(wiring.Component):
         return m
 
 
+class W1BufferReads(wiring.Component):
+    """The gated reads of the W1 buffer (w1once order): word ``o`` once per (row, ``o``)
+    of phase 2, as the block's first step is issued (``ctl``: the sequencer's step), so
+    the word is on the port in the memory data stage, where each lane selects its slice;
+    it holds there while the block runs. ``read``: ``In(ReadPort.Signature)`` (this
+    drives address and enable)."""
+
+    def __init__(self, cfg: GeneratorConfig):
+        self._cfg = cfg
+        depth, width = Schedule(cfg).w1_buffer_shape
+        super().__init__({"ctl": In(step_layout(cfg)), "stall": In(1),
+                          "read": In(ReadPort.Signature(addr_width=W.bits_for_count(depth),
+                                                        shape=unsigned(width)))})
+
+    def elaborate(self, platform):
+        m = Module()
+        ctl = self.ctl
+        m.d.comb += [self.read.addr.eq(ctl.o),
+                     self.read.en.eq(~self.stall & ctl.valid & ctl.phase2 & ctl.kp0)]
+        return m
+
+
+class W1OnceLanes(wiring.Component):
+    """The w1once order: per lane one multiplier and one fused accumulator serving both
+    phases of a tile. Phase 1 sums ``U x B`` over ``Bi`` terms (the lane's ``W1[o, c, t]``,
+    written to the W1 buffer in the cycle after its last step: ``write_w1``, word ``o``,
+    lane ``m``'s field ``w1_bits`` wide); phase 2 sums the broadcast ``V`` slice times the
+    lane's ``W1`` slice (from the buffer word ``w1_word``, selected per step) over ``Bo``
+    terms into the weight; the W1 slice is selected in the memory data stage (control
+    ``mem``) and registered at the operand stage like the shared operands. No lane holds a
+    ``W1`` register: the accumulator's width holds every prefix sum of either phase
+    (:func:`insitugen.widths.sum_abs_bound`)."""
+
+    def __init__(self, cfg: GeneratorConfig, lanes: range | None = None):
+        # the w1once order emits whole tile rows (beat = lanes): never a skewed lane group
+        if _lane_ids(cfg, lanes) != range(cfg.lanes):
+            raise ValueError("the w1once lane array builds all lanes (its beat is lanes)")
+        self._cfg = cfg
+        self._schedule = sched = Schedule(cfg)
+        depth, width = sched.w1_buffer_shape
+        members = _lanes_signature(cfg, cfg.lanes)
+        members["mem"] = In(step_layout(cfg))
+        members["w1_word"] = In(width)
+        members["write_w1"] = In(WritePort.Signature(addr_width=W.bits_for_count(depth),
+                                                     shape=unsigned(width)))
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, sched, ops, mul, acc = self._cfg, self._schedule, self.operands, self.mul, self.acc
+        pairs1, pairs2 = sched.pairs_level1, sched.pairs_level2
+        u_op, b_op, v_op, w1_op = cfg.u_operand, cfg.b_operand, cfg.v_operand, cfg.w1_operand
+        NB, s, K = sched.window_channels, cfg.engine_bits, cfg.K
+        mul_shape = signed(s + 1)
+        exec_acc = Signal()
+        m.d.comb += exec_acc.eq(acc.valid & ~self.stall)
+        kp_is = _pair_conditions(m, acc.kp, max(len(pairs1), len(pairs2)))
+        shifts = self._shift_conditions(m, pairs1, pairs2, kp_is, acc.phase2)
+        bound = max(W.sum_abs_bound([(W.product_range(a.ranges[ja], x.ranges[jx]), sh)
+                                     for ja, jx, sh in pairs] * terms)
+                    for pairs, a, x, terms in ((pairs1, u_op, b_op, cfg.Bi),
+                                               (pairs2, v_op, w1_op, cfg.Bo)))
+        acc_shape = signed(W.signed_bits(-bound, bound))
+        u = [_odd(ops.odd_u[d]) for d in range(NB)]        # the V slice in phase 2
+        w1_fields = []
+        for lane in range(cfg.lanes):
+            # the lane's W1 slice: selected in the memory data stage, registered with the
+            # shared operands at the operand stage
+            w1_sl = operand_slices(self.w1_word.word_select(lane, cfg.w1_bits), w1_op)
+            w1x = _select(m, self.mem.kp, [w1_sl[jw] for _, jw, _ in pairs2], mul_shape,
+                          f"w1x_c_{lane}")
+            if sched.register_stages[0]:
+                # no hold on stall: the memory data stage's control and the buffer's read
+                # data both hold then, so the register reloads the value it holds
+                reg = Signal(mul_shape, name=f"w1x_{lane}")
+                m.d.sync += reg.eq(w1x)
+                w1x = reg
+            a_in = Signal(mul_shape, name=f"a_{lane}")
+            x_in = Signal(mul_shape, name=f"x_{lane}")
+            m.d.comb += [a_in.eq(_lane_window(lane, u, ops.carry, K, NB, _rt_const(cfg))),
+                         x_in.eq(Mux(mul.phase2, w1x, _odd(ops.odd_x[lane % K])))]
+            prod = Signal(signed(2 * s + 2), name=f"prod_{lane}")
+            m.d.comb += prod.eq(a_in * x_in)
+            if sched.register_stages[1]:     # a level-2 product is not odd: all its bits
+                reg = Signal.like(prod, name=f"prod_r_{lane}")
+                m.d.sync += reg.eq(Mux(self.stall, reg, prod))
+                prod = reg
+            total = Signal(acc_shape, name=f"w_{lane}_acc")
+            term = Signal(acc_shape, name=f"w_{lane}_term")
+            value = prod.shift_left(shifts[-1][0])
+            for sh, cond in reversed(shifts[:-1]):
+                value = Mux(cond, prod.shift_left(sh), value)
+            m.d.comb += term.eq(value)
+            with m.If(exec_acc):
+                m.d.sync += total.eq(Mux(acc.first, 0, total) + term)
+            m.d.comb += self.values[lane].eq(total[:cfg.acc_bits].as_signed())
+            w1_fields.append(total[:cfg.w1_bits])
+        # the W1 of a finished phase-1 block is in the accumulators one cycle after its last
+        # step: write it then (the next block's first step replaces it at that edge)
+        store, addr = Signal(), Signal.like(self.write_w1.addr, name="w1_store_addr")
+        m.d.sync += store.eq(exec_acc & acc.store)
+        with m.If(exec_acc & acc.store):
+            m.d.sync += addr.eq(acc.o)
+        m.d.comb += [self.write_w1.en.eq(store), self.write_w1.addr.eq(addr),
+                     self.write_w1.data.eq(Cat(*w1_fields))]
+        return m
+
+    @staticmethod
+    def _shift_conditions(m, pairs1, pairs2, kp_is, phase2):
+        """Per distinct shift of either phase's pairs, a shared 'the step's shift is this'
+        signal (phase 1: ``kp`` among ``pairs1``, phase 2: among ``pairs2``)."""
+        by_shift: dict[int, list] = {}
+        for phase, pairs in ((~phase2, pairs1), (phase2, pairs2)):
+            for k, (_, _, sh) in enumerate(pairs):
+                by_shift.setdefault(sh, []).append(phase & kp_is[k])
+        out = []
+        for sh, terms in sorted(by_shift.items()):
+            cond = Signal(name=f"w_sh{sh}")
+            m.d.comb += cond.eq(Cat(*terms).any())
+            out.append((sh, cond))
+        return out
+
+
 class CodeLanes(wiring.Component):
     """Both levels off: each lane's weight is the odd value of its own B code, latched in
     the memory data stage (no multiply)."""
@@ -1369,7 +1630,8 @@ class CodeLanes(wiring.Component):
 
 
 #: The lane array of each datapath form (:func:`_datapath_form`).
-_LANES = {"ux": OneSumLanes, "vb_off1": OneSumLanes, "w1": W1Lanes, "codes": CodeLanes}
+_LANES = {"ux": OneSumLanes, "vb_off1": OneSumLanes, "w1": W1Lanes, "codes": CodeLanes,
+          "w1once": W1OnceLanes}
 
 
 class Generator(wiring.Component):
@@ -1411,7 +1673,8 @@ class Generator(wiring.Component):
         """The lane array(s): one array of all lanes, or, for the skewed drain, one array
         per group of ``beat`` lanes, group ``g`` fed the shared operands and the multiply /
         accumulate control ``g`` cycles late (registers held on ``stall``). Returns every
-        lane's value (lane order) and 'a delayed group still has a step in flight'."""
+        lane's value (lane order), 'a delayed group still has a step in flight' and the
+        lane arrays."""
         cfg, sched = self._cfg, self._schedule
         cls = _LANES[_datapath_form(sched)]
         groups = sched.beats_per_round if self._drain == "skew" else 1
@@ -1421,7 +1684,7 @@ class Generator(wiring.Component):
                 "mul": ctl.mul, "acc": ctl.acc}
         if _registered_adds(cfg):
             feed["acc_add"] = ctl.acc_add
-        values, in_flight = [], []
+        values, in_flight, arrays = [], [], []
         for g in range(groups):
             if g:
                 prev = feed
@@ -1441,7 +1704,8 @@ class Generator(wiring.Component):
             if "acc_add" in feed:
                 m.d.comb += lanes.acc_add.eq(feed["acc_add"])
             values += [lanes.values[k] for k in range(size)]
-        return values, Cat(*in_flight).any() if in_flight else Const(0, 1)
+            arrays.append(lanes)
+        return values, Cat(*in_flight).any() if in_flight else Const(0, 1), arrays
 
     def elaborate(self, platform):
         m = Module()
@@ -1486,7 +1750,9 @@ class Generator(wiring.Component):
             m.d.comb += [shared.u_words[k].eq(port.data) for k, port in enumerate(rports["U"])]
         if cfg.level2:
             m.d.comb += shared.v_word.eq(rports["V"][0].data)
-        values, late = self._lane_groups(m, ctl, shared, stall)
+        values, late, arrays = self._lane_groups(m, ctl, shared, stall)
+        if self._schedule.order == "w1once":
+            self._w1_buffer(m, arrays[0], seq, ctl, stall)
 
         # requantize and emit: accumulators -> weights
         emit = m.submodules.emit = Requantizer(cfg, skewed=self._drain == "skew")
@@ -1498,6 +1764,20 @@ class Generator(wiring.Component):
         m.d.comb += busy.eq(seq.running | ctl.in_flight | late | emit.holding)
         m.d.comb += self.busy.eq(busy)
         return m
+
+    def _w1_buffer(self, m, lanes, seq, ctl, stall):
+        """The w1once order's W1 buffer (:attr:`Schedule.w1_buffer_shape`): the lanes write
+        it, :class:`W1BufferReads` reads it as a level-2 block's first step is issued."""
+        depth, width = self._schedule.w1_buffer_shape
+        mem = m.submodules.mem_W1 = Memory(shape=unsigned(width), depth=depth, init=[])
+        wiring.connect(m, lanes.write_w1, mem.write_port())
+        port = mem.read_port(domain="sync")
+        reads = m.submodules.w1_reads = W1BufferReads(self._cfg)
+        wiring.connect(m, reads.read, port)
+        m.d.comb += [reads.ctl.eq(seq.step), reads.stall.eq(stall), lanes.w1_word.eq(port.data),
+                     lanes.mem.eq(ctl.mem)]
+        self.read_enables["W1"] = [port.en]
+        self.w1_write_enable = lanes.write_w1.en        # for tests counting buffer writes
 
 
 for _name in _SCHEDULE_FIGURES:

@@ -33,10 +33,17 @@ from .paths import describe_file
 ROUNDINGS = ("floor", "half_up", "half_even")
 MODES = ("parallel", "serial")
 RECOMBINATION_FORMS = ("fused", "separate")
-PRODUCT_ORDERS = ("vb", "w1")
+#: Product orders of the generator (hdl.generator, insitugen.schedule): ``vb`` (W1-free),
+#: ``w1`` (W1 recomputed per weight), ``w1once`` (each W1 computed once per column tile
+#: into a W1 buffer; needs ``order = "tile"`` with both levels on).
+PRODUCT_ORDERS = ("vb", "w1", "w1once")
 #: Extra register stages the generator's datapath may take (see hdl.generator).
 MAX_GENERATOR_STAGES = 2
-ORDERS = ("oihw",)
+#: Output orders of the weight stream: ``oihw`` (row-major ``W[p, q, k, k]``, beats
+#: row-aligned) or ``tile`` (tile-major ``[tile][row][lane]``: tile ``r`` = columns ``r*L ..
+#: r*L+L-1`` of the flattened ``q*K`` row, row = output channel; the order of the
+#: ``w1once`` product order).
+ORDERS = ("oihw", "tile")
 LAYERS = ("conv", "linear")
 BLOCKS = ("generator", "recombination")
 
@@ -227,7 +234,7 @@ class GeneratorConfig(_ConfigBase, GenerationLevels):
     rounding: str = "half_even"
     order: str = "oihw"
     recombination: str = "fused"        # fused | separate (see hdl.generator)
-    product_order: str = "vb"           # vb (W1-free) | w1 (W1 recomputed; see hdl.generator)
+    product_order: str = "vb"           # vb (W1-free) | w1 (W1 recomputed) | w1once (W1 buffer)
     pipeline_stages: int = 1            # extra datapath register stages, 0..2
     beat_weights: int = 0               # weights per output beat; 0 = auto (see beat)
 
@@ -268,6 +275,24 @@ class GeneratorConfig(_ConfigBase, GenerationLevels):
             raise ConfigError(f"config field 'beat_weights' = {self.beat_weights} does not "
                               f"divide lanes = {self.lanes}: use 0 (auto) or one of "
                               f"{clip(divisors)}")
+        both = self.level1 and self.level2
+        once = self.product_order == "w1once" and both
+        if once != (self.order == "tile"):
+            raise ConfigError(
+                f"config fields 'product_order' = \"{self.product_order}\" and 'order' = "
+                f"\"{self.order}\" do not go together: the tile order is the output order of "
+                f"product_order = \"w1once\" with both levels on (base_in, base_out > 0) and "
+                f"of nothing else: use " + ("order = \"tile\"" if once else
+                                            "order = \"oihw\""))
+        if once and self.recombination != "fused":
+            raise ConfigError("config field 'recombination' = \"separate\" needs another "
+                              "product_order: the w1once order sums both levels in one fused "
+                              "accumulator per lane (use recombination = \"fused\")")
+        if once and self.beat_weights not in (0, self.lanes):
+            raise ConfigError(f"config field 'beat_weights' = {self.beat_weights} needs "
+                              f"another product_order: the w1once order emits one beat of "
+                              f"lanes = {self.lanes} weights per row of a tile (use "
+                              f"beat_weights = 0 or {self.lanes})")
         if self.out_bits == 0 and self.shift != 0:
             raise ConfigError(f"config field 'shift' = {self.shift} needs out_bits > 0: with "
                               f"out_bits = 0 (full precision) the shift must be 0")
@@ -332,6 +357,8 @@ class GeneratorConfig(_ConfigBase, GenerationLevels):
         """Weights per beat of the output stream (``beat_weights``; 0 = :func:`auto_beat`).
         A round's ``lanes`` weights leave in ``lanes / beat`` beats through ``beat``
         requantizers (hdl.generator, Requantizer)."""
+        if self.product_order == "w1once" and self.level1 and self.level2:
+            return self.lanes       # its tile rows leave whole; the drain serves vb and w1
         return self.beat_weights or auto_beat(self.lanes, max(1, self.macs_per_weight))
 
     # ---- slicing on the engine ------------------------------------------------------
@@ -384,15 +411,19 @@ class GeneratorConfig(_ConfigBase, GenerationLevels):
     def macs_per_weight(self) -> int:
         """Engine multiplies per generated weight in the chosen ``product_order``.
 
-        Both levels on: ``Bo * Bi * S_U * S_VB`` (``vb``) or ``Bo * (level1_steps +
-        level2_steps)`` (``w1``, W1 recomputed per weight); one level off: that level's
-        steps (times ``Bo`` for level 2); both off: 0 (the weight is the odd value of its
-        ``B`` code).
+        Both levels on: ``Bo * Bi * S_U * S_VB`` (``vb``), ``Bo * (level1_steps +
+        level2_steps)`` (``w1``, W1 recomputed per weight) or ``Bo * level2_steps``
+        (``w1once``: level 1 runs once per column, ``Bo * level1_steps`` per column shared
+        by the ``p`` rows, which :class:`insitugen.schedule.Schedule` counts); one level
+        off: that level's steps (times ``Bo`` for level 2); both off: 0 (the weight is the
+        odd value of its ``B`` code).
         """
         if not self.level2:
             return self.level1_steps
         if self.level1 and self.product_order == "vb":
             return self.Bo * self.Bi * self.u_operand.count * self.vb_operand.count
+        if self.level1 and self.product_order == "w1once":
+            return self.Bo * self.level2_steps
         return self.Bo * (self.level1_steps + self.level2_steps)
 
     @property

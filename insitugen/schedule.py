@@ -19,6 +19,15 @@ Product orders (``cfg.product_order``; they differ only with both levels on):
   VB slices straight into its weight accumulator. Steps per (o, i): ``S_U * S_VB``.
 * ``"w1"`` (W1 recompute): per ``o`` the lane computes ``W1[o,c,t]`` (level-1 steps
   ``Bi * S_U * S_B``) into a W1 register, then level-2 steps ``S_V * S_W1``.
+* ``"w1once"`` (W1 once, output ``order = "tile"``): the pass loops column tiles ``r <
+  R`` (lane ``m`` owns column ``n = r*L + m``). Per tile, phase 1 computes every
+  ``W1[o, c, t]`` of the tile's columns once (``Bo`` blocks of ``Bi * S_U * S_B`` steps,
+  accumulated in the lane's weight accumulator and written to the W1 buffer, word ``o``
+  = ``L`` fields of ``w1_bits``); after :attr:`Schedule.w1_bubbles` idle cycles (only
+  where the buffer's last word would be read before it is written: ``Bo = 1`` or very
+  short blocks), phase 2 runs every row ``j < p``: ``Bo`` blocks of ``S_V * S_W1`` steps
+  (``V[j,o]`` broadcast times the lane's ``W1`` slices read from buffer word ``o``), one
+  beat per row. Beats come tile-major: beat ``r*p + j`` carries ``W[j].flat[r*L ..]``.
 """
 
 from __future__ import annotations
@@ -59,8 +68,9 @@ class Schedule:
 
     @property
     def order(self) -> str:
-        """The product order the datapath uses: ``"vb"`` or ``"w1"`` with both levels on,
-        else ``"direct"`` (one level or none: both orders are the same datapath)."""
+        """The product order the datapath uses: ``"vb"``, ``"w1"`` or ``"w1once"`` with both
+        levels on, else ``"direct"`` (one level or none: every order is the same
+        datapath)."""
         cfg = self._cfg
         return cfg.product_order if cfg.level1 and cfg.level2 else "direct"
 
@@ -156,8 +166,54 @@ class Schedule:
 
     @property
     def steps_per_round(self) -> int:
-        """Engine cycles per round: ``max(1, macs_per_weight)``."""
+        """Engine cycles per round (a beat's weights): ``max(1, macs_per_weight)``; in the
+        w1once order the level-2 cycles of one row of a tile, ``Bo * S_V * S_W1``."""
         return max(1, self.macs_per_weight)
+
+    # ---- the w1once order: column tiles, level 1 once per tile -------------------------
+    @property
+    def tile_level1_steps(self) -> int:
+        """w1once: phase-1 cycles of a tile, ``Bo * Bi * S_U * S_B`` (each W1 of the tile's
+        columns once); 0 in the other orders."""
+        return self._cfg.Bo * self._cfg.level1_steps if self.order == "w1once" else 0
+
+    @property
+    def w1_bubbles(self) -> int:
+        """w1once: idle cycles between a tile's phase 1 and phase 2 (0 in the other orders).
+
+        Buffer word ``o`` is written in the cycle after its last level-1 step accumulates
+        (at the edge ending cycle ``2 + stages`` after that step is issued) and read, not
+        write-transparent, as the first level-2 step of ``o`` is issued (so its slice can
+        be registered at the operand stage), which must come at least one cycle later:
+        with blocks of ``l1`` and ``l2`` steps, ``max(0, 2 + stages - (Bo - 1) * min(l1,
+        l2))``, ``stages`` = the register stages present."""
+        if self.order != "w1once":
+            return 0
+        cfg = self._cfg
+        l1, l2 = cfg.level1_steps, cfg.level2_steps
+        return max(0, 2 + sum(self.register_stages) - (cfg.Bo - 1) * min(l1, l2))
+
+    @property
+    def tile_cycles(self) -> int:
+        """w1once: cycles of one column tile, ``tile_level1_steps + w1_bubbles + p *
+        steps_per_round``; the other orders: ``p * steps_per_round`` (one round of each
+        row)."""
+        return (self.tile_level1_steps + self.w1_bubbles
+                + self._cfg.out_channels * self.steps_per_round)
+
+    @property
+    def cycles_per_pass(self) -> int:
+        """Engine cycles of one pass without drain stalls: ``n_rounds * steps_per_round``;
+        w1once: ``R * tile_cycles``."""
+        if self.order == "w1once":
+            return self._R * self.tile_cycles
+        return self.n_rounds * self.steps_per_round
+
+    @property
+    def longest_beat_gap(self) -> int:
+        """Most engine cycles between two beats of a pass (a round; w1once: a tile's phase
+        1, its bubbles and its first row)."""
+        return self.steps_per_round + self.tile_level1_steps + self.w1_bubbles
 
     @property
     def drain_stall_cycles(self) -> int:
@@ -173,8 +229,8 @@ class Schedule:
     @property
     def pass_period(self) -> int:
         """Cycles between the last beats of two back-to-back passes, output always ready:
-        ``n_rounds * steps_per_round + drain_stall_cycles``."""
-        return self.n_rounds * self.steps_per_round + self.drain_stall_cycles
+        ``cycles_per_pass + drain_stall_cycles``."""
+        return self.cycles_per_pass + self.drain_stall_cycles
 
     @property
     def register_stages(self) -> tuple[bool, bool]:
@@ -188,7 +244,7 @@ class Schedule:
 
     @property
     def latency(self) -> int:
-        """Fixed cycles of a pass beyond ``n_rounds * steps_per_round``: 3 (memory read,
+        """Fixed cycles of a pass beyond :attr:`cycles_per_pass`: 3 (memory read,
         multiply-accumulate, output register) plus one per register stage present."""
         return BASE_LATENCY + sum(self.register_stages)
 
@@ -204,8 +260,11 @@ class Schedule:
     @property
     def cycles_lower_bound(self) -> int:
         """``ceil(p*q*K*macs_per_weight / L)`` of the chosen order (every lane busy every
-        cycle); both levels off: the number of rounds."""
+        cycle); both levels off: the number of rounds; w1once: its level-1 multiplies once
+        plus its level-2 ones over ``L`` (:attr:`algorithmic_minimum`)."""
         cfg = self._cfg
+        if self.order == "w1once":
+            return self.algorithmic_minimum
         macs = cfg.n_weights * self.macs_per_weight
         return _ceil_div(macs, cfg.lanes) if macs else self.n_rounds
 
@@ -255,8 +314,26 @@ class Schedule:
 
     @property
     def memory_bits(self) -> dict[str, int]:
-        """Memory name -> bits (``depth * word bits``; includes padding of partial rows)."""
+        """Code memory name -> bits (``depth * word bits``; includes padding of partial
+        rows). The W1 buffer is not a code memory: :attr:`w1_buffer_bits`."""
         return {k: d * w for k, (d, w) in self.memory_shapes.items()}
+
+    @property
+    def w1_buffer_shape(self) -> tuple[int, int] | None:
+        """w1once: the W1 buffer's (depth, word bits) = ``(max(2, Bo), L * w1_bits)``, word
+        ``o`` holding ``W1[o, c, t]`` of the tile's column in lane ``m``'s field; None in
+        the other orders (they buffer no W1)."""
+        if self.order != "w1once":
+            return None
+        cfg = self._cfg
+        return (max(2, cfg.Bo), cfg.lanes * cfg.w1_bits)
+
+    @property
+    def w1_buffer_bits(self) -> int:
+        """Bits of the W1 buffer (0 without one): ``Bo * L * w1_bits`` (30,976 on the
+        default layer)."""
+        shape = self.w1_buffer_shape
+        return shape[0] * shape[1] if shape else 0
 
     @property
     def reads_per_pass(self) -> dict[str, int]:
@@ -266,6 +343,12 @@ class Schedule:
         cfg = self._cfg
         rounds = self.n_rounds
         out = {}
+        if self.order == "w1once":
+            # per tile: B, U once per (o, i) of phase 1; V and W1 once per (j, o) of phase 2
+            tiles, blocks = self._R, cfg.Bo * cfg.Bi
+            return {"B": tiles * blocks, "U": tiles * blocks * 2,
+                    "V": tiles * cfg.out_channels * cfg.Bo,
+                    "W1": tiles * cfg.out_channels * cfg.Bo}
         if cfg.level1:
             per_round = self.o_loop * cfg.Bi
             out["B"] = rounds * per_round
@@ -276,13 +359,21 @@ class Schedule:
             out["V"] = rounds * cfg.Bo
         return out
 
+    @property
+    def w1_buffer_writes_per_pass(self) -> int:
+        """Word writes of the W1 buffer in one pass: ``R * Bo`` (w1once), else 0."""
+        return self._R * self._cfg.Bo if self.order == "w1once" else 0
+
     def as_dict(self) -> dict[str, int | str]:
         """The figures the testbench and the reports record."""
-        return {"order": self.order, "rounds_per_row": self.rounds_per_row,
+        return {"order": self.order, "output_order": self._cfg.order,
+                "rounds_per_row": self.rounds_per_row,
                 "beat": self.beat, "n_beats": self.n_beats,
                 "steps_per_round": self.steps_per_round,
+                "cycles_per_pass": self.cycles_per_pass,
                 "drain_stall_cycles": self.drain_stall_cycles,
                 "latency": self.latency, "pass_cycles": self.pass_cycles,
                 "cycles_lower_bound": self.cycles_lower_bound,
                 "algorithmic_minimum": self.algorithmic_minimum,
-                "memory_bits": sum(self.memory_bits.values())}
+                "memory_bits": sum(self.memory_bits.values()),
+                "w1_buffer_bits": self.w1_buffer_bits}

@@ -9,7 +9,9 @@ reports per form: PDK-free NAND2-eq, the overhead over the reference engine,
 with a liberty also um^2 and the estimated critical-path delay
 (:func:`synth.timing.critical_path`) and its ratio to the engine's, the cycles
 of a pass (:class:`insitugen.schedule.Schedule`) against the lower bound of
-its own order and against the W1-once algorithmic minimum, and the memory bits.
+its own order and against the W1-once algorithmic minimum, the code memory bits and
+the W1 buffer of the w1once forms (bits, and SRAM um^2 at
+:data:`synth.ratios.SRAM_UM2_PER_BIT`; the buffer is a memory, never in the logic area).
 
 ``python -m synth.forms CONFIG [--liberty LIB] [--lanes 16 64 256] [--json R.json]``
 prints the Markdown table (the command BENCHMARKS.md records).
@@ -35,6 +37,10 @@ FORMS: dict[str, dict[str, Any]] = {
     "vb, 0 stages": dict(product_order="vb", pipeline_stages=0),
     "vb, 1 stage": dict(product_order="vb", pipeline_stages=1),
     "vb, 2 stages": dict(product_order="vb", pipeline_stages=2),
+    # the W1-once schedule: tile-major output, a W1 buffer (reported beside the codes)
+    "w1once, 0 stages": dict(product_order="w1once", order="tile", pipeline_stages=0),
+    "w1once, 1 stage": dict(product_order="w1once", order="tile", pipeline_stages=1),
+    "w1once, 2 stages": dict(product_order="w1once", order="tile", pipeline_stages=2),
 }
 
 OPTIONS = ("-booth", "-arith_tree")
@@ -86,6 +92,7 @@ def compare_forms(cfg: GeneratorConfig, *, liberty=None, yosys=None, jobs: int =
     """Synthesize every form of ``cfg`` and the reference engine; return the table."""
     from . import yosys as Y
     from .liberty import read_liberty
+    from .ratios import SRAM_UM2_PER_BIT
     from .timing import critical_path
 
     forms = FORMS if forms is None else forms
@@ -140,6 +147,8 @@ def compare_forms(cfg: GeneratorConfig, *, liberty=None, yosys=None, jobs: int =
                         "over_algorithmic_minimum": round(s.pass_cycles
                                                           / s.algorithmic_minimum, 4),
                         "memory_bits": sum(s.memory_bits.values()),
+                        "w1_buffer_bits": s.w1_buffer_bits,
+                        "w1_buffer_sram_um2": round(s.w1_buffer_bits * SRAM_UM2_PER_BIT, 1),
                         "synthesized_memory_bits": d["pdk_free"]["memory_bits"]})
         rows.append(row)
     return {"config": cfg.to_dict(), "options": list(OPTIONS),
@@ -157,7 +166,11 @@ def compare_forms(cfg: GeneratorConfig, *, liberty=None, yosys=None, jobs: int =
                 "over_lower_bound": "pass cycles / ceil(p q K macs_per_weight / lanes) of the "
                                     "form's own product order",
                 "over_algorithmic_minimum": "pass cycles / the W1-once minimum (each W1 "
-                                            "computed once; Schedule.algorithmic_minimum)"}}
+                                            "computed once; Schedule.algorithmic_minimum)",
+                "memory_bits": "code memory bits (B, U, V)",
+                "w1_buffer_bits": "bits of the W1 buffer of the w1once forms (Bo x lanes x "
+                                  "w1_bits), 0 in the others; w1_buffer_sram_um2 at the "
+                                  "SRAM density of synth.ratios.SRAM_UM2_PER_BIT"}}
 
 
 def _pct(x) -> str:
@@ -171,7 +184,8 @@ def forms_markdown(report: dict[str, Any]) -> str:
     if lib:
         head += ["GE (IHP)", "overhead (IHP)", "delay (ns)", "delay / engine",
                  "delay / registered engine"]
-    head += ["cycles / pass", "/ own bound", "/ W1-once min", "memory bits"]
+    head += ["cycles / pass", "/ own bound", "/ W1-once min", "memory bits", "W1 buffer bits",
+             "W1 buffer SRAM (um^2)"]
     c = report["config"]
     lines = [f"Layer {c['out_channels']} -> {c['in_channels']} k{c['kernel']}, (Bi, Bo) = "
              f"({c['base_in']}, {c['base_out']}), {c['engine_bits']}-bit engine, "
@@ -189,9 +203,11 @@ def forms_markdown(report: dict[str, Any]) -> str:
                     f"{r['delay_over_registered_engine']:.2f}x"]
         if "pass_cycles" in r:
             row += [f"{r['pass_cycles']:,}", f"{r['over_lower_bound']:.3f}x",
-                    f"{r['over_algorithmic_minimum']:.3f}x", f"{r['memory_bits']:,}"]
+                    f"{r['over_algorithmic_minimum']:.3f}x", f"{r['memory_bits']:,}",
+                    f"{r['w1_buffer_bits']:,}" if r["w1_buffer_bits"] else "-",
+                    f"{r['w1_buffer_sram_um2']:,.0f}" if r["w1_buffer_bits"] else "-"]
         else:
-            row += ["-", "-", "-", "-"]
+            row += ["-"] * 6
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 

@@ -80,9 +80,13 @@ NAND2_UM2 = 7.2576
 
 
 def memory_area(cfg: GeneratorConfig, designs) -> dict[str, Any]:
-    """Memory area saved (full weights minus codes, in SRAM at :data:`SRAM_UM2_PER_BIT`)
-    next to the logic area the generator adds over the reference engine."""
-    saved = (cfg.weight_memory_bits - cfg.code_memory_bits) * SRAM_UM2_PER_BIT
+    """Memory area saved (full weights minus codes and the W1 buffer of the w1once order,
+    in SRAM at :data:`SRAM_UM2_PER_BIT`) next to the logic area the generator adds over the
+    reference engine."""
+    from insitugen.schedule import Schedule
+
+    w1_buffer = Schedule(cfg).w1_buffer_bits
+    saved = (cfg.weight_memory_bits - cfg.code_memory_bits - w1_buffer) * SRAM_UM2_PER_BIT
     added = {}
     g, r = designs["generator"], designs["reference_engine"]
     added["pdk_free_um2"] = round((g["pdk_free"]["nand2_eq"] - r["pdk_free"]["nand2_eq"])
@@ -93,11 +97,13 @@ def memory_area(cfg: GeneratorConfig, designs) -> dict[str, Any]:
         "sram_um2_per_bit": round(SRAM_UM2_PER_BIT, 4),
         "code_memory_um2": round(cfg.code_memory_bits * SRAM_UM2_PER_BIT, 1),
         "weight_memory_um2": round(cfg.weight_memory_bits * SRAM_UM2_PER_BIT, 1),
+        "w1_buffer_um2": round(w1_buffer * SRAM_UM2_PER_BIT, 1),
         "memory_saved_um2": round(saved, 1),
         "logic_added_um2": added,
         "memory_area_definition": (
             "SRAM area at sram_um2_per_bit (IHP SG13G2 1024x64 SRAM macro, periphery "
-            "included); memory_saved_um2 = (weight bits - code bits) x that density; "
+            "included); memory_saved_um2 = (weight bits - code bits - W1 buffer bits) x that "
+            "density; "
             "logic_added_um2 = (generator - reference engine) logic, PDK-free as NAND2-eq x "
             f"{NAND2_UM2} um^2 (IHP nand2_1), or from the liberty"),
     }
@@ -133,17 +139,21 @@ def generator_ratios(cfg: GeneratorConfig, designs, dedicated) -> tuple[dict, di
                       "shift-add recombination (separate form) takes; 0 when nothing is sliced"}
     from insitugen.schedule import Schedule
 
-    declared = sum(Schedule(cfg).memory_bits.values())    # the memories the RTL declares
+    sched = Schedule(cfg)
+    # the memories the RTL declares: the code memories and, in the w1once order, the W1 buffer
+    declared = sum(sched.memory_bits.values()) + sched.w1_buffer_bits
     memory = {
         "declared_memory_bits": declared,
         "code_bits": cfg.code_memory_bits,
+        "w1_buffer_bits": sched.w1_buffer_bits,
         "weight_bits_at_out_width": cfg.weight_memory_bits,
         "compression": round(cfg.weight_memory_bits / cfg.code_memory_bits, 3),
         "synthesized_memory_bits": designs[G]["memory_bits"],
         **memory_area(cfg, designs),
         "definition": "code_bits = bits of the B/U/V codes; weight_bits_at_out_width = "
                       "p*q*K*weight_bits (the full weights the codes replace); compression = "
-                      "weight bits / code bits; synthesized_memory_bits = $mem_v2 bits of the "
+                      "weight bits / code bits; w1_buffer_bits = the W1 buffer of the w1once "
+                      "order (0 in the others); synthesized_memory_bits = $mem_v2 bits of the "
                       "generator netlist",
     }
     return ratios, memory

@@ -75,7 +75,9 @@ def report_markdown(report: dict[str, Any]) -> str:
         m = report["memory"]
         lines += ["", f"Memory: codes {m['code_bits']:,} bits, full weights "
                       f"{m['weight_bits_at_out_width']:,} bits (compression {m['compression']}x), "
-                      f"synthesized memories {m['synthesized_memory_bits']:,} bits."]
+                      f"synthesized memories {m['synthesized_memory_bits']:,} bits"
+                      + (f", of them a W1 buffer of {m['w1_buffer_bits']:,} bits"
+                         if m.get("w1_buffer_bits") else "") + "."]
         if "memory_saved_um2" in m:
             added = m["logic_added_um2"]
             la = added.get("liberty_um2", added["pdk_free_um2"])

@@ -79,6 +79,10 @@ CASES = {
     "beat2_both_off_full_precision_stalls": (dict(base_in=0, base_out=0, lanes=6,
                                                   beat_weights=2, out_bits=0, shift=0),
                                              "periodic"),
+    # the W1-once order: tile-major stream, a partial last tile; Bo = 1 takes bubbles
+    "w1once_order": (dict(product_order="w1once", order="tile", lanes=5), "none"),
+    "w1once_bo1_two_stages": (dict(product_order="w1once", order="tile", base_out=1,
+                                   pipeline_stages=2), "periodic"),
 }
 
 #: The cases the default run simulates on Verilator: these together hit every code and
@@ -90,10 +94,11 @@ DEFAULT_CASES = ["lanes1", "saturate_floor", "both_off", "bits8_engine8_separate
                  "linear", "level1_off", "level1_off_separate_b5", "level2_off",
                  "level2_off_separate", "both_off_full_precision_b7", "lanes16_gt_qK",
                  "kernel1", "vb_two_stages_separate", "w1_order", "beat2_lanes8_partial_round",
-                 "beat1_level2_off_stalls"]
+                 "beat1_level2_off_stalls", "w1once_order"]
 
 ICARUS_CASES = ["both_levels_fused", "both_off", "lanes5_not_dividing", "full_precision_separate",
-                "beat2_both_off_full_precision_stalls", "beat2_lanes8_partial_round"]
+                "beat2_both_off_full_precision_stalls", "beat2_lanes8_partial_round",
+                "w1once_order"]
 
 
 def _check(cfg: GeneratorConfig, res, bp: str, passes: int):
@@ -150,7 +155,8 @@ def _case_features(name: str) -> set:
                              "insitugen.generator.product_order",
                              "insitugen.generator.pipeline_stages",
                              "insitugen.generator.recombination",
-                             "insitugen.generator.beat")):
+                             "insitugen.generator.beat",
+                             "insitugen.generator.order")):
             out |= {(point, b) for b, hits in data["bins"].items() if hits}
     return out
 
@@ -165,7 +171,8 @@ def test_default_cases_cover():
 
 #: reset mid-load and mid-pass, then a correct pass: name of a CASES entry -> simulators
 RESET_CASES = {"both_levels_fused": "verilator", "both_levels_separate": "verilator",
-               "lanes5_not_dividing": "verilator", "bits7_engine5_separate": "icarus"}
+               "lanes5_not_dividing": "verilator", "bits7_engine5_separate": "icarus",
+               "w1once_order": "verilator"}
 
 
 @pytest.mark.parametrize("name", list(RESET_CASES), ids=list(RESET_CASES))
@@ -223,6 +230,24 @@ def test_generator_default_engine_on_a_smaller_layer():
     cfg = default_config().replace(out_channels=48, in_channels=64)
     assert cfg.base_out < cfg.out_channels          # both levels stay on, as in the default
     _default_engine_layer(cfg)
+
+
+@pytest.mark.slow
+def test_generator_w1once_default_engine_on_a_smaller_layer():
+    """The W1-once order on the default layer's engine (64 lanes, Bo = 44) at 64 -> 48
+    channels: bit-exact through the tile-major stream, ``--out`` in oihw, and with the
+    output always ready exactly ``Schedule.pass_cycles`` (77.6k cycles, 1.0000x the W1-once
+    minimum plus the latency); a Verilator build of 64 lanes, hence ``slow``."""
+    from insitugen.schedule import Schedule
+
+    cfg = default_config().replace(out_channels=48, in_channels=64, product_order="w1once",
+                                   order="tile")
+    s = Schedule(cfg)
+    res = run_sim(cfg, simulator="verilator", seed=12, backpressure="none", quiet=True,
+                  extra={"passes": 2})
+    _check(cfg, res, "none", 2)
+    assert res.cycles == s.pass_cycles == s.algorithmic_minimum + s.latency
+    assert res.details["pass_cycles"][1] == s.cycles_per_pass
 
 
 @pytest.mark.slow

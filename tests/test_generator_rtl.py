@@ -119,6 +119,8 @@ CASES = {
     "beat1_level2_off_stalls": dict(base_out=0, lanes=8, beat_weights=1),
     "beat1_both_off_stalls": dict(base_in=0, base_out=0, shift=1, lanes=8, beat_weights=1),
     "beat2_level1_off_stalls": dict(base_in=0, lanes=8, beat_weights=2, out_bits=0, shift=0),
+    # the W1-once order (tile-major stream; its own cases: tests/test_generator_w1once.py)
+    "w1once_order": dict(product_order="w1once", order="tile", lanes=5),
 }
 
 #: back-pressure per case (default "none", where cycle counts are checked exactly)
@@ -130,6 +132,7 @@ BACKPRESSURE = {
     "beat2_lanes8_partial_round": "random", "beat4_lanes16_gt_qK": "random",
     "beat2_saturate": "periodic", "beat1_both_off_stalls": "random",
     "beat2_w1_order": "random",
+    "w1once_order": "random",
 }
 SATURATING = {"saturate_half_up", "saturate_floor_wide_out", "beat2_saturate"}
 
@@ -213,15 +216,13 @@ def simulate(cfg: GeneratorConfig, layers: list, *, passes: int = 2, backpressur
     return dut, out
 
 
-@pytest.mark.parametrize("name", list(CASES), ids=list(CASES))
-def test_generator_bit_exact(name):
-    cfg = BASE.replace(**CASES[name])
-    seed = 1000 + list(CASES).index(name)
-    bp = BACKPRESSURE.get(name, "none")
-    corner = "max" if name in SATURATING else CORNERS[list(CASES).index(name) % len(CORNERS)]
+def run_case(cfg, seed: int, bp: str, corner: str):
+    """Two passes of a random layer and one of a ``corner`` layer, each checked by the
+    scoreboard; with the output always ready the cycles equal the schedule's exactly.
+    Returns ``(dut, the corner layer's codes)``."""
     layer_a = random_codes(cfg, seed)
     layer_b = random_codes(cfg, seed + 1, corner)
-    print(f"case {name}: seed {seed}, back-pressure {bp}, reload corner {corner}")
+    print(f"seed {seed}, back-pressure {bp}, reload corner {corner}")
     dut, res = simulate(cfg, [layer_a, layer_b], passes=2, backpressure=bp, seed=seed)
     (p1, c1), (p2, c2) = res[0]
     check_beats(cfg, dut, p1, layer_a, "pass 1", seed)
@@ -229,17 +230,28 @@ def test_generator_bit_exact(name):
     (p3, _), = res[1]
     check_beats(cfg, dut, p3, layer_b, f"reloaded layer ({corner})", seed)
     per_pass = dut.pass_period
-    if name.endswith("_stalls"):
-        assert dut.drain_stall_cycles > 0, "the short-round case must make the drain stall"
-        assert dut.drain == "bank"
-    elif cfg.beat < cfg.lanes:
-        assert dut.drain_stall_cycles == 0 and dut.drain == "skew"
-    assert per_pass == dut.n_rounds * dut.steps_per_round + dut.drain_stall_cycles
+    assert per_pass == dut.cycles_per_pass + dut.drain_stall_cycles
     if bp == "none":
         assert c1 == dut.pass_cycles, f"pass 1 took {c1} cycles, design formula {dut.pass_cycles}"
         assert c2 - c1 == per_pass, f"pass 2 took {c2 - c1} cycles after pass 1, not {per_pass}"
     else:
         assert c1 >= dut.pass_cycles
+    return dut, layer_b
+
+
+@pytest.mark.parametrize("name", list(CASES), ids=list(CASES))
+def test_generator_bit_exact(name):
+    cfg = BASE.replace(**CASES[name])
+    seed = 1000 + list(CASES).index(name)
+    corner = "max" if name in SATURATING else CORNERS[list(CASES).index(name) % len(CORNERS)]
+    print(f"case {name}")
+    dut, layer_b = run_case(cfg, seed, BACKPRESSURE.get(name, "none"), corner)
+    if name.endswith("_stalls"):
+        assert dut.drain_stall_cycles > 0, "the short-round case must make the drain stall"
+        assert dut.drain == "bank"
+    elif cfg.beat < cfg.lanes:
+        assert dut.drain_stall_cycles == 0 and dut.drain == "skew"
+    per_pass = dut.pass_period
     # efficiency: the only loss besides the latency is idle lanes in a row's last round
     N = cfg.in_channels * cfg.K
     if cfg.macs_per_weight and N % cfg.lanes == 0 and not dut.drain_stall_cycles:
@@ -335,17 +347,13 @@ def test_rejects_non_generator_config():
         Generator(RecombinationConfig())
 
 
-@pytest.mark.parametrize("changes", [{}, dict(product_order="w1", pipeline_stages=0),
-                                     dict(base_in=0, pipeline_stages=2),
-                                     dict(base_in=0, base_out=0)],
-                         ids=["vb", "w1", "level1_off_two_stages", "both_off"])
-def test_each_code_word_read_once_per_use(changes):
-    """Read gating: over one pass (output stalled now and then), every memory port is
-    enabled exactly ``Schedule.reads_per_pass`` times; the weights stay bit-exact."""
-    cfg = BASE.replace(lanes=5, **changes)
-    codes = random_codes(cfg, 21)
+def count_enables(cfg, codes, enables_of, seed, stall_every=7):
+    """Load ``codes``, run one pass with the output stalled one cycle in ``stall_every``
+    and count, per name, the cycles each signal of ``enables_of(dut)`` (name -> signals)
+    is high, through the pass and its drain; the pass is checked bit-exact. Returns
+    ``(dut, counts)``."""
     dut = Generator(cfg)
-    reads = {}
+    counts = {}
 
     async def tb(ctx):
         for code in code_stream(cfg, codes):
@@ -358,28 +366,41 @@ def test_each_code_word_read_once_per_use(changes):
         await ctx.tick()
         ctx.set(dut.start, 0)
         beats, cycle = [], 0
-        counts = {name: 0 for name in dut.read_enables}
+        enables = enables_of(dut)
+        seen = {name: 0 for name in enables}
         last_bit = stream_last_bits(cfg)["weights"]
         while not beats or not (beats[-1] >> last_bit) & 1:
-            ctx.set(dut.weights.ready, int(cycle % 7 != 3))
-            for name, ens in dut.read_enables.items():
-                counts[name] += sum(ctx.get(en) for en in ens)
+            ctx.set(dut.weights.ready, int(cycle % stall_every != 3))
+            for name, ens in enables.items():
+                seen[name] += sum(ctx.get(en) for en in ens)
             _, _, v, rdy, pl = await ctx.tick().sample(dut.weights.valid, dut.weights.ready,
                                                         dut.weights.payload.as_value())
             if v and rdy:
                 beats.append(pl)
             cycle += 1
         for _ in range(dut.latency + 2):
-            for name, ens in dut.read_enables.items():
-                counts[name] += sum(ctx.get(en) for en in ens)
+            for name, ens in enables.items():
+                seen[name] += sum(ctx.get(en) for en in ens)
             await ctx.tick()
-        reads.update(counts)
-        check_beats(cfg, dut, beats, codes, "gated reads", 21)
+        counts.update(seen)
+        check_beats(cfg, dut, beats, codes, "gated reads", seed)
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)
     sim.add_testbench(tb)
     sim.run()
+    return dut, counts
+
+
+@pytest.mark.parametrize("changes", [{}, dict(product_order="w1", pipeline_stages=0),
+                                     dict(base_in=0, pipeline_stages=2),
+                                     dict(base_in=0, base_out=0)],
+                         ids=["vb", "w1", "level1_off_two_stages", "both_off"])
+def test_each_code_word_read_once_per_use(changes):
+    """Read gating: over one pass (output stalled now and then), every memory port is
+    enabled exactly ``Schedule.reads_per_pass`` times; the weights stay bit-exact."""
+    cfg = BASE.replace(lanes=5, **changes)
+    dut, reads = count_enables(cfg, random_codes(cfg, 21), lambda dut: dut.read_enables, 21)
     assert reads == dut.reads_per_pass, f"reads {reads}, schedule {dut.reads_per_pass}"
 
 

@@ -88,6 +88,7 @@ def test_export_then_golden_equals_layer_generation(smallcnn_checkpoint, tmp_pat
         assert torch.allclose(scale * w_int.double(), w_float, rtol=1e-5,
                               atol=1e-6 * w_float.abs().max().item())
         assert scale == pytest.approx(index["layers"][name]["scale"])
+        assert index["layers"][name]["output_order"] == cfg.order == "oihw"
 
 
 def test_export_hardware_fields(smallcnn_checkpoint, tmp_path):

@@ -71,6 +71,7 @@ from cocotb_coverage.coverage import CoverPoint, coverage_db
 
 from insitugen.config import (
     MAX_GENERATOR_STAGES,
+    ORDERS,
     PRODUCT_ORDERS,
     RECOMBINATION_FORMS,
     ROUNDINGS,
@@ -128,6 +129,7 @@ _define("generator.recombination", list(RECOMBINATION_FORMS))
 # the output beat (beat_weights): one beat per round, or a round drained in several beats
 # through shared requantizers, with and without drain stalls, and a row's partial last beat
 _define("generator.beat", ["one_per_round", "drained", "drain_stalls", "partial_last_beat"])
+_define("generator.order", list(ORDERS))            # the output order of the weight stream
 
 
 def point_names() -> list[str]:
@@ -172,6 +174,7 @@ def sample_generator_config(cfg) -> None:
         _hit("generator.product_order", [cfg.product_order])
         _hit("generator.pipeline_stages", [str(cfg.pipeline_stages)])
         _hit("generator.recombination", [cfg.recombination])
+        _hit("generator.order", [cfg.order])
 
 
 def sample_requant(values, *, shift: int, rounding: str, out_bits: int) -> None:

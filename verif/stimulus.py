@@ -171,9 +171,11 @@ def generator_tb_figures(cfg) -> dict:
     model = Schedule(cfg)
     return {"lanes": cfg.lanes, "beat": model.beat, "weight_bits": cfg.weight_bits,
             "row_weights": cfg.in_channels * cfg.K, "weight_shape": list(cfg.weight_shape),
+            "output_order": cfg.order,
             "n_beats": model.n_beats, "row_beats": model.row_beats,
             "rounds_per_row": model.rounds_per_row,
-            "steps_per_round": model.steps_per_round, "latency": model.latency,
+            "steps_per_round": model.steps_per_round, "cycles_per_pass": model.cycles_per_pass,
+            "longest_beat_gap": model.longest_beat_gap, "latency": model.latency,
             "pass_cycles": model.pass_cycles, "pass_period": model.pass_period,
             "cycles_lower_bound": model.cycles_lower_bound,
             "last_bit": stream_last_bits(cfg)["weights"]}

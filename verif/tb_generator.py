@@ -14,9 +14,10 @@ Parameters come from the JSON file named by ``$INSITUGEN_PARAMS`` (written by
   ``expected`` (``golden.generate.generate`` of them, flat oihw) and, with
   ``reload``, ``codes_reload`` / ``expected_reload`` (``random_codes(cfg, seed+1)``);
 * ``tb``: the design's figures (``lanes``, ``beat`` (weights per output beat),
-  ``weight_bits``, ``row_weights``, ``weight_shape``, ``n_beats``, ``row_beats``,
-  ``rounds_per_row``, ``steps_per_round``, ``latency``, ``pass_cycles``,
-  ``pass_period``, ``cycles_lower_bound``);
+  ``weight_bits``, ``row_weights``, ``weight_shape``, ``output_order``, ``n_beats``,
+  ``row_beats``, ``rounds_per_row``, ``steps_per_round``, ``cycles_per_pass``,
+  ``longest_beat_gap``, ``latency``, ``pass_cycles``, ``pass_period``,
+  ``cycles_lower_bound``);
 * ``out`` (optional): a ``.npz`` to write ``W`` (int64, ``weight_shape``, the
   RTL's weights of the first pass) and ``cycles``;
 * ``passes`` (default 2): regenerations of the loaded layer without reloading;
@@ -29,7 +30,8 @@ Parameters come from the JSON file named by ``$INSITUGEN_PARAMS`` (written by
   out idle and unloaded, then run the normal load and passes (which must be
   bit-exact: a correct pass after the resets).
 
-This module imports only numpy and cocotb (no torch, no golden model), so the
+This module imports only numpy and cocotb (no torch, no golden model; the
+numpy-only :mod:`golden.order` maps the stream's order back to oihw), so the
 simulator's embedded Python starts fast.
 
 Structure: code driver (seeded valid gaps) -> DUT -> output monitor (seeded
@@ -69,6 +71,7 @@ import numpy as np
 from cocotb.triggers import Event, ReadOnly, RisingEdge
 from cocotb.utils import get_sim_time
 
+from golden.order import beat_counts, from_stream
 from insitugen.files import atomic_write_text, save_npz
 from verif.backpressure import generators, ready_levels, valid_levels
 from verif.protocol import check_counts, monitor_signal, read_monitor
@@ -100,13 +103,15 @@ def decode_beats(tb: dict, payloads: list[int]):
 def check_beats(tb: dict, payloads: list[int], expected: np.ndarray, label: str,
                 seed: int) -> np.ndarray:
     """Scoreboard of one pass: beat count, ``count`` and ``last`` of every beat, unused
-    lanes 0, and every weight equal to ``expected`` (flat); returns ``W`` (weight_shape)."""
+    lanes 0, and every weight equal to ``expected`` (flat oihw; the stream's order,
+    ``tb["output_order"]``, is mapped back to oihw by :mod:`golden.order`); returns ``W``
+    (weight_shape, oihw whatever the hardware order)."""
     w, count, last = decode_beats(tb, payloads)
-    nb, L, R = int(tb["n_beats"]), int(tb["beat"]), int(tb["row_beats"])
+    nb, b = int(tb["n_beats"]), int(tb["beat"])
     assert len(w) == nb, f"{label}: {len(w)} beats, expected {nb} (seed {seed})"
-    N = int(tb["row_weights"])
-    exp_count = np.full(nb, L, np.int64)            # b weights, a row's last beat the rest
-    exp_count[R - 1::R] = N - (R - 1) * L
+    N, order = int(tb["row_weights"]), tb.get("output_order", "oihw")
+    p = int(tb["weight_shape"][0])
+    exp_count = beat_counts(order, p, N, b)     # b weights, a row's (tile's) last the rest
     bad = np.nonzero(count != exp_count)[0]
     assert not len(bad), (f"{label}: beat {bad[0]} has count {count[bad[0]]}, expected "
                           f"{exp_count[bad[0]]} (seed {seed})")
@@ -114,16 +119,16 @@ def check_beats(tb: dict, payloads: list[int], expected: np.ndarray, label: str,
     exp_last[-1] = 1
     bad = np.nonzero(last != exp_last)[0]
     assert not len(bad), f"{label}: 'last' wrong on beat {bad[0]} (seed {seed})"
-    unused = np.arange(L)[None, :] >= count[:, None]
+    unused = np.arange(b)[None, :] >= count[:, None]
     assert not (w[unused] != 0).any(), f"{label}: an unused lane is not 0 (seed {seed})"
-    got = w[~unused]
+    got = from_stream(w[~unused], order, p, N, b)
     shape = tuple(tb["weight_shape"])
     if not np.array_equal(got, expected):
         k = int(np.nonzero(got != expected)[0][0])
         idx = np.unravel_index(k, shape)
         raise AssertionError(f"{label}: weight {tuple(int(x) for x in idx)} is {got[k]}, "
                              f"golden {expected[k]}; {int((got != expected).sum())} of "
-                             f"{expected.size} differ (seed {seed})")
+                             f"{expected.size} differ ({order} order, seed {seed})")
     return got.reshape(shape)
 
 
@@ -250,7 +255,7 @@ class GeneratorTB:
         while handshakes.value.to_unsigned() - base < target:
             await RisingEdge(clk)
         d.weights__ready.value = 0
-        for _ in range(int(self.tb["steps_per_round"]) + int(self.tb["latency"]) + 3):
+        for _ in range(int(self.tb["longest_beat_gap"]) + int(self.tb["latency"]) + 3):
             await RisingEdge(clk)
         await ReadOnly()
         assert d.weights__valid.value == 1 and d.busy.value == 1, \
@@ -345,7 +350,7 @@ async def generate_layer(dut):
     W = [check_beats(fig, tb.payloads[k * nb:(k + 1) * nb], stim["expected"],
                      f"pass {k + 1}", seed) for k in range(passes)][0]
     # nothing extra may arrive
-    for _ in range(int(fig["steps_per_round"]) + int(fig["latency"]) + 2):
+    for _ in range(int(fig["longest_beat_gap"]) + int(fig["latency"]) + 2):
         await RisingEdge(dut.clk)
     assert len(tb.payloads) == passes * nb, (f"{len(tb.payloads) - passes * nb} extra beats "
                                              f"after the last pass (seed {seed})")

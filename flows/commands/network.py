@@ -67,7 +67,10 @@ def add_args(parser: argparse.ArgumentParser) -> None:
                         "(default: %(default)s)")
     n.add_argument("--recombination", choices=RECOMBINATION_FORMS, default=d.recombination,
                    help="generator recombination form (default: %(default)s)")
-    n.add_argument("--product-order", choices=PRODUCT_ORDERS, default=d.product_order,
+    # the oihw orders: the w1once order streams tile-major (order = "tile"), which the
+    # network's per-layer configs do not set
+    n.add_argument("--product-order", choices=[o for o in PRODUCT_ORDERS if o != "w1once"],
+                   default=d.product_order,
                    help="generator product order: vb (W1-free) or w1 (W1 recomputed; fewer "
                         "steps on engines of 4 bits and more) (default: %(default)s)")
     n.add_argument("--pipeline-stages", type=int, default=d.pipeline_stages,
