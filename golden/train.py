@@ -33,6 +33,7 @@ import copy
 import json
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -72,8 +73,8 @@ from .train_settings import (
 
 __all__ = ["approximation_loss", "project_gradient", "project_svd", "project", "kd_loss",
            "make_optimizer", "train", "accuracy", "make_teacher", "make_student",
-           "reproduce_digits", "train_cifar", "PROJECTIONS", "TrainSettings", "DigitsSettings",
-           "CifarSettings"]
+           "DigitsTeacher", "DIGITS_TEACHER_FIELDS", "train_digits_teacher", "reproduce_digits",
+           "train_cifar", "PROJECTIONS", "TrainSettings", "DigitsSettings", "CifarSettings"]
 
 
 # ---------------------------------------------------------------------------------
@@ -357,17 +358,29 @@ def _project_student(s: MLGSettings, student: nn.Module, teacher: nn.Module,
 # ---------------------------------------------------------------------------------
 # digits reproduction (CPU, minutes)
 # ---------------------------------------------------------------------------------
-def reproduce_digits(s: DigitsSettings | None = None, out_dir: str | Path | None = None,
-                     log: Callable[[str], None] | None = print) -> dict:
-    """Teacher and MLG student (SmallCNN) on the digits (or ``digits-hard``, see
-    :func:`golden.datasets.hard_digits_data`); returns accuracies, memory
-    compression and wall time. ``out_dir`` (optional) receives ``teacher.pt``,
-    ``student.pt`` (MLG checkpoints) and ``digits.json``."""
-    s = s or DigitsSettings()
-    _check_student_settings(s, "smallcnn", 10, 1)
-    t0 = time.perf_counter()
-    torch.set_num_threads(max(1, s.threads))
-    torch.manual_seed(s.seed)
+#: The settings a trained digits teacher depends on: a teacher is shared only between
+#: runs that agree on all of them (:func:`train_digits_teacher`).
+DIGITS_TEACHER_FIELDS = ("recipe", "seed", "dataset", "image_size", "teacher_epochs",
+                         "teacher_lr", "batch_size")
+
+
+@dataclass
+class DigitsTeacher:
+    """A trained digits teacher and the random states right after its training, so that
+    :func:`reproduce_digits` given it trains the same student as when it trains the
+    teacher itself (one teacher serves several MLG settings)."""
+
+    model: nn.Module
+    bits: int
+    accuracy: float
+    wall_s: float
+    settings: dict
+    gen_state: torch.Tensor
+    rng_state: torch.Tensor
+
+
+def _digits_data(s: DigitsSettings):
+    """The data, the batch generator and the loaders of one digits run."""
     xtr, ytr, xte, yte = digits_set(s.dataset, s.seed, s.image_size)
     gen = torch.Generator().manual_seed(s.seed)
 
@@ -379,12 +392,24 @@ def reproduce_digits(s: DigitsSettings | None = None, out_dir: str | Path | None
 
     def test_acc(m):
         return accuracy(m, batches(xte, yte, 512, False))
+    return len(xtr), len(xte), gen, train_batches, test_acc
 
+
+def train_digits_teacher(s: DigitsSettings | None = None,
+                         log: Callable[[str], None] | None = print) -> DigitsTeacher:
+    """Train the SmallCNN teacher of :func:`reproduce_digits` (the same seeds, data and
+    steps) and return it with the random states the student's training continues from."""
+    s = s or DigitsSettings()
+    _check_student_settings(s, "smallcnn", 10, 1)
+    t0 = time.perf_counter()
+    torch.set_num_threads(max(1, s.threads))
+    torch.manual_seed(s.seed)
+    n_train, n_test, gen, train_batches, test_acc = _digits_data(s)
     r = recipe(s.recipe)
     teacher, teacher_bits = make_teacher("smallcnn", 10, 1, s.recipe)
     if log:
         log(f"teacher: SmallCNN, {sum(p.numel() for p in teacher.parameters())} parameters, "
-            f"{teacher_bits}-bit weights, {len(xtr)} train / {len(xte)} test images, "
+            f"{teacher_bits}-bit weights, {n_train} train / {n_test} test images, "
             f"{s.recipe} recipe")
     teacher_lr = s.teacher_lr if s.teacher_lr is not None else r.digits_teacher_lr
     train(teacher, train_batches, TrainSettings(epochs=s.teacher_epochs, lr=teacher_lr,
@@ -394,6 +419,41 @@ def reproduce_digits(s: DigitsSettings | None = None, out_dir: str | Path | None
     teacher_acc = test_acc(teacher)
     if log:
         log(f"teacher accuracy {teacher_acc:.2f}%")
+    return DigitsTeacher(teacher, teacher_bits, teacher_acc, time.perf_counter() - t0,
+                         {k: getattr(s, k) for k in DIGITS_TEACHER_FIELDS},
+                         gen.get_state(), torch.get_rng_state())
+
+
+def reproduce_digits(s: DigitsSettings | None = None, out_dir: str | Path | None = None,
+                     log: Callable[[str], None] | None = print,
+                     teacher: DigitsTeacher | None = None) -> dict:
+    """Teacher and MLG student (SmallCNN) on the digits (or ``digits-hard``, see
+    :func:`golden.datasets.hard_digits_data`); returns accuracies, memory
+    compression and wall time. ``out_dir`` (optional) receives ``teacher.pt``,
+    ``student.pt`` (MLG checkpoints) and ``digits.json``. ``teacher`` (from
+    :func:`train_digits_teacher` with the same teacher settings) is used instead of
+    training one; the student is then the same as without it (a deep copy is trained,
+    the teacher is not changed). ``wall_s`` is this call's wall time (with the teacher's
+    training only when it trains the teacher), ``teacher_wall_s`` the teacher's."""
+    s = s or DigitsSettings()
+    _check_student_settings(s, "smallcnn", 10, 1)
+    t0 = time.perf_counter()
+    if teacher is None:
+        teacher = train_digits_teacher(s, log)
+    else:
+        wanted = {k: getattr(s, k) for k in DIGITS_TEACHER_FIELDS}
+        if teacher.settings != wanted:
+            diff = next(k for k in DIGITS_TEACHER_FIELDS if teacher.settings[k] != wanted[k])
+            raise InsitugenError(f"the given teacher was trained with {diff} = "
+                                 f"{teacher.settings[diff]!r}, this run has {wanted[diff]!r}: "
+                                 f"train it with the run's settings")
+    torch.set_num_threads(max(1, s.threads))
+    _, _, gen, train_batches, test_acc = _digits_data(s)
+    gen.set_state(teacher.gen_state)
+    torch.set_rng_state(teacher.rng_state)
+    r = recipe(s.recipe)
+    teacher_acc, teacher_bits, teacher_wall = teacher.accuracy, teacher.bits, teacher.wall_s
+    teacher = teacher.model
 
     student, report = make_student(teacher, **s.mlg())
     mem = memory_report(student, report.settings(), "smallcnn")
@@ -415,7 +475,7 @@ def reproduce_digits(s: DigitsSettings | None = None, out_dir: str | Path | None
         "memory_ratio_fp32": mem.memory_ratio, "compression_fp32": 1 / mem.memory_ratio,
         "memory_ratio_int8": mem.memory_ratio_int8, "compression_int8": 1 / mem.memory_ratio_int8,
         "param_ratio": mem.param_ratio, "bytes_fp32": mem.bits_fp32 / 8,
-        "bytes_stored": mem.bits_stored / 8, "wall_s": wall,
+        "bytes_stored": mem.bits_stored / 8, "wall_s": wall, "teacher_wall_s": teacher_wall,
         "settings": {k: getattr(s, k) for k in s.__dataclass_fields__},
     }
     if log:

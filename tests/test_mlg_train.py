@@ -28,6 +28,7 @@ from golden.train import (
     project_gradient,
     project_svd,
     reproduce_digits,
+    train_digits_teacher,
 )
 from insitugen.errors import InsitugenError
 
@@ -177,6 +178,29 @@ def test_cmd_train_digits_arguments(tmp_path, capsys):
     assert train_digits_command.run(args) == 0
     assert "student accuracy" in capsys.readouterr().out
     assert (tmp_path / "student.pt").is_file()
+
+
+def test_shared_digits_teacher_gives_the_same_student(tmp_path):
+    """One teacher serves several MLG settings (benchmarks/bench_fidelity.py): the student
+    trained from it equals the one of a run that trains its own teacher, also after the
+    teacher served another setting (the random states are restored, the teacher unchanged).
+    The reference recipe projects from the random init, so a wrong random state shows."""
+    def settings(**mlg):
+        return DigitsSettings(teacher_epochs=1, student_epochs=1, projection_steps=3,
+                              threads=1, seed=SEED, recipe="reference", **mlg)
+    own = reproduce_digits(settings(qb=8, qu=8, qv=8), tmp_path / "own", log=None)
+    teacher = train_digits_teacher(settings(), log=None)
+    reproduce_digits(settings(), None, log=None, teacher=teacher)          # 3-6-3 first
+    shared = reproduce_digits(settings(qb=8, qu=8, qv=8), tmp_path / "shared", log=None,
+                              teacher=teacher)
+    for k in ("teacher_accuracy", "student_accuracy", "student_accuracy_after_projection"):
+        assert shared[k] == own[k], k
+    a = torch.load(tmp_path / "own" / "student.pt", weights_only=True)["state_dict"]
+    b = torch.load(tmp_path / "shared" / "student.pt", weights_only=True)["state_dict"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(InsitugenError, match="trained with seed = 5, this run has 6"):
+        reproduce_digits(DigitsSettings(teacher_epochs=1, seed=6, recipe="reference"),
+                         log=None, teacher=teacher)
 
 
 def test_digits_reproduction_checks_settings_first():
