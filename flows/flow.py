@@ -153,9 +153,10 @@ class _Synthesis:
         self._thread.start()
 
     def stop(self) -> None:
-        """No further Yosys run starts (the flow is failing); the running ones end with
-        their run or with the process (each Yosys dies with insitugen, eda.process)."""
+        """The flow is failing: kill the Yosys runs and wait for the synthesis to end (a
+        fraction of a second), so the process exits at once."""
         self.cancel.set()
+        self._thread.join()
 
     def finish(self, out_dir: Path) -> tuple[dict, dict]:
         """Wait for the synthesis, write its reports, print its lines; returns the summary's

@@ -212,7 +212,9 @@ def _with_yosys(make) -> tuple[str, str]:
     return rtlil_to_verilog(text, proc), text
 
 
-_MEMO_SIZE = 8
+#: What :func:`_convert` keeps: the last few conversions, none larger than this many
+#: characters of Verilog + RTLIL (a forced giant build is not held in memory).
+_MEMO_SIZE, _MEMO_CHARS = 8, 32_000_000
 _MEMO: OrderedDict = OrderedDict()
 _MEMO_LOCK = threading.Lock()
 
@@ -237,10 +239,11 @@ def _convert(cfg: Config):
     top = built[0]
     header = f"// insitugen {__version__}: {cfg.BLOCK} block, config digest {cfg.digest()}\n"
     out = (header + verilog, rtlil, top)
-    with _MEMO_LOCK:
-        _MEMO[key] = out
-        while len(_MEMO) > _MEMO_SIZE:
-            _MEMO.popitem(last=False)
+    if len(verilog) + len(rtlil) <= _MEMO_CHARS:
+        with _MEMO_LOCK:
+            _MEMO[key] = out
+            while len(_MEMO) > _MEMO_SIZE:
+                _MEMO.popitem(last=False)
     return out
 
 

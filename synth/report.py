@@ -43,7 +43,7 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Sequence
 
-from eda.process import temp_folder
+from eda.process import Cancelled, temp_folder
 from eda.yosys import yosys_command
 from insitugen import __version__
 from insitugen.config import GeneratorConfig, RecombinationConfig
@@ -122,7 +122,7 @@ def _synth_all(specs, root: Path, option_sets, block_option_sets, *, liberty, li
     get ``block_option_sets`` (one synthesis of the default generator takes 10 s or more),
     and the reference engine -- ``lanes`` identical lanes -- the option set that is best
     for one engine lane (design ``engine_lane``), per area measure: its run waits for the
-    lane's. ``cancel`` set: no further run starts (the running ones finish).
+    lane's. ``cancel`` set: no further run starts and the running ones are killed.
 
     Several designs in one process (synthesize_many) would save ~0.5 s of start-up each,
     but Yosys' global name counter then differs per design, ABC sees another netlist order
@@ -161,9 +161,13 @@ def _synth_all(specs, root: Path, option_sets, block_option_sets, *, liberty, li
             raise _Cancelled
         verilog = sources.get(name)
         warm[0].result()            # two first calls on a cold cache would both compile
-        runs = Y.synthesize_many([(name, verilog, tops[name])],
-                                 _task_dir(root, name, mode, opts), options=opts,
-                                 liberty=libpath, sequential_cells=seq, yosys=yosys)
+        try:
+            runs = Y.synthesize_many([(name, verilog, tops[name])],
+                                     _task_dir(root, name, mode, opts), options=opts,
+                                     liberty=libpath, sequential_cells=seq, yosys=yosys,
+                                     cancel=cancel)
+        except Cancelled:
+            raise _Cancelled from None
         return runs[name]
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as ex:
@@ -286,8 +290,8 @@ def run_synth(cfg, *, liberty=None, yosys=None, workdir=None,
     designs of a generator report (``generator``, ``dedicated_generator``; None = all of
     ``option_sets``); the reference engine uses the best set of one engine lane. The
     small baselines always get the best of all ``option_sets``.
-    ``jobs``: parallel Yosys runs (default 2). ``cancel``: once set, no further Yosys run
-    starts and the call raises (a caller running the synthesis beside other work stops it).
+    ``jobs``: parallel Yosys runs (default 2). ``cancel``: once set, the Yosys runs are
+    killed and the call raises (a caller running the synthesis beside other work stops it).
 
     Reproducible: everything in the report but its ``seconds`` fields (wall-clock
     times) follows from the config, the options, the liberty (``liberty.sha256``) and
