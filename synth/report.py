@@ -16,7 +16,8 @@ and for a :class:`~insitugen.config.GeneratorConfig` (when ``hdl.generator`` exi
   ``cfg.acc_bits`` accumulator each, no slicing / sequencing / memories / recombination
   (``engine_lane``: one of them, which picks the engine's synth options);
 * ``dedicated_generator`` -- the same generator with ``engine_bits`` wide enough that no
-  operand is sliced (``max(qb, qu, qv, w1_bits)``);
+  engine operand of its product order is sliced (:func:`synth.designs.dedicated_engine_bits`:
+  ``max(qu, vb_bits)`` in the W1-free order, ``max(qb, qu, qv, w1_bits)`` in the w1 order);
 * ``recombination_level1`` / ``recombination_level2`` -- stand-alone recombination units
   of one lane (the separate form's shift-add trees), for the recombination share.
 
