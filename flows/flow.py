@@ -132,6 +132,7 @@ class _Synthesis:
     longer of the two instead of their sum (measured, BENCHMARKS.md section 12)."""
 
     def __init__(self, cfg: Config, liberty: str | None):
+        import contextvars
         import threading
 
         from synth.report import run_synth
@@ -149,7 +150,9 @@ class _Synthesis:
             except BaseException as e:     # handed to the main thread by finish()
                 self.error = e
 
-        self._thread = threading.Thread(target=work, name="insitugen-synth", daemon=True)
+        # in a copy of our context: gen.limits.forced (--force) holds in the thread too
+        self._thread = threading.Thread(target=contextvars.copy_context().run, args=(work,),
+                                        name="insitugen-synth", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:

@@ -37,6 +37,7 @@ JSON and Markdown from :mod:`synth.render`.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import hashlib
 import threading
 import time
@@ -174,7 +175,9 @@ def _synth_all(specs, root: Path, option_sets, block_option_sets, *, liberty, li
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as ex:
         warm.append(ex.submit(Y.yosys_version, yosys))
         for task in tasks:
-            futures.setdefault(task[:2], []).append(ex.submit(one, task))
+            # each in a copy of our context: gen.limits.forced (--force) holds there too
+            futures.setdefault(task[:2], []).append(
+                ex.submit(contextvars.copy_context().run, one, task))
         everything = [warm[0], *(f for fs in futures.values() for f in fs)]
         done, _ = wait(everything, return_when=FIRST_EXCEPTION)
         failed = [f for f in everything if f.done() and f.exception() is not None]

@@ -559,3 +559,19 @@ def test_engine_lane_and_reference_engine_are_exact():
         ctx.set(eng.i.payload.last, b[1])
     _mac_bench(eng, ebeats, eexpect, set_eng,
                lambda ctx: [ctx.get(eng.o.payload[m]) for m in range(lanes)])
+
+
+def test_report_runs_see_the_callers_force(tmp_path, monkeypatch):
+    """The designs are converted in the report's worker threads: ``--force``
+    (gen.limits.forced, a context variable) must hold there as in the caller."""
+    import gen.verilog as V
+    from gen import limits
+
+    seen = []
+    real = V.check_build
+    monkeypatch.setattr(V, "check_build", lambda cfg: (seen.append(limits._FORCE.get()),
+                                                       real(cfg))[1])
+    cfg = RecombinationConfig(engine_bits=2, a_bits=3, x_bits=5, terms=3)   # not converted yet
+    with limits.forced():
+        run_synth(cfg, option_sets=[("-booth",)], workdir=tmp_path)
+    assert seen == [True]
