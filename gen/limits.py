@@ -8,9 +8,11 @@ for hours and write gigabytes of Verilog. :func:`estimate_build` reads the sched
 arithmetic (memory shapes, lanes, slice pairs, cycles) without elaborating anything, and
 :func:`check_build` refuses, with the estimate and the limit in one line, a build past
 :data:`LIMITS` (``--force``, :func:`forced`, overrides). The cost model was fitted to
-``insitugen verilog`` runs (``BENCHMARKS.md``, Size limits): every memory word is one
-initializer line of Verilog (~22 bytes + its hex digits, ~0.25 us a byte), every lane
-costs ~3 ms and ~0.5 kB per engine slice pair (plus ~8 pairs' worth of fixed logic).
+``insitugen verilog`` runs (``BENCHMARKS.md``, Size limits): every memory word costs
+Amaranth the elaboration of one initializer (~22 bytes + its hex digits of netlist text,
+~0.25 us a byte; the all-zero initializers are dropped before the Verilog is written, so
+they add no Verilog), every lane costs ~3 ms and ~0.5 kB per engine slice pair (plus ~8
+pairs' worth of fixed logic).
 """
 
 from __future__ import annotations
@@ -113,7 +115,7 @@ def estimate_build(cfg: GeneratorConfig) -> BuildEstimate:
     lane_pairs = cfg.lanes * (pairs + _LANE_FIXED_PAIRS) * _ORDER_PAIR_WEIGHT[g.order]
     return BuildEstimate(
         memory_words=words, memory_bits=bits, lanes=cfg.lanes, slice_pairs=pairs,
-        verilog_bytes=int(_BASE_BYTES + text + _PAIR_BYTES * lane_pairs),
+        verilog_bytes=int(_BASE_BYTES + _PAIR_BYTES * lane_pairs),
         seconds=_BASE_SECONDS + _TEXT_SECONDS * text + _PAIR_SECONDS * lane_pairs,
         pass_cycles=g.pass_cycles)
 

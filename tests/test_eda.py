@@ -112,3 +112,46 @@ def test_builtin_yosys_is_scoped_and_thread_safe(monkeypatch):
     release.set()
     t.join()
     assert os.environ["AMARANTH_USE_YOSYS"] == "system"
+
+
+def test_run_tool_cancel_kills_the_tool_and_its_children(tmp_path):
+    """A set cancel event stops the tool and everything it started (a flow failing in its
+    simulation stops the Yosys runs beside it)."""
+    import subprocess
+    import sys
+
+    from eda.process import Cancelled, run_tool
+
+    pidfile = tmp_path / "child.pid"
+    script = ("import subprocess, sys, time; "
+              "c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
+              f"open({str(pidfile)!r}, 'w').write(str(c.pid)); time.sleep(60)")
+    cancel = threading.Event()
+
+    def set_when_started():
+        while not pidfile.exists() or not pidfile.read_text():
+            threading.Event().wait(0.05)
+        cancel.set()
+
+    threading.Thread(target=set_when_started, daemon=True).start()
+    with pytest.raises(Cancelled):
+        run_tool([sys.executable, "-c", script], cancel=cancel, capture_output=True)
+    child = int(pidfile.read_text())
+    for _ in range(100):                      # SIGKILL of the group: reaped by init soon
+        if subprocess.run(["ps", "-o", "stat=", "-p", str(child)],
+                          capture_output=True, text=True).stdout.strip() in ("", "Z"):
+            break
+        threading.Event().wait(0.05)
+    else:
+        raise AssertionError(f"the tool's child {child} outlived the cancel")
+
+
+def test_run_tool_with_an_unset_cancel_returns_the_output():
+    import sys
+
+    from eda.process import run_tool
+
+    cancel = threading.Event()
+    proc = run_tool([sys.executable, "-c", "print('done')"], cancel=cancel,
+                    capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout == "done\n"

@@ -266,11 +266,11 @@ def test_sweep_target_is_in_the_cache_key(tmp_path):
 def test_flow_synth_step_on_an_fpga_target(tmp_path, capsys):
     """`insitugen flow --target gowin`'s synthesis step: the FPGA report as synth.json /
     synth.md, its summary lines, and no ASIC report for the ASIC-only plots."""
-    from flows.flow import _flow_synth
+    from flows.flow import _flow_fpga
     from flows.flow_plots import _no_report
 
-    summary, report = _flow_synth(RECOMB, tmp_path, None, "gowin")
-    assert report is None and summary["target"] == "gowin"
+    summary = _flow_fpga(RECOMB, tmp_path, "gowin", None, None)
+    assert summary["target"] == "gowin"
     saved = json.loads((tmp_path / "synth.json").read_text())
     assert saved["target"] == "gowin" and "CST" in saved["pnr"]["not_run"]
     assert "| recombination |" in (tmp_path / "synth.md").read_text()

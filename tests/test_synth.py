@@ -22,6 +22,7 @@ from hdl.reference import EngineLane, FullWidthMultiplier, ReferenceEngine
 from insitugen import widths as W
 from insitugen.config import GeneratorConfig, RecombinationConfig
 from insitugen.errors import ToolError
+from insitugen.schedule import Schedule
 from synth import yosys as Y
 from synth.designs import verilog_of
 from synth.liberty import read_liberty, resolve_liberty
@@ -443,7 +444,12 @@ def test_generator_report_small(tmp_path):
     assert mem["declared_memory_bits"] == mem["synthesized_memory_bits"]
     assert d["reference_engine"]["memory_bits"] == 0
     assert mem["code_bits"] == cfg.code_memory_bits
-    assert report["dedicated_config"]["engine_bits"] == max(cfg.qb, cfg.qu, cfg.qv, cfg.w1_bits)
+    # the dedicated engine is the narrowest that slices no operand of the product order
+    ded = report["dedicated_config"]["engine_bits"]
+    sched = Schedule(cfg.replace(engine_bits=ded))
+    assert sched.pairs_level1 == [(0, 0, 0)] and not sched.pairs_level2
+    assert len(Schedule(cfg.replace(engine_bits=ded - 1)).pairs_level1) > 1
+    assert ded == max(cfg.qu, cfg.vb_bits) < cfg.w1_bits     # vb order: W1 is no operand
     for r in report["ratios"].values():
         assert r["definition"]
     md = report_markdown(report)
@@ -566,3 +572,19 @@ def test_forms_can_name_the_output_beat():
     for bad in ("vb, 1 stage, beat x", "vb, 9 stages, beat 16", "beat 16"):
         with pytest.raises(ConfigError, match="unknown form"):
             form_changes(bad)
+
+
+def test_report_runs_see_the_callers_force(tmp_path, monkeypatch):
+    """The designs are converted in the report's worker threads: ``--force``
+    (gen.limits.forced, a context variable) must hold there as in the caller."""
+    import gen.verilog as V
+    from gen import limits
+
+    seen = []
+    real = V.check_build
+    monkeypatch.setattr(V, "check_build", lambda cfg: (seen.append(limits._FORCE.get()),
+                                                       real(cfg))[1])
+    cfg = RecombinationConfig(engine_bits=2, a_bits=3, x_bits=5, terms=3)   # not converted yet
+    with limits.forced():
+        run_synth(cfg, option_sets=[("-booth",)], workdir=tmp_path)
+    assert seen == [True]
