@@ -1555,10 +1555,11 @@ class W1OnceLanes(wiring.Component):
             w1x = _select(m, self.mem.kp, [w1_sl[jw] for _, jw, _ in pairs2], mul_shape,
                           f"w1x_c_{lane}")
             if sched.register_stages[0]:
-                # no hold on stall: the memory data stage's control and the buffer's read
-                # data both hold then, so the register reloads the value it holds
+                # held on stall like every stage register: its input (the memory data
+                # stage's step) is the step after the one its output feeds, so loading it
+                # while the stalled step waits would skip that step's slice
                 reg = Signal(mul_shape, name=f"w1x_{lane}")
-                m.d.sync += reg.eq(w1x)
+                m.d.sync += reg.eq(Mux(self.stall, reg, w1x))
                 w1x = reg
             a_in = Signal(mul_shape, name=f"a_{lane}")
             x_in = Signal(mul_shape, name=f"x_{lane}")

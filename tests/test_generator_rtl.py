@@ -22,7 +22,7 @@ from golden.codes import CORNERS, load_order, random_codes
 from golden.generate import full_precision, generate
 from hdl.generator import Generator
 from insitugen.config import GeneratorConfig
-from verif.backpressure import generators, ready_levels, valid_levels
+from verif.backpressure import bits_levels, generators, ready_levels, valid_levels
 from verif.protocol import StreamRules, add_amaranth_monitor
 from verif.stimulus import generator_tb_figures
 from verif.tb_generator import check_beats as _check_beats
@@ -138,17 +138,20 @@ SATURATING = {"saturate_half_up", "saturate_floor_wide_out", "beat2_saturate"}
 
 
 def simulate(cfg: GeneratorConfig, layers: list, *, passes: int = 2, backpressure: str = "none",
-             seed: int = 0, drain: str | None = None):
+             seed: int = 0, drain: str | None = None, ready_bits: str | None = None):
     """Run the DUT on Amaranth's simulator.
 
     Loads ``layers[0]`` and runs ``passes`` passes (pass 2 requested during pass 1),
     then each further layer once. Returns, per layer, a list of passes, each
     ``(payload ints, cycles from the start-sampling edge to its last handshake)``.
+    ``ready_bits`` (a bit string, repeated) replaces the sink's ready levels of
+    ``backpressure``, to place stalls where a test needs them.
     """
     dut = Generator(cfg, drain=drain)
     valid_rng, ready_rng = generators(seed)
     offers = valid_levels(backpressure, valid_rng)     # verif.backpressure, as in cocotb
-    ready = ready_levels(backpressure, ready_rng)
+    ready = (ready_levels(backpressure, ready_rng) if ready_bits is None
+             else bits_levels(ready_bits))
     last_bit = stream_last_bits(cfg)["weights"]
     out = []
     wl = dut.weights

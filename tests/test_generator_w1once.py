@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from test_generator_rtl import BASE, count_enables, run_case, simulate
+from test_generator_rtl import BASE, check_beats, count_enables, run_case, simulate
 
 from golden.codes import CORNERS, random_codes
 from golden.generate import full_precision, generate, generate_stream
@@ -69,6 +69,25 @@ def test_w1once_bit_exact(name):
         hi = (1 << (cfg.out_bits - 1)) - 1
         layer_b = random_codes(cfg, seed + 1, corner)
         assert (full_precision(cfg, layer_b).abs() > (hi << cfg.shift)).any()
+
+
+@pytest.mark.parametrize("stages", [0, 1, 2])
+def test_stall_at_every_round_end(stages):
+    """The sink takes a beat only once per ``S + d`` cycles (``S`` = steps of a row), so
+    the output register is full at every round end and the datapath stalls there for
+    ``d``-dependent lengths: with a phase-2 row's first step, or the next tile's first
+    phase-1 step, in the accumulate stage. Every stage register must hold then (the W1
+    slice register once loaded the next step's slice during the stall: the first step of
+    a row after a stall multiplied by the wrong W1 slice)."""
+    cfg = _cfg(dict(lanes=5, pipeline_stages=stages))
+    S = Schedule(cfg).steps_per_round
+    codes = random_codes(cfg, 4100 + stages)
+    for d in (1, 3, 7):
+        ready = "1" + "0" * (S + d)
+        print(f"stages {stages}, seed {4100 + stages}, ready pattern {ready}")
+        dut, res = simulate(cfg, [codes], passes=1, ready_bits=ready)
+        (beats, _), = res[0]
+        check_beats(cfg, dut, beats, codes, f"ready {ready}", 4100 + stages)
 
 
 def test_stream_is_tile_major():
