@@ -1104,6 +1104,8 @@ def _sm_from_odd(bits):
     ``s - 1`` bits). Since ``-v = ~(v - 1)`` for odd ``v``, ``mu`` is the bits below the
     sign, each XOR the sign: one XOR per bit, done before the operand register."""
     sign = bits[-1]
+    if len(bits) == 1:                  # a 1-bit slice is +-1: no magnitude bits at all
+        return Cat(sign)
     return Cat(bits[:-1] ^ sign.replicate(len(bits) - 1), sign)
 
 
@@ -1118,8 +1120,14 @@ def _sm_odd_product(m: Module, name: str, a, x):
     mu_a, mu_x = a[:sa - 1], x[:sx - 1]
     sign = Signal(name=f"{name}_sign")
     mag = Signal(sa + sx - 1, name=f"{name}_mag")
-    m.d.comb += [sign.eq(a[sa - 1] ^ x[sx - 1]),
-                 mag.eq(((mu_a * mu_x) << 1) + mu_a + mu_x)]
+    # the terms of F whose magnitudes have bits (a 1-bit engine's slices have none; no
+    # zero-width signals reach the Verilog)
+    terms = ([(mu_a * mu_x) << 1] if sa > 1 and sx > 1 else []) + \
+        [mu for mu, n in ((mu_a, sa), (mu_x, sx)) if n > 1]
+    f = terms[0] if terms else Const(0, 1)
+    for t in terms[1:]:
+        f = f + t
+    m.d.comb += [sign.eq(a[sa - 1] ^ x[sx - 1]), mag.eq(f)]
     return Cat(mag ^ sign.replicate(len(mag)), sign)
 
 

@@ -364,7 +364,10 @@ def run_fpga(cfg, target: str, *, device: str | None = None, freq_mhz: float | N
             root = Path(tmp.name)
         else:
             root = Path(workdir)
-        specs_sorted = sorted(specs, key=lambda s: -len(s[1]))     # biggest first
+        # synth.designs hands the Verilog over lazily (a callable): convert each design
+        # once here, then run the biggest first
+        specs = [(n, v() if callable(v) else v, top, desc) for n, v, top, desc in specs]
+        specs_sorted = sorted(specs, key=lambda s: -len(s[1]))
 
         def one(spec):
             name, verilog, top, desc = spec

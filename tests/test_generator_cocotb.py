@@ -83,6 +83,9 @@ CASES = {
     "w1once_order": (dict(product_order="w1once", order="tile", lanes=5), "none"),
     "w1once_bo1_two_stages": (dict(product_order="w1once", order="tile", base_out=1,
                                    pipeline_stages=2), "periodic"),
+    # random back-pressure stalls phase-2 round ends (the W1 slice register must hold)
+    "w1once_random_backpressure": (dict(product_order="w1once", order="tile", lanes=5),
+                                   "random"),
 }
 
 #: The cases the default run simulates on Verilator: these together hit every code and
@@ -98,7 +101,7 @@ DEFAULT_CASES = ["lanes1", "saturate_floor", "both_off", "bits8_engine8_separate
 
 ICARUS_CASES = ["both_levels_fused", "both_off", "lanes5_not_dividing", "full_precision_separate",
                 "beat2_both_off_full_precision_stalls", "beat2_lanes8_partial_round",
-                "w1once_order"]
+                "w1once_order", "w1once_random_backpressure"]
 
 
 def _check(cfg: GeneratorConfig, res, bp: str, passes: int):
