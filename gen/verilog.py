@@ -295,7 +295,7 @@ def sidecar(cfg: Config, top=None) -> dict:
         out["latency"] = top.latency
     else:
         # the order of the weight stream ("oihw" or the w1once order's tile-major "tile";
-        # golden.order maps it back to oihw)
+        # insitugen.order maps it back to oihw)
         out["output_order"] = cfg.order
         for attr in ("latency", "widths_dict"):
             if hasattr(top, attr):

@@ -15,6 +15,7 @@ from typing import Mapping
 import torch
 
 from insitugen.config import GeneratorConfig
+from insitugen.order import stream_permutation
 
 from .arith import (
     as_int64,
@@ -25,7 +26,6 @@ from .arith import (
     slice_operand,
     sliced_partials,
 )
-from .order import stream_permutation
 
 
 def level1(cfg: GeneratorConfig, codes: Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -62,7 +62,7 @@ def generate(cfg: GeneratorConfig, codes: Mapping[str, torch.Tensor]) -> torch.T
 
 def generate_stream(cfg: GeneratorConfig, codes: Mapping[str, torch.Tensor]) -> torch.Tensor:
     """:func:`generate` flat, in the order the generator streams it (``cfg.order``:
-    ``oihw``, or tile-major ``[tile][row][lane]`` for ``tile``; :mod:`golden.order`)."""
+    ``oihw``, or tile-major ``[tile][row][lane]`` for ``tile``; :mod:`insitugen.order`)."""
     w = generate(cfg, codes).reshape(-1)
     perm = stream_permutation(cfg.order, cfg.out_channels, cfg.in_channels * cfg.K, cfg.lanes)
     return w[torch.from_numpy(perm)]

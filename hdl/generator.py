@@ -172,7 +172,7 @@ Ports (``wb = cfg.weight_bits``; Verilog names flatten with ``__``)
   positions are 0; ``last`` marks the final beat of a pass. Verilog payload packing,
   LSB first: position 0 .. b-1 (``wb`` bits each), then ``count``, then ``last``.
   In the w1once order (``order = "tile"``, always ``b = L``) beat ``r*p + j`` carries
-  tile ``r`` of row ``j`` instead (:mod:`golden.order`), ``count = N - (R-1)*L`` on
+  tile ``r`` of row ``j`` instead (:mod:`insitugen.order`), ``count = N - (R-1)*L`` on
   every beat of the last tile.
 * ``busy``: ``Out(1)``: a pass is requested or running or its last beat is not
   yet taken. ``loaded``: ``Out(1)``: a complete layer is in the memories.

@@ -13,9 +13,9 @@ from test_generator_rtl import BASE, check_beats, count_enables, run_case, simul
 
 from golden.codes import CORNERS, random_codes
 from golden.generate import full_precision, generate, generate_stream
-from golden.order import beat_counts, from_stream, stream_permutation, to_stream
 from insitugen.config import GeneratorConfig
 from insitugen.errors import ConfigError
+from insitugen.order import beat_counts, from_stream, stream_permutation, to_stream
 from insitugen.schedule import Schedule
 from verif.stimulus import generator_tb_figures
 from verif.tb_generator import decode_beats

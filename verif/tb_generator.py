@@ -31,7 +31,7 @@ Parameters come from the JSON file named by ``$INSITUGEN_PARAMS`` (written by
   bit-exact: a correct pass after the resets).
 
 This module imports only numpy and cocotb (no torch, no golden model; the
-numpy-only :mod:`golden.order` maps the stream's order back to oihw), so the
+numpy-only :mod:`insitugen.order` maps the stream's order back to oihw), so the
 simulator's embedded Python starts fast.
 
 Structure: code driver (seeded valid gaps) -> DUT -> output monitor (seeded
@@ -71,8 +71,8 @@ import numpy as np
 from cocotb.triggers import Event, ReadOnly, RisingEdge
 from cocotb.utils import get_sim_time
 
-from golden.order import beat_counts, from_stream
 from insitugen.files import atomic_write_text, save_npz
+from insitugen.order import beat_counts, from_stream
 from verif.backpressure import generators, ready_levels, valid_levels
 from verif.protocol import check_counts, monitor_signal, read_monitor
 from verif.tb_params import load_params
@@ -104,7 +104,7 @@ def check_beats(tb: dict, payloads: list[int], expected: np.ndarray, label: str,
                 seed: int) -> np.ndarray:
     """Scoreboard of one pass: beat count, ``count`` and ``last`` of every beat, unused
     lanes 0, and every weight equal to ``expected`` (flat oihw; the stream's order,
-    ``tb["output_order"]``, is mapped back to oihw by :mod:`golden.order`); returns ``W``
+    ``tb["output_order"]``, is mapped back to oihw by :mod:`insitugen.order`); returns ``W``
     (weight_shape, oihw whatever the hardware order)."""
     w, count, last = decode_beats(tb, payloads)
     nb, b = int(tb["n_beats"]), int(tb["beat"])
