@@ -16,12 +16,12 @@ import time
 from pathlib import Path
 
 #: The default clock and where it comes from.
-DEFAULT_DELAY_NS = 3.71
+DEFAULT_DELAY_NS = 3.28
 DEFAULT_CLOCK_SOURCE = (
     f"default: 1000 / {DEFAULT_DELAY_NS} ns = {1000 / DEFAULT_DELAY_NS:.1f} MHz, the IHP SG13G2 "
     f"liberty delay estimate of the default generator (128->128 3x3, (2, 44, 3, 6, 3), 3-bit x "
-    f"64 lanes, W1-free order, one register stage; BENCHMARKS.md section 10; no wires); "
-    f"--clock-mhz or --synth-json to change")
+    f"64 lanes, W1-free order, one register stage, 16-weight beats; BENCHMARKS.md section "
+    f"10; no wires); --clock-mhz or --synth-json to change")
 
 HELP = ("per layer and in total: generating the weights vs fetching them (time, energy)")
 
