@@ -59,11 +59,9 @@ def _synth_lines(report: dict) -> list[str]:
             lines.append(f"  {key:24s} {vals}")
     m = report.get("memory")
     if m and "memory_saved_um2" in m:
-        added = m["logic_added_um2"]
-        la = added.get("liberty_um2", added["pdk_free_um2"])
+        from synth.render import logic_added_phrase
         lines.append(f"  {'memory area saved':24s} {m['memory_saved_um2']:,.0f} um^2 of SRAM "
-                     f"({m['sram_um2_per_bit']} um^2/bit) vs {la:,.0f} um^2 of logic added "
-                     f"({m['memory_saved_over_logic_added']}x)")
+                     f"({m['sram_um2_per_bit']} um^2/bit) vs {logic_added_phrase(m)}")
     main = "generator" if "generator" in report["designs"] else "recombination"
     lib = report["designs"][main].get("liberty")
     if lib and lib.get("delay_estimate"):

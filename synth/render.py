@@ -79,12 +79,9 @@ def report_markdown(report: dict[str, Any]) -> str:
                       + (f", of them a W1 buffer of {m['w1_buffer_bits']:,} bits"
                          if m.get("w1_buffer_bits") else "") + "."]
         if "memory_saved_um2" in m:
-            added = m["logic_added_um2"]
-            la = added.get("liberty_um2", added["pdk_free_um2"])
             lines += ["", f"Area: the compression saves {m['memory_saved_um2']:,.0f} um^2 of "
                           f"SRAM ({m['sram_um2_per_bit']} um^2/bit, IHP SG13G2 SRAM macro) for "
-                          f"{la:,.0f} um^2 of logic added over the reference engine "
-                          f"({m['memory_saved_over_logic_added']}x)."]
+                          f"{logic_added_phrase(m)}."]
     tried = ", ".join(" ".join(o) or "(none)" for o in report["flow"]["option_sets_tried"])
     lines += ["", f"Tools: {report['tools']['yosys']}; options tried: {tried} (best per "
                   f"design)."]
@@ -94,3 +91,16 @@ def report_markdown(report: dict[str, Any]) -> str:
                      f"(synth.timing).")
     lines.append(f"Synthesis time: {report['seconds']} s.")
     return "\n".join(lines) + "\n"
+
+
+def logic_added_phrase(m: dict) -> str:
+    """The logic side of "memory saved vs logic added" (``report["memory"]``): the um^2
+    added over the reference engine and the ratio, or, where the generator's logic is
+    smaller than the engine's (the ratio is then undefined), how much smaller."""
+    added = m["logic_added_um2"]
+    la = added.get("liberty_um2", added["pdk_free_um2"])
+    if la > 0:
+        return (f"{la:,.0f} um^2 of logic added over the reference engine "
+                f"({m['memory_saved_over_logic_added']}x)")
+    return (f"no logic added: the generator is {-la:,.0f} um^2 smaller than the reference "
+            f"engine")

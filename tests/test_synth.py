@@ -588,3 +588,18 @@ def test_report_runs_see_the_callers_force(tmp_path, monkeypatch):
     with limits.forced():
         run_synth(cfg, option_sets=[("-booth",)], workdir=tmp_path)
     assert seen == [True]
+
+
+def test_memory_vs_logic_line_when_the_generator_is_smaller():
+    """The report's "memory saved vs logic added" line: the ratio where logic is added, and
+    no "None x" where the generator is smaller than the reference engine (the v2 default)."""
+    from synth.render import logic_added_phrase
+
+    added = {"logic_added_um2": {"pdk_free_um2": 1200.0, "liberty_um2": 1000.0},
+             "memory_saved_over_logic_added": 4401.2}
+    assert logic_added_phrase(added) == ("1,000 um^2 of logic added over the reference "
+                                         "engine (4401.2x)")
+    smaller = {"logic_added_um2": {"pdk_free_um2": -25861.0},
+               "memory_saved_over_logic_added": None}
+    assert logic_added_phrase(smaller) == ("no logic added: the generator is 25,861 um^2 "
+                                           "smaller than the reference engine")
