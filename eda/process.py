@@ -14,6 +14,7 @@ next run.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -23,7 +24,7 @@ import tempfile
 from pathlib import Path
 from typing import Sequence
 
-__all__ = ["run_tool", "Cancelled", "temp_folder", "stale_temp_folders",
+__all__ = ["run_tool", "Cancelled", "temp_folder", "work_folder", "stale_temp_folders",
            "remove_stale_temp_folders"]
 
 
@@ -123,6 +124,18 @@ def temp_folder(kind: str) -> tempfile.TemporaryDirectory:
     object); stale ones of dead processes are removed first."""
     remove_stale_temp_folders(kind)
     return tempfile.TemporaryDirectory(prefix=f"insitugen-{kind}-pid{os.getpid()}-")
+
+
+def work_folder(stack: contextlib.ExitStack, kind: str, workdir: str | Path | None) -> Path:
+    """``workdir`` (created if missing and kept), or a :func:`temp_folder` of ``kind``
+    removed when ``stack`` closes: where a run of several tools keeps its files."""
+    if workdir is not None:
+        root = Path(workdir)
+        root.mkdir(parents=True, exist_ok=True)
+        return root
+    tmp = temp_folder(kind)
+    stack.callback(tmp.cleanup)
+    return Path(tmp.name)
 
 
 def _alive(pid: int) -> bool:

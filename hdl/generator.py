@@ -1385,20 +1385,28 @@ def _lane_ids(cfg: GeneratorConfig, lanes: range | None) -> range:
     return ids
 
 
-class OneSumLanes(wiring.Component):
+class _LaneArray(wiring.Component):
+    """What every lane array shares: its config and schedule, the lanes it builds
+    (:func:`_lane_ids`) and the ports of :func:`_lanes_signature`, plus a form's ``extra``
+    ports."""
+
+    def __init__(self, cfg: GeneratorConfig, lanes: range | None = None,
+                 extra: dict | None = None):
+        self._cfg = cfg
+        self._schedule = Schedule(cfg)
+        self._lane_ids = _lane_ids(cfg, lanes)
+        super().__init__({**_lanes_signature(cfg, len(self._lane_ids)), **(extra or {})})
+
+
+class OneSumLanes(_LaneArray):
     """Per lane one multiplier and one exact sum: ``U x VB`` over ``Bo*Bi`` terms (vb
     order), ``U x B`` over ``Bi`` (level 2 off) or ``V x B`` over ``Bo`` (level 1 off),
     from the shared operands; no lane holds a ``W1``. With ``fused`` recombination the
     accumulators take the registered add control ``acc_add`` (:func:`acc_add_layout`)."""
 
     def __init__(self, cfg: GeneratorConfig, lanes: range | None = None):
-        self._cfg = cfg
-        self._schedule = Schedule(cfg)
-        self._lane_ids = _lane_ids(cfg, lanes)
-        members = _lanes_signature(cfg, len(self._lane_ids))
-        if _registered_adds(cfg):
-            members["acc_add"] = In(acc_add_layout(cfg))
-        super().__init__(members)
+        super().__init__(cfg, lanes, {"acc_add": In(acc_add_layout(cfg))}
+                         if _registered_adds(cfg) else None)
 
     def _lane_operands(self, m, lane):
         """The lane's multiplier inputs: its window channel's U slice and its residue's x
@@ -1439,17 +1447,11 @@ class OneSumLanes(wiring.Component):
         return m
 
 
-class W1Lanes(wiring.Component):
+class W1Lanes(_LaneArray):
     """The W1-recompute order: per lane one multiplier shared by two sums, level 1 (``U x
     B`` over ``Bi`` terms into the lane's ``W1``) and level 2 (``V x W1`` over ``Bo`` terms
     into its weight); each lane selects its slices in the multiply stage, where its ``W1``
     is fed back as the level-2 operand."""
-
-    def __init__(self, cfg: GeneratorConfig, lanes: range | None = None):
-        self._cfg = cfg
-        self._schedule = Schedule(cfg)
-        self._lane_ids = _lane_ids(cfg, lanes)
-        super().__init__(_lanes_signature(cfg, len(self._lane_ids)))
 
     def elaborate(self, platform):
         m = Module()
@@ -1513,7 +1515,7 @@ class W1BufferReads(wiring.Component):
         return m
 
 
-class W1OnceLanes(wiring.Component):
+class W1OnceLanes(_LaneArray):
     """The w1once order: per lane one multiplier and one fused accumulator serving both
     phases of a tile. Phase 1 sums ``U x B`` over ``Bi`` terms (the lane's ``W1[o, c, t]``,
     written to the W1 buffer in the cycle after its last step: ``write_w1``, word ``o``,
@@ -1528,15 +1530,11 @@ class W1OnceLanes(wiring.Component):
         # the w1once order emits whole tile rows (beat = lanes): never a skewed lane group
         if _lane_ids(cfg, lanes) != range(cfg.lanes):
             raise ValueError("the w1once lane array builds all lanes (its beat is lanes)")
-        self._cfg = cfg
-        self._schedule = sched = Schedule(cfg)
-        depth, width = sched.w1_buffer_shape
-        members = _lanes_signature(cfg, cfg.lanes)
-        members["mem"] = In(step_layout(cfg))
-        members["w1_word"] = In(width)
-        members["write_w1"] = In(WritePort.Signature(addr_width=W.bits_for_count(depth),
-                                                     shape=unsigned(width)))
-        super().__init__(members)
+        depth, width = Schedule(cfg).w1_buffer_shape
+        super().__init__(cfg, lanes, {
+            "mem": In(step_layout(cfg)), "w1_word": In(width),
+            "write_w1": In(WritePort.Signature(addr_width=W.bits_for_count(depth),
+                                               shape=unsigned(width)))})
 
     def elaborate(self, platform):
         m = Module()
@@ -1615,15 +1613,9 @@ class W1OnceLanes(wiring.Component):
         return out
 
 
-class CodeLanes(wiring.Component):
+class CodeLanes(_LaneArray):
     """Both levels off: each lane's weight is the odd value of its own B code, latched in
     the memory data stage (no multiply)."""
-
-    def __init__(self, cfg: GeneratorConfig, lanes: range | None = None):
-        self._cfg = cfg
-        self._schedule = Schedule(cfg)
-        self._lane_ids = _lane_ids(cfg, lanes)
-        super().__init__(_lanes_signature(cfg, len(self._lane_ids)))
 
     def elaborate(self, platform):
         m = Module()

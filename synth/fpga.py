@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from eda.process import temp_folder
+from eda.process import work_folder
 from eda.yosys import run_script
 from insitugen import __version__
 from insitugen.config import GeneratorConfig, RecombinationConfig
@@ -358,12 +358,8 @@ def run_fpga(cfg, target: str, *, device: str | None = None, freq_mhz: float | N
     specs, names = _designs_of(cfg)
     freq = float(freq_mhz or TARGET_MHZ.get(target, 100.0))
     with contextlib.ExitStack() as stack:
-        if workdir is None:
-            tmp = temp_folder("fpga")
-            stack.callback(tmp.cleanup)
-            root = Path(tmp.name)
-        else:
-            root = Path(workdir)
+        # a temporary folder is named after our pid: a killed run's is removed by the next
+        root = work_folder(stack, "fpga", workdir)
         # synth.designs hands the Verilog over lazily (a callable): convert each design
         # once here, then run the biggest first
         specs = [(n, v() if callable(v) else v, top, desc) for n, v, top, desc in specs]

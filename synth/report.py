@@ -45,7 +45,7 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Sequence
 
-from eda.process import Cancelled, temp_folder
+from eda.process import Cancelled, work_folder
 from eda.yosys import yosys_command
 from insitugen import __version__
 from insitugen.config import GeneratorConfig, RecombinationConfig
@@ -313,14 +313,8 @@ def run_synth(cfg, *, liberty=None, yosys=None, workdir=None,
     yosys_command(yosys)                   # a missing Yosys fails before any work
     specs, dedicated = _designs_of(cfg)    # the Verilog is converted as the runs need it
     with contextlib.ExitStack() as stack:
-        if workdir is None:
-            # named after our pid: a killed run's folder is removed by the next run
-            tmp = temp_folder("synth")
-            stack.callback(tmp.cleanup)
-            root = Path(tmp.name)
-        else:
-            root = Path(workdir)
-            root.mkdir(parents=True, exist_ok=True)
+        # a temporary folder is named after our pid: a killed run's is removed by the next
+        root = work_folder(stack, "synth", workdir)
         designs = _synth_all(specs, root, option_sets, block_option_sets, liberty=liberty,
                              lib=lib, yosys=yosys, jobs=jobs if jobs is not None else 2,
                              cancel=cancel)
