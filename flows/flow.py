@@ -170,7 +170,7 @@ class _Synthesis:
     (Verilator's model and the cocotb test), Yosys the other, so the flow takes about the
     longer of the two instead of their sum (measured, BENCHMARKS.md section 13)."""
 
-    def __init__(self, cfg: Config, liberty: str | None):
+    def __init__(self, cfg: Config, liberty: str | None, cache: bool | None = None):
         import contextvars
         import threading
 
@@ -185,7 +185,8 @@ class _Synthesis:
                 # one option set for every design keeps the flow short; `insitugen synth`
                 # tries all of them and keeps the best per design
                 self.report = run_synth(cfg, liberty=liberty, cancel=self.cancel,
-                                        option_sets=(("-booth", "-arith_tree"),))
+                                        option_sets=(("-booth", "-arith_tree"),),
+                                        cache=cache)
             except BaseException as e:     # handed to the main thread by finish()
                 self.error = e
 
@@ -216,14 +217,17 @@ class _Synthesis:
         atomic_write_text(out_dir / "synth.md", report_markdown(report))
         for line in _synth_lines(report):
             print(line)
-        print(f"      synthesis {report['seconds']:.1f} s; full report {out_dir / 'synth.md'}")
+        from synth.render import cached_phrase
+        print(f"      synthesis {report['seconds']:.1f} s;{cached_phrase(report)}"
+              f"{';' if cached_phrase(report) else ''} full report {out_dir / 'synth.md'}")
         return {"json": str(out_dir / "synth.json"), "seconds": report["seconds"],
                 "ratios": report["ratios"]}, report
 
 
 def run_flow(cfg: Config, *, out_dir: Path, simulator: str = "verilator", seed: int = 1,
              liberty: str | None = None, skip_synth: bool = False, target: str = "asic",
-             device: str | None = None, freq_mhz: float | None = None) -> int:
+             device: str | None = None, freq_mhz: float | None = None,
+             synth_cache: bool | None = None) -> int:
     """Verilog, simulation and synthesis of ``cfg`` into ``out_dir``, which is locked for
     the run: a second flow on the same folder is refused at once, so the folder never
     mixes the files of two configs; ``flow.json`` names every file with its sha256."""
@@ -235,7 +239,7 @@ def run_flow(cfg: Config, *, out_dir: Path, simulator: str = "verilator", seed: 
                        fix="wait for that flow to finish or pass another --out-dir"):
         return _run_flow(cfg, out_dir=out_dir, simulator=simulator, seed=seed,
                          liberty=liberty, skip_synth=skip_synth,
-                         synth_target=(target, device, freq_mhz))
+                         synth_target=(target, device, freq_mhz), synth_cache=synth_cache)
 
 
 def _file_digests(paths) -> dict[str, str]:
@@ -256,7 +260,8 @@ def _file_digests(paths) -> dict[str, str]:
 
 def _run_flow(cfg: Config, *, out_dir: Path, simulator: str, seed: int,
               liberty: str | None, skip_synth: bool,
-              synth_target: tuple = ("asic", None, None)) -> int:
+              synth_target: tuple = ("asic", None, None),
+              synth_cache: bool | None = None) -> int:
     from gen.verilog import top_name, write_verilog
     from insitugen.paths import check_output_file
 
@@ -280,7 +285,7 @@ def _run_flow(cfg: Config, *, out_dir: Path, simulator: str, seed: int,
     print(f"[1/3] verilog: {vpath} ({summary['verilog']['seconds']:.2f} s)", flush=True)
 
     asic = synth_target[0] == "asic"
-    synthesis = None if skip_synth or not asic else _Synthesis(cfg, liberty)
+    synthesis = None if skip_synth or not asic else _Synthesis(cfg, liberty, synth_cache)
     try:
         summary["sim"] = _flow_sim(cfg, out_dir, simulator, seed)
         stop_if_interrupted()

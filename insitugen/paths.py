@@ -19,8 +19,16 @@ from typing import Iterator
 
 from .errors import InsitugenError, OutputError, clip
 
-__all__ = ["describe_file", "make_unsafe_char", "check_build_folder", "tool_safe_name",
-           "check_output_file", "check_output_folder", "locked_folder", "MAKE_UNSAFE"]
+__all__ = ["cache_root", "describe_file", "make_unsafe_char", "check_build_folder",
+           "tool_safe_name", "check_output_file", "check_output_folder", "locked_folder",
+           "MAKE_UNSAFE"]
+
+
+def cache_root() -> Path:
+    """``$INSITUGEN_CACHE``, or ``~/.cache/insitugen``: where simulator builds
+    (``build/``, ``verilator-runtime/``) and synthesis results (``synth/``) are kept."""
+    root = os.environ.get("INSITUGEN_CACHE")
+    return Path(root) if root else Path.home() / ".cache" / "insitugen"
 
 
 def describe_file(path: str | Path) -> str | None:

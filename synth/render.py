@@ -10,7 +10,7 @@ from typing import Any
 
 from insitugen.files import atomic_write_text
 
-__all__ = ["write_report_json", "report_markdown", "ratio_table", "fmt"]
+__all__ = ["write_report_json", "report_markdown", "ratio_table", "fmt", "cached_phrase"]
 
 
 def write_report_json(report: dict[str, Any], path) -> Path:
@@ -89,7 +89,7 @@ def report_markdown(report: dict[str, Any]) -> str:
         lines.append(f"Liberty: {lib['file']} ({lib['library']}), 1 GE = {lib['nand2_cell']} = "
                      f"{lib['nand2_area_um2']} um^2; delay is an estimate "
                      f"(synth.timing).")
-    lines.append(f"Synthesis time: {report['seconds']} s.")
+    lines.append(f"Synthesis time: {report['seconds']} s.{cached_phrase(report)}")
     return "\n".join(lines) + "\n"
 
 
@@ -104,3 +104,14 @@ def logic_added_phrase(m: dict) -> str:
                 f"({m['memory_saved_over_logic_added']}x)")
     return (f"no logic added: the generator is {-la:,.0f} um^2 smaller than the reference "
             f"engine")
+
+
+def cached_phrase(report: dict) -> str:
+    """`` N of M designs from the synthesis cache (...)``, or "" when Yosys ran on all."""
+    designs = report.get("designs", {})
+    hits = [n for n, d in designs.items()
+            if all(d[m].get("cached") for m in ("pdk_free", "liberty") if m in d)]
+    if not hits:
+        return ""
+    return (f" {len(hits)} of {len(designs)} designs from the synthesis cache (identical "
+            f"Verilog, script, liberty and Yosys; INSITUGEN_SYNTH_CACHE=0 runs Yosys on them)")

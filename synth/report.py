@@ -39,6 +39,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import hashlib
+import os
 import threading
 import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
@@ -115,8 +116,32 @@ class _Sources:
 _START_ORDER = ("dedicated_generator", "generator", "engine_lane", "reference_engine")
 
 
+#: Set to 0 (or off / no / false) to run Yosys every time instead of reusing the results
+#: of identical earlier runs (:func:`synthesis_cache_dir`).
+SYNTH_CACHE_ENV = "INSITUGEN_SYNTH_CACHE"
+
+
+def synthesis_cache_dir(use: bool | None = None) -> Path | None:
+    """Where reports keep and reuse Yosys results (``<cache root>/synth``, see
+    :func:`insitugen.paths.cache_root`), or None for no cache: ``use`` False, or ``use``
+    None and ``$INSITUGEN_SYNTH_CACHE`` set to 0 / off / no / false.
+
+    An entry is keyed on every input of the run (:func:`synth.yosys.synthesis_cache_key`:
+    the Verilog, the script, the liberty and the Yosys version), so a design whose Verilog
+    changed, or another Yosys, never takes an old result; each entry is a few kB (a
+    liberty run's netlist is kept gzipped, ~1 MB for the default generator). Remove the
+    folder to drop them all."""
+    from insitugen.paths import cache_root
+
+    if use is None:
+        use = os.environ.get(SYNTH_CACHE_ENV, "1").strip().lower() not in ("0", "off", "no",
+                                                                           "false")
+    return cache_root() / "synth" if use else None
+
+
 def _synth_all(specs, root: Path, option_sets, block_option_sets, *, liberty, lib, yosys,
-               jobs: int, cancel: threading.Event | None = None) -> dict[str, Any]:
+               jobs: int, cancel: threading.Event | None = None,
+               cache_dir: Path | None = None) -> dict[str, Any]:
     """Every design of ``specs`` (``(name, verilog or a function giving it, top,
     description)``), in report order; one Yosys process per design, mode and option set,
     ``jobs`` at a time, each design's Verilog converted when its first run starts.
@@ -168,7 +193,7 @@ def _synth_all(specs, root: Path, option_sets, block_option_sets, *, liberty, li
             runs = Y.synthesize_many([(name, verilog, tops[name])],
                                      _task_dir(root, name, mode, opts), options=opts,
                                      liberty=libpath, sequential_cells=seq, yosys=yosys,
-                                     cancel=cancel)
+                                     cancel=cancel, cache_dir=cache_dir)
         except Cancelled:
             raise _Cancelled from None
         return runs[name]
@@ -231,7 +256,8 @@ def _best_entry(name: str, top: str, mode: str, sets, mine, lib,
     entry.update({"options": list(best.options), "cells": best.cells,
                   "num_cells": best.num_cells, "flops": _flops(best.cells, seq),
                   "logic_depth": best.depth, "script": best.script,
-                  "seconds": round(sum(r.seconds for r in mine), 3)})
+                  "seconds": round(sum(r.seconds for r in mine), 3),
+                  "cached": all(r.cached for r in mine)})
     return entry, best
 
 
@@ -284,7 +310,8 @@ def run_synth(cfg, *, liberty=None, yosys=None, workdir=None,
               option_sets: Sequence[Sequence[str]] = Y.OPTION_SETS,
               block_option_sets: Sequence[Sequence[str]] | None = (("-booth", "-arith_tree"),),
               jobs: int | None = None,
-              cancel: threading.Event | None = None) -> dict[str, Any]:
+              cancel: threading.Event | None = None,
+              cache: bool | None = None) -> dict[str, Any]:
     """Synthesize ``cfg``'s block and its reference designs; return the report as a dict.
 
     ``liberty``: a Liberty file for um^2, GE and a delay estimate (PDK-free NAND2
@@ -297,10 +324,14 @@ def run_synth(cfg, *, liberty=None, yosys=None, workdir=None,
     small baselines always get the best of all ``option_sets``.
     ``jobs``: parallel Yosys runs (default 2). ``cancel``: once set, the Yosys runs are
     killed and the call raises (a caller running the synthesis beside other work stops it).
+    ``cache``: reuse the results of identical earlier Yosys runs (:func:`synthesis_cache_dir`;
+    None: unless ``$INSITUGEN_SYNTH_CACHE`` is 0). A design taken from the cache is
+    ``"cached": true`` and keeps the ``seconds`` of the run that made it.
 
-    Reproducible: everything in the report but its ``seconds`` fields (wall-clock
-    times) follows from the config, the options, the liberty (``liberty.sha256``) and
-    the tool versions recorded under ``tools``; no absolute path is recorded.
+    Reproducible: everything in the report but its ``seconds`` and ``cached`` fields
+    (wall-clock times, where a result came from) follows from the config, the options,
+    the liberty (``liberty.sha256``) and the tool versions recorded under ``tools``; no
+    absolute path is recorded.
     """
     from gen.limits import check_build
 
@@ -317,7 +348,7 @@ def run_synth(cfg, *, liberty=None, yosys=None, workdir=None,
         root = work_folder(stack, "synth", workdir)
         designs = _synth_all(specs, root, option_sets, block_option_sets, liberty=liberty,
                              lib=lib, yosys=yosys, jobs=jobs if jobs is not None else 2,
-                             cancel=cancel)
+                             cancel=cancel, cache_dir=synthesis_cache_dir(cache))
     report: dict[str, Any] = {
         "insitugen_version": __version__,
         "block": cfg.BLOCK,

@@ -69,6 +69,8 @@ does not use; a plain D flop is some 10% smaller in other libraries.)
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import json
 import os
 import re
@@ -257,6 +259,7 @@ class SynthRun:
     seconds: float
     workdir: Path
     prefix: str = ""
+    cached: bool = False
     area_um2: float | None = None
     sequential_area_um2: float | None = None
     nand2_eq: float | None = None
@@ -272,13 +275,90 @@ class SynthRun:
 
 _OUTPUTS = ("stat.json", "ltp.txt", "memories.txt", "netlist.json")
 
+#: Bumped whenever what a cache entry holds, or how it is read, changes.
+_CACHE_FORMAT = 1
+
+
+def synthesis_cache_key(designs: Sequence[tuple[str, str, str]], script: str, *,
+                        liberty: str | os.PathLike | None,
+                        yosys: str | os.PathLike | None) -> str:
+    """SHA-256 of everything a Yosys run's outputs follow from: the whole script (design
+    names, tops, options, mapping, liberty mode, sequential cells), each design's Verilog,
+    the liberty file's bytes and the ABC script it is mapped with, and the version line of
+    the Yosys that runs (Yosys is deterministic: the same inputs in one process give the
+    same netlist, bit for bit)."""
+    h = hashlib.sha256()
+
+    def part(text: str | bytes) -> None:
+        data = text.encode() if isinstance(text, str) else text
+        h.update(len(data).to_bytes(8, "little"))
+        h.update(data)
+
+    part(f"insitugen synthesis cache {_CACHE_FORMAT}")
+    part(yosys_version(yosys))
+    part(script)
+    for name, verilog, top in designs:
+        part(name)
+        part(top)
+        part(verilog)
+    if liberty is not None:
+        from .liberty import resolve_liberty
+        part(resolve_liberty(liberty).read_bytes())
+        part(LIGHT_ABC)
+    return h.hexdigest()
+
+
+def _cached_outputs(entry: Path, workdir: Path, prefixes: Sequence[str]) -> float | None:
+    """Copy a complete cache entry's outputs into ``workdir``; the seconds its Yosys run
+    took, or None when there is no (complete, readable) entry."""
+    try:
+        meta = json.loads((entry / "meta.json").read_text())
+        if meta.get("format") != _CACHE_FORMAT:
+            return None
+        for p in prefixes:
+            for out in _OUTPUTS[:3]:
+                shutil.copyfile(entry / f"{p}{out}", workdir / f"{p}{out}")
+            packed = entry / f"{p}netlist.json.gz"
+            if packed.is_file():
+                with gzip.open(packed, "rb") as src, open(workdir / f"{p}netlist.json",
+                                                          "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+        return float(meta["seconds"])
+    except (OSError, ValueError, KeyError, EOFError):
+        return None                   # absent, half-written by a killed run, or corrupt
+
+
+def _store_outputs(entry: Path, workdir: Path, prefixes: Sequence[str], seconds: float) -> None:
+    """Keep a finished run's outputs as the cache entry ``entry`` (written beside it and
+    renamed into place, so a reader never sees half an entry; a full disk or a parallel
+    run that stored it first only means no entry from this run)."""
+    tmp = entry.with_name(f"{entry.name}.tmp-{os.getpid()}-{id(prefixes):x}")
+    try:
+        tmp.mkdir(parents=True, exist_ok=True)
+        for p in prefixes:
+            for out in _OUTPUTS[:3]:
+                shutil.copyfile(workdir / f"{p}{out}", tmp / f"{p}{out}")
+            netlist = workdir / f"{p}netlist.json"
+            if netlist.is_file():
+                with open(netlist, "rb") as src, gzip.open(tmp / f"{p}netlist.json.gz", "wb",
+                                                           compresslevel=1) as dst:
+                    shutil.copyfileobj(src, dst)
+        (tmp / "meta.json").write_text(json.dumps({"format": _CACHE_FORMAT,
+                                                   "seconds": round(seconds, 3)}))
+        os.rename(tmp, entry)
+    except OSError:
+        pass
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
 
 def synthesize_many(designs: Sequence[tuple[str, str, str]], workdir: str | os.PathLike, *,
                     options: Sequence[str] = ("-booth", "-arith_tree"),
                     liberty: str | os.PathLike | None = None,
                     sequential_cells: Sequence[str] = (),
                     yosys: str | os.PathLike | None = None,
-                    timeout: float | None = 1800, cancel=None) -> dict[str, SynthRun]:
+                    timeout: float | None = 1800, cancel=None,
+                    cache_dir: str | os.PathLike | None = None) -> dict[str, SynthRun]:
     """Synthesize several designs ``(name, verilog, top)`` in ONE Yosys run (``design -reset``
     between them; saves Yosys' start-up per design). Files are ``<name>.design.v``,
     ``<name>.stat.json`` ... in ``workdir``. See :func:`synthesize` for the arguments;
@@ -287,6 +367,11 @@ def synthesize_many(designs: Sequence[tuple[str, str, str]], workdir: str | os.P
     Caveat (measured, Yosys 0.70): a design's result depends on what ran before it in
     the same process (Yosys' global name counter changes the netlist order ABC sees;
     up to ~5% of area), so reports synthesize one design per process.
+
+    ``cache_dir``: keep the outputs there, under :func:`synthesis_cache_key`, and take
+    them from there instead of running Yosys when the same run was made before; a result
+    taken from the cache is marked ``cached`` and has the ``seconds`` of the run that
+    made it. None: always run Yosys.
     """
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -308,12 +393,24 @@ def synthesize_many(designs: Sequence[tuple[str, str, str]], workdir: str | os.P
     scripts = [build_script(top, options=options, liberty=liberty is not None,
                             sequential_cells=sequential_cells, prefix=p)
                for p, (_, _, top) in zip(prefixes, designs, strict=True)]
-    run = run_script("".join(scripts), workdir, script_name="synth.ys", yosys=yosys,
-                     timeout=timeout,
-                     expect_files=[f"{p}{name}" for p in prefixes for name in _OUTPUTS[:3]],
-                     what=", ".join(f"'{workdir / (p + 'design.v')}'" for p in prefixes),
-                     timeout_hint="use a smaller config or raise the timeout", cancel=cancel)
-    seconds = run.seconds / len(designs)
+    entry = None
+    cached_seconds = None
+    if cache_dir is not None:
+        entry = Path(cache_dir) / synthesis_cache_key(designs, "".join(scripts),
+                                                      liberty=liberty, yosys=yosys)
+        cached_seconds = _cached_outputs(entry, workdir, prefixes)
+    if cached_seconds is None:
+        run = run_script("".join(scripts), workdir, script_name="synth.ys", yosys=yosys,
+                         timeout=timeout,
+                         expect_files=[f"{p}{name}" for p in prefixes for name in _OUTPUTS[:3]],
+                         what=", ".join(f"'{workdir / (p + 'design.v')}'" for p in prefixes),
+                         timeout_hint="use a smaller config or raise the timeout",
+                         cancel=cancel)
+        if entry is not None:
+            _store_outputs(entry, workdir, prefixes, run.seconds)
+        seconds = run.seconds / len(designs)
+    else:
+        seconds = cached_seconds / len(designs)
     runs = {}
     for p, script, (name, _, top) in zip(prefixes, scripts, designs, strict=True):
         stat = parse_stat_json((workdir / f"{p}stat.json").read_text(), top)
@@ -321,7 +418,8 @@ def synthesize_many(designs: Sequence[tuple[str, str, str]], workdir: str | os.P
                        num_cells=stat["num_cells"],
                        memories=parse_memories((workdir / f"{p}memories.txt").read_text()),
                        depth=parse_ltp((workdir / f"{p}ltp.txt").read_text()),
-                       seconds=seconds, workdir=workdir, prefix=p)
+                       seconds=seconds, workdir=workdir, prefix=p,
+                       cached=cached_seconds is not None)
         if liberty is not None:
             logic_cells = sum(n for c, n in stat["cells"].items() if c != "$mem_v2")
             if "area" not in stat and logic_cells == 0:

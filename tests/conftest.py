@@ -44,7 +44,13 @@ def _coverage_parts(config) -> Path:
 
 
 def pytest_configure(config):
+    from synth.report import SYNTH_CACHE_ENV
     from verif.runner import COVERAGE_ENV
+
+    # every test that synthesizes runs Yosys (a cached result would skip the very runs a
+    # test of timeouts, cancelling or tool errors is about); tests/test_synth_cache.py
+    # turns the cache on where it is the subject. Xdist workers inherit this.
+    os.environ.setdefault(SYNTH_CACHE_ENV, "0")
 
     parts = _coverage_parts(config)
     if not hasattr(config, "workerinput"):

