@@ -9,7 +9,11 @@ report as JSON and Markdown, three plots of the layer (:mod:`flows.flow_plots`) 
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import json
+import os
+import threading
 import time
 from pathlib import Path
 
@@ -78,6 +82,42 @@ def _synth_lines(report: dict) -> list[str]:
     return lines
 
 
+def _sims_side_by_side() -> bool:
+    """Whether the flow's two simulations run at once (one per core; the second waits
+    only for the first's build). Not while functional coverage is collected
+    (``$INSITUGEN_COVERAGE_DIR``, as the test suite does): cocotb-coverage keeps one
+    process-wide database, which two runs would sample into at the same time."""
+    from verif.runner import COVERAGE_ENV
+    return not os.environ.get(COVERAGE_ENV) and len(os.sched_getaffinity(0)) > 1
+
+
+def _run_together(calls: list) -> list:
+    """Run ``calls`` in daemon threads and return their results in order; the first
+    error (in call order) is raised once all have ended. Short joins keep Ctrl-C
+    reaching this thread; the simulators are tied to this process and die with it."""
+    results: list = [None] * len(calls)
+    errors: list = [None] * len(calls)
+
+    def work(k: int) -> None:
+        try:
+            results[k] = calls[k]()
+        except BaseException as e:      # handed to the calling thread below
+            errors[k] = e
+
+    threads = [threading.Thread(target=contextvars.copy_context().run, args=(work, k),
+                                name=f"insitugen-sim-{k}", daemon=True)
+               for k in range(len(calls))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        while t.is_alive():
+            t.join(0.2)
+    for e in errors:
+        if e is not None:
+            raise e
+    return results
+
+
 def _flow_sim(cfg: Config, out_dir: Path, simulator: str, seed: int) -> dict:
     """Step 2: one run with the output always ready measures the cycle count against the
     lower bound; a second with random back-pressure (same build) checks nothing is lost.
@@ -88,13 +128,20 @@ def _flow_sim(cfg: Config, out_dir: Path, simulator: str, seed: int) -> dict:
     if isinstance(cfg, GeneratorConfig):
         extra = {"out": str((out_dir / "weights.npz").resolve())}
     stop_if_interrupted()
-    print(f"[2/3] sim: cocotb on {simulator}, output always ready, then random back-pressure "
+    together = _sims_side_by_side()
+    print(f"[2/3] sim: cocotb on {simulator}, output always ready "
+          f"{'and, beside it,' if together else 'then'} random back-pressure "
           f"(a first build compiles the model)", flush=True)
-    res = run_sim(cfg, simulator=simulator, seed=seed, backpressure="none", extra=extra,
-                  quiet=True)
-    stop_if_interrupted()
-    res_bp = run_sim(cfg, simulator=simulator, seed=seed + 1, backpressure="random",
-                     extra=None, quiet=True)
+    runs = [dict(seed=seed, backpressure="none", extra=extra),
+            dict(seed=seed + 1, backpressure="random", extra=None)]
+    if together:
+        res, res_bp = _run_together([
+            functools.partial(run_sim, cfg, simulator=simulator, quiet=True, share_build=True,
+                              **r) for r in runs])
+    else:
+        res = run_sim(cfg, simulator=simulator, quiet=True, **runs[0])
+        stop_if_interrupted()
+        res_bp = run_sim(cfg, simulator=simulator, quiet=True, **runs[1])
     stop_if_interrupted()
     sim = {"simulator": res.simulator, "seed": res.seed, "seed_backpressure": res_bp.seed,
            "beats": res.beats, "beats_backpressure": res_bp.beats, "cycles": res.cycles,

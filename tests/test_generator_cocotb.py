@@ -284,3 +284,47 @@ def test_generator_resnet18_512x512_256_lanes():
                   extra={"passes": 1})
     _check(cfg, res, "none", 1)
     assert res.details["efficiency"] >= 0.95
+
+
+def test_two_runs_share_one_build_side_by_side(tmp_path):
+    """``share_build``: two runs of one config started together (the flow's two
+    simulations) build once, simulate under the shared lock, both bit-exact, and leave
+    none of their own files behind."""
+    import functools
+    import threading
+
+    cfg = BASE
+    build = tmp_path / "build"
+    out = tmp_path / "w.npz"
+    calls = [functools.partial(run_sim, cfg, seed=11, backpressure="none", build_dir=build,
+                               quiet=True, share_build=True, extra={"out": str(out)}),
+             functools.partial(run_sim, cfg, seed=12, backpressure="random", build_dir=build,
+                               quiet=True, share_build=True)]
+    results: list = [None, None]
+    errors: list = []
+
+    def work(k):
+        try:
+            results[k] = calls[k]()
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    res, res_bp = results
+    _check(cfg, res, "none", 2)
+    _check(cfg, res_bp, "random", 2)
+    assert sorted(r.build_s > 0 for r in results) == [False, True]      # built once
+    with np.load(out) as npz:
+        assert np.array_equal(npz["W"], generate(cfg, random_codes(cfg, 11)).numpy())
+    leftovers = [p.name for p in build.iterdir() if ".11-none-" in p.name or
+                 ".12-random-" in p.name]
+    assert leftovers == []
+    # an exclusive run afterwards takes the same build
+    again = run_sim(cfg, seed=13, backpressure="none", build_dir=build, quiet=True)
+    assert again.build_s == 0.0
+    _check(cfg, again, "none", 2)

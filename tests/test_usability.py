@@ -339,3 +339,23 @@ def test_readme_explains_the_overhead_target_line():
     sweep = README[README.index("`insitugen sweep SPACE.toml --jobs N`"):]
     sweep = sweep[:sweep.index("\n## ")]
     assert pct in sweep and "target" in sweep and "dashed" in sweep
+
+
+def test_flow_runs_its_two_simulations_side_by_side(tmp_path, capsys, monkeypatch):
+    """Without functional coverage (a user's run) the flow's two simulations run at once
+    on one shared build; both are checked and reported as when run one after the other."""
+    from verif.runner import COVERAGE_ENV
+
+    monkeypatch.delenv(COVERAGE_ENV, raising=False)
+    monkeypatch.setenv("INSITUGEN_CACHE", str(tmp_path / "cache"))
+    cfg_path = tmp_path / "tiny.toml"
+    cfg_path.write_text(TINY.to_toml())
+    out_dir = tmp_path / "out"
+    assert main(["flow", str(cfg_path), "--out-dir", str(out_dir), "--no-synth"]) == 0
+    stdout = capsys.readouterr().out
+    assert "output always ready and, beside it, random back-pressure" in stdout
+    sim = json.loads((out_dir / "flow.json").read_text())["sim"]
+    assert (sim["seed"], sim["seed_backpressure"]) == (1, 2)
+    assert sim["beats"] == sim["beats_backpressure"] > 0
+    assert sim["cycles_backpressure"] >= sim["cycles"] > 0
+    assert (out_dir / "weights.npz").is_file()

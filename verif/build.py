@@ -29,6 +29,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from eda.process import run_tool
 from gen.verilog import LINT_WAIVERS
@@ -37,7 +38,7 @@ from insitugen.errors import ToolError
 from insitugen.paths import cache_root
 
 __all__ = ["VERILATOR_BUILD_ARGS", "VERILATOR_MAKE_VARS", "VERILATOR_OPT_FAST_LONG",
-           "LONG_SIM_CYCLES", "TIMESCALE", "cache_root", "default_build_dir", "locked",
+           "LONG_SIM_CYCLES", "TIMESCALE", "cache_root", "default_build_dir", "locked", "BuildLock",
            "verilator_make_vars", "verilator_commands", "build_verilator", "Build"]
 
 #: Verilator options for simulation builds: the lint waivers (anything else stays
@@ -71,14 +72,32 @@ def default_build_dir(cfg: Config, simulator: str) -> Path:
     return cache_root() / "build" / f"{cfg.BLOCK}-{cfg.digest()}-{simulator}"
 
 
+class BuildLock:
+    """The lock :func:`locked` holds on a build folder: exclusive to change the build, shared
+    to run it. Converting between the two is not atomic (flock releases, then waits), so
+    after :meth:`exclusive` the holder looks at the build again."""
+
+    def __init__(self, fh):
+        self._fh = fh
+
+    def exclusive(self) -> None:
+        fcntl.flock(self._fh, fcntl.LOCK_EX)
+
+    def share(self) -> None:
+        fcntl.flock(self._fh, fcntl.LOCK_SH)
+
+
 @contextlib.contextmanager
-def locked(build_dir: Path):
-    """Exclusive use of a build folder (parallel runs of one config share the cache)."""
+def locked(build_dir: Path, *, shared: bool = False) -> Iterator[BuildLock]:
+    """Use of a build folder (parallel runs of one config share the cache): exclusive, or
+    with ``shared`` beside other shared holders (runs of a finished build); the
+    :class:`BuildLock` converts between the two."""
     build_dir.mkdir(parents=True, exist_ok=True)
     with open(build_dir / ".lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+        lock = BuildLock(fh)
+        lock.share() if shared else lock.exclusive()
         try:
-            yield
+            yield lock
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
@@ -216,12 +235,16 @@ class Build:
 
     @classmethod
     def prepare(cls, simulator: str, build_dir: Path, verilog: str, wrapper: str, top: str,
-                *, waves: bool = False, make_vars: tuple[str, ...] = ()) -> "Build":
-        """Write ``design.v`` and ``tb_top.v`` (only when changed) and hash the build."""
+                *, waves: bool = False, make_vars: tuple[str, ...] = (),
+                write: bool = True) -> "Build":
+        """Write ``design.v`` and ``tb_top.v`` (only when changed; never with ``write``
+        False, for a holder of the shared lock asking whether the build is :attr:`fresh`)
+        and hash the build."""
         import cocotb
 
-        _write_if_changed(build_dir / "design.v", verilog)
-        _write_if_changed(build_dir / "tb_top.v", wrapper)
+        if write:
+            _write_if_changed(build_dir / "design.v", verilog)
+            _write_if_changed(build_dir / "tb_top.v", wrapper)
         h = hashlib.sha256()
         for part in (verilog + wrapper, simulator, str(waves), cocotb.__version__,
                      sys.version, " ".join(VERILATOR_BUILD_ARGS + tuple(make_vars)),

@@ -78,7 +78,7 @@ def run_sim(cfg: Config, *, simulator: str = "verilator", seed: int | None = Non
             build_dir: str | Path | None = None, verilog_path: str | Path | None = None,
             extra: dict | None = None, quiet: bool = False,
             cxx_opt: str | None = None, coverage_dir: str | Path | None = None,
-            waves_path: str | Path | None = None) -> SimResult:
+            waves_path: str | Path | None = None, share_build: bool = False) -> SimResult:
     """Build and run the block's cocotb testbench; return the result if every check passed.
 
     Raises :class:`ToolError` (simulator missing or build failed) or
@@ -93,6 +93,12 @@ def run_sim(cfg: Config, *, simulator: str = "verilator", seed: int | None = Non
     (default ``waves.vcd`` / ``waves.fst`` in the build folder), moved there and printed
     before the checks, so a failing run keeps its dump; a run never leaves an older
     dump in the build folder (:mod:`verif.waves`).
+
+    ``share_build`` (not with ``waves``): once the build is made, hold the build folder's
+    lock shared instead of exclusive, so other such runs of the same build simulate beside
+    this one (the flow's two simulations, one per core). The run's own files then carry
+    ``.<seed>-<backpressure>-<pid>`` in their names (``sim.<tag>.log``, ``params.<tag>.json``,
+    ...) and are removed once every check passed; a failing run keeps them.
     """
     find_simulator(simulator)
     if waves and waves_path is not None:
@@ -116,38 +122,55 @@ def run_sim(cfg: Config, *, simulator: str = "verilator", seed: int | None = Non
           flush=True)
     wrapper = tb_top_verilog(verilog, top_name(cfg), stream_last_bits(cfg))
     make_vars = verilator_make_vars(cfg, cxx_opt) if simulator == "verilator" else ()
-    logs = {"build": build_dir / "build.log", "sim": build_dir / "sim.log"} if quiet else {}
+    share = share_build and not waves
+    tag = f".{seed}-{backpressure}-{os.getpid()}" if share else ""
+
+    def run_file(stem: str, ext: str) -> Path:
+        return build_dir / f"{stem}{tag}{ext}"
+
+    logs = {"build": build_dir / "build.log", "sim": run_file("sim", ".log")} if quiet else {}
     replay = f"replay: insitugen sim CONFIG --simulator {simulator} --seed {seed}"
     if backpressure != "random":
         replay += f" --backpressure {backpressure}"
-    with locked(build_dir):
+    with locked(build_dir, shared=share) as lock:
         build = Build.prepare(simulator, build_dir, verilog, wrapper, TB_TOP, waves=waves,
-                              make_vars=make_vars)
+                              make_vars=make_vars, write=not share)
+        if share and not build.fresh:
+            lock.exclusive()            # to write the sources and build; shared again below
+            build = Build.prepare(simulator, build_dir, verilog, wrapper, TB_TOP,
+                                  waves=waves, make_vars=make_vars)
         params = {"config": cfg.to_dict(), "seed": seed, "backpressure": backpressure,
-                  "result_path": str(build_dir / "result.json"),
+                  "result_path": str(run_file("result", ".json")),
                   "clock_period_ns": CLOCK_PERIOD_NS, **(extra or {})}
         # the testbench writes the RTL's weights into the build folder; they are copied to
         # the user's --out here, once every check passed, so a file that cannot be written
         # is an output error, never a failed hardware check
         user_out = params.pop("out", None)
+        weights_file = run_file(Path(RTL_WEIGHTS).stem, Path(RTL_WEIGHTS).suffix)
         if user_out:
-            params["out"] = str(build_dir / RTL_WEIGHTS)
-            (build_dir / RTL_WEIGHTS).unlink(missing_ok=True)
+            params["out"] = str(weights_file)
+            weights_file.unlink(missing_ok=True)
         # the golden model runs here, not in the simulator's embedded Python (and
         # before the build, so bad codes fail fast)
         t0 = time.perf_counter()
-        params.update(write_stimulus(cfg, params, build_dir / "stimulus.npz",
+        params.update(write_stimulus(cfg, params, run_file("stimulus", ".npz"),
                                      sample_coverage=coverage is not None))
         stimulus_s = time.perf_counter() - t0
         build_s = build.run(logs.get("build"))
-        clear_waves(build_dir)
-        sim = _simulate(cfg, build, params, waves, logs.get("sim"))
+        if share:
+            lock.share()                # the build is done: others may run it beside us
+        else:
+            clear_waves(build_dir)
+        sim = _simulate(cfg, build, params, waves, logs.get("sim"), tag)
         wave_file = collect_waves(build_dir, simulator, waves_path) if waves else None
         if wave_file is not None:
             print(f"insitugen sim: waves written to {wave_file}", flush=True)
         details = sim.checked_details(cfg, f"{simulator} (seed {seed})", replay)
         if user_out:
-            _deliver_weights(build_dir / RTL_WEIGHTS, Path(user_out))
+            _deliver_weights(weights_file, Path(user_out))
+        if share:                       # passed: this run's own files are done with
+            for f in build_dir.glob(f"*{tag}.*"):
+                f.unlink(missing_ok=True)
     details.setdefault("stimulus_s", stimulus_s)     # golden model + stimulus, this process
     details["tools"] = simulator_versions(simulator)
     if waves:
@@ -212,23 +235,23 @@ class _Simulation:
 
 
 def _simulate(cfg: Config, build: Build, params: dict, waves: bool,
-              log: Path | None) -> _Simulation:
+              log: Path | None, tag: str = "") -> _Simulation:
     """Run the block's testbench on ``build`` through cocotb's runner (its public
     ``test()``, in a child process tied to ours; the build is ours,
     :class:`verif.build.Build`)."""
     from verif.sim_process import run_cocotb_test
 
     build_dir = build.build_dir
-    params_path = build_dir / "params.json"
+    params_path = build_dir / f"params{tag}.json"
     params_path.write_text(json.dumps(params, indent=2, sort_keys=True) + "\n")
     result_path = Path(params["result_path"])
     result_path.unlink(missing_ok=True)
-    results_xml = build_dir / "results.xml"
+    results_xml = build_dir / f"results{tag}.xml"
     results_xml.unlink(missing_ok=True)
     t0 = time.perf_counter()
     # in a guarded child process (verif.sim_process), so the simulator dies with us
     sim_exit = run_cocotb_test(
-        build.simulator, build_dir / "sim_exit.json",
+        build.simulator, build_dir / f"sim_exit{tag}.json",
         test_module=test_module(cfg), hdl_toplevel=TB_TOP, hdl_toplevel_lang="verilog",
         build_dir=build_dir, test_dir=build_dir, seed=params["seed"], waves=waves,
         results_xml=str(results_xml), timescale=TIMESCALE,
