@@ -32,14 +32,17 @@ Gowin (nextpnr-himbaechel-gowin) places a port only on a pin a CST file names, s
 design is placed inside the five-pin I/O harness of :mod:`synth.harness` (every design
 input from a flop of a serial-in shift chain, every output into a flop of a
 load/shift chain: all of the design's I/O paths run register to register), synthesized
-again for the device (``synth_gowin -family gw1n|gw2a|gw5a``, :func:`harness_script`)
-with a CST file naming the device's package pins (:attr:`Device.pins`). The harness's
-flops and muxes are in nextpnr's utilisation; the resource table stays the design's own
-synthesis (GW1N mapping). Device choice uses the GW1N counts plus one flop per port
-bit; a type the device's synthesis maps elsewhere (:attr:`Device.remapped`: LUT RAM to
-flops where nextpnr 0.11.1 has no RAM16SDP4 bels, multipliers to LUTs on GW5A, whose
-synth_gowin has no DSP mapping) is not checked against it. Xilinx is resources only:
-it has no open place and route.
+again for the device (``synth_gowin -family gw1n|gw2a|gw5a -nodsp -nobram``,
+:func:`harness_script`) with a CST file naming the device's package pins
+(:attr:`Device.pins`). ``-nodsp -nobram`` (:data:`GOWIN_PNR_SYNTH`): nextpnr 0.11.1's
+Gowin timing model has no arcs through MULT9X9 nor out of BSRAM, so an Fmax with them
+would leave those paths out; in LUTs, ALUs and LUT RAM every path is timed. The
+harness's flops and muxes are in nextpnr's utilisation; the resource table stays the
+design's own synthesis (synth_gowin's GW1N mapping, with DSP and BSRAM). Device choice
+uses those counts plus one flop per port bit, a lower bound; the types the P&R netlist
+maps elsewhere (:attr:`Device.remapped`) are not checked, and a device where nextpnr
+fails (e.g. too few RAM16SDP4 for the block RAM) passes the design to the next one.
+Xilinx is resources only: it has no open place and route.
 """
 
 from __future__ import annotations
@@ -129,6 +132,17 @@ class Device:
     remapped: dict[str, str] = field(default_factory=dict)
 
 
+#: ``synth_gowin`` options of every Gowin P&R netlist: nextpnr 0.11.1's Gowin timing
+#: model has no arcs through MULT9X9 nor out of BSRAM (measured: a registered 9x9
+#: multiply in a MULT9X9 gives 2,146 MHz, the harness's shift alone; with -nodsp, in
+#: LUTs, 149.75 MHz; no net driven by a BSRAM output is timed), so an Fmax with them
+#: would leave those paths out. Multipliers go to LUTs / ALUs, block RAM to LUT RAM,
+#: and every path is timed; the resource table keeps synth_gowin's own mapping.
+GOWIN_PNR_SYNTH = ("-nodsp", "-nobram")
+GOWIN_REMAPPED = {"MULT9X9": "LUTs and ALUs (-nodsp: MULT9X9 paths are untimed in "
+                             "nextpnr 0.11.1)",
+                  "BSRAM": "LUT RAM (-nobram: BSRAM outputs are untimed in nextpnr 0.11.1)"}
+
 #: The devices a design is placed on, smallest first. Capacities are nextpnr 0.11.1's own
 #: (``--report`` 'available' of a run on each device, measured); names and packages
 #: follow the Lattice data sheets (ECP5 FPGA-DS-02012, iCE40 LP/HX FPGA-DS-02029, iCE40
@@ -154,44 +168,31 @@ DEVICES: dict[str, tuple[Device, ...]] = {
         Device("iCE40HX8K-CT256", ("hx8k",), ("--hx8k", "--package", "ct256"),
                {"ICESTORM_LC": 7680, "ICESTORM_RAM": 32, "ICESTORM_DSP": 0, "SB_IO": 206}),
     ),
-    # Gowin: the part numbers of the Sipeed Tang boards' chips where there is one (Nano 9K,
-    # Primer 20K, Primer 25K, Mega 138K), else the data sheet's LQFP144; the chip
-    # database is nextpnr's --vopt family. Pins (clk, rst, sin, load, sout): clk on a
-    # GCLKT pin, the others on pins with no configuration function (the package pinout
-    # of Apycula 0.32, the wheel's chip database). nextpnr 0.11.1 has no RAM16SDP4 bels
-    # on GW1N-4 and GW5A-25A (measured: "no BELs remaining"), so the LUT RAM goes to
-    # flops there (-nolutram); synth_gowin -family gw5a maps no multiplier to a DSP
-    # (0.70's script runs mul2dsp for gw1n / gw2a only), so on GW5A they are LUTs.
+    # Gowin: the part numbers of the Sipeed Tang boards' chips (Nano 9K, Primer 20K, Mega
+    # 138K); the chip database is nextpnr's --vopt family. Pins (clk, rst, sin, load,
+    # sout): clk on a GCLKT pin, the others on pins with no configuration function (the
+    # package pinout of Apycula 0.32, the wheel's chip database). Left out: GW1N-1 (no
+    # DSP, no LUT RAM), and GW1N-4 and GW5A-25A, where nextpnr 0.11.1 has no RAM16SDP4
+    # bels (measured: "no BELs remaining"), so LUT RAM and block RAM would become flops.
     "gowin": (
-        Device("GW1N-4", ("gw1n-4", "1n4"),
-               ("--device", "GW1N-LV4LQ144C6/I5", "--vopt", "family=GW1N-4"),
-               {"LUT4": 4608, "DFF": 3456, "ALU": 3456, "MULT9X9": 32, "BSRAM": 10,
-                "RAM16SDP4": 0, "IOB": 218},
-               ("-family", "gw1n", "-nolutram"), ("11", "3", "9", "10", "27"),
-               {"RAM16SDP4": "flops (-nolutram)"}),
         Device("GW1NR-9C", ("gw1n-9c", "gw1nr-9", "9k"),
                ("--device", "GW1NR-LV9QN88PC6/I5", "--vopt", "family=GW1N-9C"),
                {"LUT4": 8640, "DFF": 6480, "ALU": 6480, "MULT9X9": 40, "BSRAM": 26,
                 "RAM16SDP4": 270, "IOB": 276},
-               ("-family", "gw1n"), ("52", "3", "11", "13", "14")),
+               ("-family", "gw1n", *GOWIN_PNR_SYNTH), ("52", "3", "11", "13", "14"),
+               GOWIN_REMAPPED),
         Device("GW2A-18C", ("gw2a-18c", "gw2a-18", "20k"),
                ("--device", "GW2A-LV18PG256C8/I7", "--vopt", "family=GW2A-18C"),
                {"LUT4": 20736, "DFF": 15552, "ALU": 15552, "MULT9X9": 96, "BSRAM": 46,
                 "RAM16SDP4": 648, "IOB": 384},
-               ("-family", "gw2a"), ("H11", "A2", "A3", "A4", "A5")),
-        Device("GW5A-25A", ("gw5a-25a", "gw5a-25", "25a"),
-               ("--device", "GW5A-LV25MG121NC1/I0", "--vopt", "family=GW5A-25A"),
-               {"LUT4": 23040, "DFF": 23040, "ALU": 17280, "MULT9X9": 0, "BSRAM": 56,
-                "RAM16SDP4": 0, "IOB": 240},
-               ("-family", "gw5a", "-nolutram"), ("E2", "A1", "A10", "B3", "B10"),
-               {"MULT9X9": "LUTs (no DSP mapping for gw5a)",
-                "RAM16SDP4": "flops (-nolutram)"}),
+               ("-family", "gw2a", *GOWIN_PNR_SYNTH), ("H11", "A2", "A3", "A4", "A5"),
+               GOWIN_REMAPPED),
         Device("GW5AST-138C", ("gw5ast-138c", "gw5ast-138", "138k"),
                ("--device", "GW5AST-LV138FPG676AC1/I0", "--vopt", "family=GW5AST-138C"),
                {"LUT4": 138240, "DFF": 138240, "ALU": 103680, "MULT9X9": 0, "BSRAM": 340,
                 "RAM16SDP4": 17280, "IOB": 324},
-               ("-family", "gw5a"), ("D18", "A2", "A3", "A4", "A5"),
-               {"MULT9X9": "LUTs (no DSP mapping for gw5a)"}),
+               ("-family", "gw5a", *GOWIN_PNR_SYNTH), ("D18", "A2", "A3", "A4", "A5"),
+               GOWIN_REMAPPED),
     ),
 }
 
@@ -220,7 +221,8 @@ def demand(family: str, cells: dict[str, int], port_bits: int) -> dict[str, int]
     if family == "gowin":
         # of the design's own GW1N mapping (the resource table's), wrapped in the I/O
         # harness: an ALU takes a LUT site; the harness adds a flop per port bit and
-        # five pins; a MULT18X18 is two MULT9X9 sites, a MULT36X36 eight
+        # five pins; a MULT18X18 is two MULT9X9 sites, a MULT36X36 eight (informative:
+        # the P&R netlist has no DSP, GOWIN_REMAPPED)
         luts, alu = _count(cells, r"LUT[1-4]"), cells.get("ALU", 0)
         return {"LUT4": luts + alu, "DFF": _count(cells, CELL_CLASSES["ff"]) + port_bits,
                 "ALU": alu,

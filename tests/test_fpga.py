@@ -87,18 +87,19 @@ def test_demand_and_device_choice():
 
 
 def test_gowin_demand_and_device_choice():
-    """Gowin demand is of the GW1N mapping plus the harness's flops; a type a device's
-    synthesis maps elsewhere (LUT RAM to flops, gw5a multipliers to LUTs) is not checked."""
+    """Gowin demand is of the GW1N mapping plus the harness's flops; the types the P&R
+    netlist maps elsewhere (multipliers to LUTs, block RAM to LUT RAM) are not checked."""
     g = F.demand("gowin", GOWIN_CELLS, 84)
     assert g == {"LUT4": 61 + 509 + 194 + 1011 + 667, "DFF": 536 + 84, "ALU": 667,
                  "MULT9X9": 16, "BSRAM": 0, "RAM16SDP4": 23, "IOB": 5}
-    names = [d.name for d in F.pick_device("gowin", g)]
-    assert names[0] == "GW1N-4"                        # LUT RAM to flops there
-    assert [d.name for d in F.pick_device("gowin", dict(g, MULT9X9=64))][0] == "GW2A-18C"
-    assert [d.name for d in F.pick_device("gowin", dict(g, MULT9X9=200))][0] == "GW5A-25A"
-    assert [d.name for d in F.pick_device("gowin", g, "9k")] == ["GW1NR-9C"]
-    with pytest.raises(F.FitError, match=r"does not fit GW1NR-9C: MULT9X9 64 > 40"):
-        F.pick_device("gowin", dict(g, MULT9X9=64), "gw1nr-9")
+    assert [d.name for d in F.pick_device("gowin", g)] == ["GW1NR-9C", "GW2A-18C",
+                                                          "GW5AST-138C"]
+    assert [d.name for d in F.pick_device("gowin", dict(g, MULT9X9=200, BSRAM=99))][0] == (
+        "GW1NR-9C")                                    # remapped: not checked
+    assert [d.name for d in F.pick_device("gowin", dict(g, RAM16SDP4=300))][0] == "GW2A-18C"
+    assert [d.name for d in F.pick_device("gowin", g, "20k")] == ["GW2A-18C"]
+    with pytest.raises(F.FitError, match=r"does not fit GW1NR-9C: LUT4 10,000 > 8,640"):
+        F.pick_device("gowin", dict(g, LUT4=10_000), "gw1nr-9")
     with pytest.raises(F.FitError, match=r"any gowin device .* on the largest, GW5AST-138C, "
                                          r"LUT4 200,000 > 138,240"):
         F.pick_device("gowin", dict(g, LUT4=200_000))
@@ -107,6 +108,7 @@ def test_gowin_demand_and_device_choice():
     for dev in F.DEVICES["gowin"]:
         assert len(dev.pins) == len(H.PINS) == len(set(dev.pins)), dev.name
         assert "-family" in dev.synth and "--device" in dev.args, dev.name
+        assert set(F.GOWIN_PNR_SYNTH) <= set(dev.synth), dev.name
         assert set(dev.remapped) <= set(dev.capacity), dev.name
 
 
@@ -325,12 +327,13 @@ def test_gowin_place_and_route_tiny(tmp_path):
 
 
 def test_gowin_named_device(tmp_path):
-    """--device places on that device (here the GW2A, with DSP and LUT RAM)."""
+    """--device places on that device (here the GW2A)."""
     _needs_nextpnr("gowin")
     rep = F.run_fpga(RECOMB, "gowin", device="20k", workdir=tmp_path)
     for p in rep["pnr"]["designs"].values():
         assert p["device"] == "GW2A-18C" and p["fmax_mhz"] > 0
-        assert "family=GW2A-18C" in p["nextpnr_args"] and "remapped" not in p
+        assert "family=GW2A-18C" in p["nextpnr_args"]
+        assert "-nodsp -nobram" in p["harness"]["script"]
 
 
 def test_resource_only_target_xilinx(tmp_path):

@@ -76,7 +76,7 @@ def add_target_args(p: argparse.ArgumentParser) -> None:
                         "%(default)s)")
     p.add_argument("--device", help="FPGA device for place and route (default: the smallest "
                                     "that fits), e.g. 25k/45k/85k (ecp5), hx1k/up5k/hx8k "
-                                    "(ice40), gw1n-4/9k/20k/25a/138k (gowin)")
+                                    "(ice40), 9k/20k/138k (gowin)")
     p.add_argument("--freq", type=float, help="target frequency in MHz given to nextpnr "
                                               "(default: 200 on ecp5 and gowin, 100 on ice40)")
 
