@@ -409,6 +409,8 @@ def _pnr_one(family: str, name: str, d: dict[str, Any], devices: Sequence[Device
                    "critical_paths": run.report["critical_paths"],
                    "nextpnr_args": ["--json", "netlist.json", *args],
                    "seconds": round(run.seconds, 2)}
+            if tried:
+                out["did_not_fit"] = tried
             if harness is not None:
                 out["harness"] = harness
                 needs = demand(family, d["cells"], d["port_bits"] or 0)
@@ -438,6 +440,16 @@ def _pnr(family, designs, names, device, freq, jobs, timeout, yosys=None) -> dic
 
     with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(names)))) as ex:
         results = dict(ex.map(one, names))
+    # a design nextpnr could not fit moved on to a larger device: place the others there
+    # too, so that their Fmax compare on one device (their first fit is kept beside)
+    order = [d.name for d in devices]
+    last = max(order.index(r["device"]) for r in results.values())
+    for n, r in list(results.items()):
+        if order.index(r["device"]) < last:
+            again = _pnr_one(family, n, designs[n], [devices[last]], freq, False, timeout,
+                             yosys)
+            again["first_fit"] = {k: r[k] for k in ("device", "fmax_mhz", "utilization")}
+            results[n] = again
     return {"device_needs": needs, "designs": results}
 
 
@@ -521,7 +533,8 @@ def run_fpga(cfg, target: str, *, device: str | None = None, freq_mhz: float | N
                     + _PNR_MODE[target] if do_pnr else None),
             "device_selection": ("the smallest device of synth.fpga.DEVICES whose capacities "
                                  "(nextpnr 0.11.1) hold the larger of the two designs; the "
-                                 "next one when nextpnr fails" if do_pnr else None),
+                                 "next one when nextpnr fails, and then the other design "
+                                 "there too" if do_pnr else None),
         },
         "designs": designs,
         "ratios": _fpga_ratios(cfg, designs),
@@ -580,6 +593,12 @@ def fpga_markdown(report: dict[str, Any]) -> str:
             util = ", ".join(f"{b} {u['used']:,}/{u['available']:,}"
                              for b, u in p["utilization"].items())
             lines.append(f"- {name} on {p['device']}: {util} ({p['seconds']} s)")
+            for why in p.get("did_not_fit", []):
+                lines.append(f"  did not fit {why}")
+            if "first_fit" in p:
+                lines.append(f"  (placed on {p['device']} beside the other design; on "
+                             f"{p['first_fit']['device']}, where it fits: "
+                             f"{fmt(p['first_fit']['fmax_mhz'], 2)} MHz)")
             for cp in p.get("critical_paths", [])[:1]:
                 split = ", ".join(f"{k} {v:.2f}" for k, v in cp["ns_by_type"].items())
                 lines.append(f"  critical path {cp['delay_ns']:.2f} ns ({split}): "

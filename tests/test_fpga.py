@@ -112,6 +112,24 @@ def test_gowin_demand_and_device_choice():
         assert set(dev.remapped) <= set(dev.capacity), dev.name
 
 
+def test_designs_share_the_device_one_moved_to(monkeypatch):
+    """When nextpnr moves one design to a larger device, the other is placed there too
+    (its first fit kept beside), so their Fmax compare on one device."""
+    calls = []
+
+    def fake(family, name, d, devices, freq, auto, timeout, yosys=None):
+        calls.append((name, [x.name for x in devices]))
+        dev = devices[-1] if name == "big" else devices[0]
+        return {"device": dev.name, "fmax_mhz": 10.0 * len(calls), "utilization": {}}
+
+    monkeypatch.setattr(F, "_pnr_one", fake)
+    designs = {n: {"cells": {"LUT4": 10}, "port_bits": 4} for n in ("big", "small")}
+    out = F._pnr("gowin", designs, ["big", "small"], None, 100.0, 1, None)["designs"]
+    assert out["big"]["device"] == out["small"]["device"] == "GW5AST-138C"
+    assert out["small"]["first_fit"]["device"] == "GW1NR-9C"
+    assert calls[-1] == ("small", ["GW5AST-138C"])
+
+
 # ---- the P&R I/O harness -------------------------------------------------------------------
 
 PORTS = [H.Port("a__payload", "input", 13), H.Port("clk", "input", 1),
