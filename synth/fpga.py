@@ -348,20 +348,24 @@ def _fpga_ratios(cfg, designs) -> dict[str, Any]:
                           "/ count(full-width multiplier), per resource"}}
 
 
-def harness_script(dev: Device) -> str:
-    """The Yosys script of the I/O-harness netlist a Gowin device is placed with."""
+def harness_script(family: str, dev: Device) -> str:
+    """The Yosys script of the I/O-harness netlist ``dev`` is placed with (Gowin: its
+    family and :data:`GOWIN_PNR_SYNTH`; iCE40: ``synth_ice40`` as for the design)."""
     from .harness import HARNESS_TOP
 
     top = HARNESS_TOP
+    synth = (f"synth_gowin {' '.join(dev.synth)}" if family == "gowin"
+             else _SYNTH[family])
     return (f"read_verilog design.v harness.v\nhierarchy -check -top {top}\nproc\n"
-            f"opt_clean -purge\nsynth_gowin {' '.join(dev.synth)} -top {top} -json "
-            f"netlist.json\ntee -q -o stat.json stat -json\n")
+            f"opt_clean -purge\n{synth} -top {top} -json netlist.json\n"
+            f"tee -q -o stat.json stat -json\n")
 
 
-def _harness_netlist(name: str, d: dict[str, Any], dev: Device, yosys,
+def _harness_netlist(family: str, name: str, d: dict[str, Any], dev: Device, yosys,
                      timeout: float | None) -> tuple[Path, dict[str, Any]]:
     """The design of ``d`` inside the I/O harness (:mod:`synth.harness`), synthesized for
-    ``dev`` with its constraint file, in a folder of its own: ``(folder, facts)``."""
+    ``dev`` with its constraint file (Gowin; iCE40 places the five pins itself), in a
+    folder of its own: ``(folder, facts)``."""
     from .harness import HARNESS_TOP, PINS, harness_pins, harness_verilog, ports_of_netlist
 
     ports = ports_of_netlist((d["workdir"] / "netlist.json").read_text(), d["top"])
@@ -369,10 +373,13 @@ def _harness_netlist(name: str, d: dict[str, Any], dev: Device, yosys,
     wd.mkdir(parents=True, exist_ok=True)
     (wd / "design.v").write_text((d["workdir"] / "design.v").read_text())
     (wd / "harness.v").write_text(harness_verilog(d["top"], ports))
-    pins = dict(zip(PINS, dev.pins, strict=True))
     used = harness_pins(ports)
-    (wd / "pins.cst").write_text("".join(f'IO_LOC "{p}" {pins[p]};\n' for p in used))
-    script = harness_script(dev)
+    if family == "gowin":
+        pins = dict(zip(PINS, dev.pins, strict=True))
+        (wd / "pins.cst").write_text("".join(f'IO_LOC "{p}" {pins[p]};\n' for p in used))
+    else:
+        pins = dict.fromkeys(PINS, "auto")          # nextpnr-ice40 places them
+    script = harness_script(family, dev)
     run_script(script, wd, script_name="synth.ys", yosys=yosys, timeout=timeout,
                expect_files=["stat.json", "netlist.json"],
                what=f"'{name}' in the P&R harness ({dev.name})",
@@ -384,9 +391,11 @@ def _harness_netlist(name: str, d: dict[str, Any], dev: Device, yosys,
 
 
 def _pnr_one(family: str, name: str, d: dict[str, Any], devices: Sequence[Device],
-             freq: float, auto: bool, timeout: float | None, yosys=None) -> dict[str, Any]:
+             freq: float, auto: bool, timeout: float | None, yosys=None,
+             harnessed: bool = False) -> dict[str, Any]:
     """P&R of one design on the first device of ``devices`` where nextpnr succeeds
-    (Gowin: the design in the I/O harness, synthesized for each device tried)."""
+    (Gowin, and iCE40 when ``harnessed``: the design in the I/O harness, synthesized for
+    each device tried)."""
     from eda.nextpnr import run_nextpnr
 
     extra = {"ecp5": ["--out-of-context"], "ice40": ["--pcf-allow-unconstrained"],
@@ -395,8 +404,8 @@ def _pnr_one(family: str, name: str, d: dict[str, Any], devices: Sequence[Device
     wd = d["workdir"]
     for dev in devices:
         harness = None
-        if family == "gowin":
-            wd, harness = _harness_netlist(name, d, dev, yosys, timeout)
+        if family == "gowin" or harnessed:
+            wd, harness = _harness_netlist(family, name, d, dev, yosys, timeout)
         args = [*dev.args, *extra, "--seed", str(SEED), "--freq", f"{freq:g}",
                 "--timing-allow-fail"]
         run = run_nextpnr(family, "netlist.json", wd, args, name="pnr", timeout=timeout)
@@ -426,17 +435,42 @@ def _pnr_one(family: str, name: str, d: dict[str, Any], devices: Sequence[Device
                    + "; ".join(tried) + f" (log: {wd / 'pnr.log'})")
 
 
-def _pnr(family, designs, names, device, freq, jobs, timeout, yosys=None) -> dict[str, Any]:
-    """P&R of ``names`` on one device: the smallest that holds the largest of them."""
+def _needs(family: str, designs, names, harnessed: bool = False) -> dict[str, int]:
+    """The larger demand of ``names`` (iCE40 ``harnessed``: in the 5-pin I/O harness,
+    with one more flop per port bit)."""
     needs: dict[str, int] = {}
     for n in names:
-        for k, v in demand(family, designs[n]["cells"], designs[n]["port_bits"] or 0).items():
+        bits = designs[n]["port_bits"] or 0
+        got = demand(family, designs[n]["cells"], bits)
+        if harnessed:
+            got = dict(got, SB_IO=5, ICESTORM_LC=max(
+                got["ICESTORM_LC"], _count(designs[n]["cells"], r"SB_DFF\w*") + bits))
+        for k, v in got.items():
             needs[k] = max(needs.get(k, 0), v)
-    devices = pick_device(family, needs, device)
+    return needs
+
+
+def _pnr(family, designs, names, device, freq, jobs, timeout, yosys=None) -> dict[str, Any]:
+    """P&R of ``names`` on one device: the smallest that holds the largest of them. On
+    iCE40, designs with more port bits than the device has pins go in the I/O harness."""
+    needs = _needs(family, designs, names)
+    harnessed = False
+    try:
+        devices = pick_device(family, needs, device)
+    except FitError:
+        if family != "ice40" or not needs["SB_IO"] > 5:
+            raise
+        needs, harnessed = _needs(family, designs, names, harnessed=True), True
+        try:
+            devices = pick_device(family, needs, device)
+        except FitError as e:
+            bits = max(designs[n]["port_bits"] or 0 for n in names)
+            raise FitError(f"{e} (in the 5-pin I/O harness of synth.harness, as its {bits:,} "
+                           f"port bits exceed the pins)") from None
 
     def one(n):
         return n, _pnr_one(family, n, designs[n], devices, freq, device is None, timeout,
-                           yosys)
+                           yosys, harnessed)
 
     with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(names)))) as ex:
         results = dict(ex.map(one, names))
@@ -447,10 +481,11 @@ def _pnr(family, designs, names, device, freq, jobs, timeout, yosys=None) -> dic
     for n, r in list(results.items()):
         if order.index(r["device"]) < last:
             again = _pnr_one(family, n, designs[n], [devices[last]], freq, False, timeout,
-                             yosys)
+                             yosys, harnessed)
             again["first_fit"] = {k: r[k] for k in ("device", "fmax_mhz", "utilization")}
             results[n] = again
-    return {"device_needs": needs, "designs": results}
+    return {"device_needs": needs, "io_harness": harnessed or family == "gowin",
+            "designs": results}
 
 
 def run_fpga(cfg, target: str, *, device: str | None = None, freq_mhz: float | None = None,
@@ -552,7 +587,8 @@ _NO_PNR = {
 }
 _PNR_MODE = {
     "ecp5": "--out-of-context (no I/O buffers)",
-    "ice40": "--pcf-allow-unconstrained (every port on a pin)",
+    "ice40": "--pcf-allow-unconstrained (every port on a pin; a design with more port bits "
+             "than the package has pins in the 5-pin I/O harness of synth.harness)",
     "gowin": "--vopt cst=pins.cst (the design in the 5-pin I/O harness of synth.harness, "
              "synthesized for the device: synth_gowin -family <its family>)",
 }
@@ -608,8 +644,10 @@ def fpga_markdown(report: dict[str, Any]) -> str:
                     f"{k} to {v}" for k, v in p["remapped"].items()))
         h = next((p["harness"] for p in pnr.values() if "harness" in p), None)
         if h is not None:
-            lines.append(f"- placed in the I/O harness of synth.harness (pins "
-                         f"{', '.join(f'{k} {v}' for k, v in h['pins'].items())}): every "
+            pins = (", ".join(h["pins"]) + " placed by nextpnr"
+                    if set(h["pins"].values()) == {"auto"}
+                    else ", ".join(f"{k} {v}" for k, v in h["pins"].items()))
+            lines.append(f"- placed in the I/O harness of synth.harness (pins {pins}): every "
                          f"design port bit is a harness flop, in the utilisation above; the "
                          f"resource table is the design's own synthesis")
     else:

@@ -117,7 +117,7 @@ def test_designs_share_the_device_one_moved_to(monkeypatch):
     (its first fit kept beside), so their Fmax compare on one device."""
     calls = []
 
-    def fake(family, name, d, devices, freq, auto, timeout, yosys=None):
+    def fake(family, name, d, devices, freq, auto, timeout, yosys=None, harnessed=False):
         calls.append((name, [x.name for x in devices]))
         dev = devices[-1] if name == "big" else devices[0]
         return {"device": dev.name, "fmax_mhz": 10.0 * len(calls), "utilization": {}}
@@ -310,10 +310,28 @@ def test_ice40_place_and_route_tiny(tmp_path):
     assert "recombination_over_engine" in rep["ratios"]
 
 
-def test_ice40_device_too_small_after_synthesis(tmp_path):
+def test_ice40_harness_when_the_pins_do_not_fit(tmp_path):
+    """The engine's 45 port bits exceed the UP5K-SG48's 39 pins: both designs go in the
+    5-pin I/O harness, which nextpnr-ice40 places itself."""
     _needs_nextpnr("ice40")
-    with pytest.raises(F.FitError, match=r"does not fit iCE40UP5K-SG48: SB_IO \d+ > 39"):
-        F.run_fpga(TINY, "ice40", device="up5k", workdir=tmp_path)
+    rep = F.run_fpga(TINY, "ice40", device="up5k", workdir=tmp_path)
+    assert rep["pnr"]["io_harness"] and rep["pnr"]["device_needs"]["SB_IO"] == 5
+    for name, p in rep["pnr"]["designs"].items():
+        assert p["device"] == "iCE40UP5K-SG48" and p["fmax_mhz"] > 0, name
+        assert p["utilization"]["SB_IO"]["used"] == 5
+        assert p["harness"]["design_port_bits"] == rep["designs"][name]["port_bits"]
+        assert "synth_ice40 -top insitugen_pnr_harness" in p["harness"]["script"]
+    assert "placed by nextpnr" in F.fpga_markdown(rep)
+
+
+def test_ice40_too_small_even_in_the_harness():
+    """A design too large for the device even in the harness: one line with its counts."""
+    designs = {"g": {"cells": {"SB_LUT4": 9000, "SB_DFFE": 100}, "port_bits": 535}}
+    with pytest.raises(F.FitError, match=r"does not fit iCE40UP5K-SG48: ICESTORM_LC 9,000 > "
+                                         r"5,280.* I/O harness .* 535 port bits exceed"):
+        F._pnr("ice40", designs, ["g"], "up5k", 100.0, 1, None)
+    with pytest.raises(F.FitError, match=r"any ice40 device .* ICESTORM_LC 9,000 > 7,680 \(in "):
+        F._pnr("ice40", designs, ["g"], None, 100.0, 1, None)
 
 
 def test_gowin_place_and_route_tiny(tmp_path):
