@@ -390,6 +390,14 @@ def _harness_netlist(family: str, name: str, d: dict[str, Any], dev: Device, yos
                 "cells": cells}
 
 
+def _netlist_needs(family: str, cells: dict[str, int]) -> dict[str, int]:
+    """What a P&R netlist (the design in the harness, I/O buffers included) needs."""
+    io = _count(cells, CELL_CLASSES["io"])
+    if family == "gowin":
+        return dict(demand(family, cells, 0), IOB=io)
+    return demand(family, cells, io)
+
+
 def _pnr_one(family: str, name: str, d: dict[str, Any], devices: Sequence[Device],
              freq: float, auto: bool, timeout: float | None, yosys=None,
              harnessed: bool = False) -> dict[str, Any]:
@@ -406,6 +414,16 @@ def _pnr_one(family: str, name: str, d: dict[str, Any], devices: Sequence[Device
         harness = None
         if family == "gowin" or harnessed:
             wd, harness = _harness_netlist(family, name, d, dev, yosys, timeout)
+            # nextpnr-himbaechel-gowin does not refuse an over-full device: its placer
+            # runs on for ever (measured: LUT4 120 % of the GW1NR-9C, 7 min and on), so
+            # the P&R netlist's own counts are checked first
+            over = _over(_netlist_needs(family, harness["cells"]),
+                         Device(dev.name, (), (), dev.capacity))
+            if over:
+                tried.append(f"{dev.name}: the P&R netlist needs {over}")
+                if not auto:
+                    break
+                continue
         args = [*dev.args, *extra, "--seed", str(SEED), "--freq", f"{freq:g}",
                 "--timing-allow-fail"]
         run = run_nextpnr(family, "netlist.json", wd, args, name="pnr", timeout=timeout)
@@ -590,7 +608,8 @@ _PNR_MODE = {
     "ice40": "--pcf-allow-unconstrained (every port on a pin; a design with more port bits "
              "than the package has pins in the 5-pin I/O harness of synth.harness)",
     "gowin": "--vopt cst=pins.cst (the design in the 5-pin I/O harness of synth.harness, "
-             "synthesized for the device: synth_gowin -family <its family>)",
+             "synthesized for the device: synth_gowin -family <its family> -nodsp -nobram, "
+             "as nextpnr 0.11.1 does not time MULT9X9 or BSRAM outputs)",
 }
 
 
