@@ -40,8 +40,13 @@ would leave those paths out; in LUTs, ALUs and LUT RAM every path is timed. The
 harness's flops and muxes are in nextpnr's utilisation; the resource table stays the
 design's own synthesis (synth_gowin's GW1N mapping, with DSP and BSRAM). Device choice
 uses those counts plus one flop per port bit, a lower bound; the types the P&R netlist
-maps elsewhere (:attr:`Device.remapped`) are not checked, and a device where nextpnr
-fails (e.g. too few RAM16SDP4 for the block RAM) passes the design to the next one.
+maps elsewhere (:attr:`Device.remapped`) are not checked. The P&R netlist's own counts
+are checked before nextpnr runs (its Gowin placer does not give up on an over-full
+device), and a device that does not hold it, or where nextpnr fails (e.g. too few
+RAM16SDP4 for the block RAM in LUT RAM), passes the design on to the next device; the
+other design is then placed there too, so the two Fmax compare on one device. iCE40
+designs with more port bits than the package has pins go in the same harness
+(``synth_ice40``; nextpnr places the five pins).
 Xilinx is resources only: it has no open place and route.
 """
 

@@ -130,6 +130,31 @@ def test_designs_share_the_device_one_moved_to(monkeypatch):
     assert calls[-1] == ("small", ["GW5AST-138C"])
 
 
+def test_overfull_pnr_netlist_skips_nextpnr(monkeypatch, tmp_path):
+    """The harness netlist's own counts are checked before nextpnr (whose Gowin placer
+    does not give up on an over-full device): the GW1NR-9C is skipped, in one line."""
+    ran = []
+
+    def netlist(family, name, d, dev, yosys, timeout):
+        luts = 9000 if dev.name == "GW1NR-9C" else 100
+        return tmp_path, {"cells": {"LUT4": luts, "DFF": 10, "IBUF": 4, "OBUF": 1}}
+
+    def nextpnr(family, netlist, workdir, args, **kw):
+        ran.append(args[1])
+        return NP.PnrRun([], 0, tmp_path, "pnr.log", {"fmax": {"clk": {
+            "achieved_mhz": 50.0, "constraint_mhz": 200.0}}, "utilization": {},
+            "critical_paths": []}, 1.0)
+
+    monkeypatch.setattr(F, "_harness_netlist", netlist)
+    monkeypatch.setattr(NP, "run_nextpnr", nextpnr)
+    d = {"cells": {"LUT4": 10}, "port_bits": 4, "workdir": tmp_path, "top": "t"}
+    out = F._pnr_one("gowin", "g", d, F.DEVICES["gowin"], 200.0, True, None)
+    assert out["device"] == "GW2A-18C" and ran == ["GW2A-LV18PG256C8/I7"]
+    assert out["did_not_fit"] == ["GW1NR-9C: the P&R netlist needs LUT4 9,000 > 8,640"]
+    with pytest.raises(F.FitError, match=r"GW1NR-9C: the P&R netlist needs LUT4 9,000"):
+        F._pnr_one("gowin", "g", d, F.DEVICES["gowin"][:1], 200.0, False, None)
+
+
 # ---- the P&R I/O harness -------------------------------------------------------------------
 
 PORTS = [H.Port("a__payload", "input", 13), H.Port("clk", "input", 1),
