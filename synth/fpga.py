@@ -20,25 +20,44 @@ iCE40 and Gowin, LUT1..LUT6 on Xilinx), flip-flops, carry cells, wide-function
 muxes, DSP / multiplier blocks, block RAM, distributed (LUT) RAM and I/O buffers. The
 overhead ratios are those of the ASIC report (:func:`synth.ratios.ratio`), per resource.
 
-Where nextpnr exists (ECP5, iCE40; :mod:`eda.nextpnr`), the generator and the engine
-(the first two designs) are placed and routed on the smallest device of :data:`DEVICES`
-that holds the larger of them (or ``device``), with a fixed seed and a target frequency
-(the designs carry no clock constraint of their own), and the report has nextpnr's
-achieved Fmax and utilisation. ECP5 runs ``--out-of-context`` (no I/O buffers: the
-default layer's generator has 535 port bits and its engine 1,799, more than any package
-has pins); iCE40 has no such mode, so its designs must fit the package's pins. Gowin
-and Xilinx are resources only: Xilinx has no open place and route, and
-nextpnr-himbaechel-gowin refuses any port without a pin constraint (a CST file naming
-package pins), which insitugen does not write.
+Where nextpnr exists (ECP5, iCE40, Gowin; :mod:`eda.nextpnr`), the generator and the
+engine (the first two designs) are placed and routed on the smallest device of
+:data:`DEVICES` that holds the larger of them (or ``device``), with a fixed seed and a
+target frequency (the designs carry no clock constraint of their own), and the report
+has nextpnr's achieved Fmax and utilisation. ECP5 runs ``--out-of-context`` (no I/O
+buffers: the default layer's engine has 1,799 port bits, more than any package has
+pins); iCE40 has no such mode, so its designs must fit the package's pins.
+
+Gowin (nextpnr-himbaechel-gowin) places a port only on a pin a CST file names, so the
+design is placed inside the five-pin I/O harness of :mod:`synth.harness` (every design
+input from a flop of a serial-in shift chain, every output into a flop of a
+load/shift chain: all of the design's I/O paths run register to register), synthesized
+again for the device (``synth_gowin -family gw1n|gw2a|gw5a -nodsp -nobram``,
+:func:`harness_script`) with a CST file naming the device's package pins
+(:attr:`Device.pins`). ``-nodsp -nobram`` (:data:`GOWIN_PNR_SYNTH`): nextpnr 0.11.1's
+Gowin timing model has no arcs through MULT9X9 nor out of BSRAM, so an Fmax with them
+would leave those paths out; in LUTs, ALUs and LUT RAM every path is timed. The
+harness's flops and muxes are in nextpnr's utilisation; the resource table stays the
+design's own synthesis (synth_gowin's GW1N mapping, with DSP and BSRAM). Device choice
+uses those counts plus one flop per port bit, a lower bound; the types the P&R netlist
+maps elsewhere (:attr:`Device.remapped`) are not checked. The P&R netlist's own counts
+are checked before nextpnr runs (its Gowin placer does not give up on an over-full
+device), and a device that does not hold it, or where nextpnr fails (e.g. too few
+RAM16SDP4 for the block RAM in LUT RAM), passes the design on to the next device; the
+other design is then placed there too, so the two Fmax compare on one device. iCE40
+designs with more port bits than the package has pins go in the same harness
+(``synth_ice40``; nextpnr places the five pins).
+Xilinx is resources only: it has no open place and route.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -53,13 +72,13 @@ from .yosys import parse_stat_json, tool_versions
 
 __all__ = ["TARGETS", "FPGA_TARGETS", "PNR_FAMILIES", "CELL_CLASSES", "RESOURCES", "DEVICES",
            "Device", "FitError", "classify_cells", "fpga_script", "pick_device", "demand",
-           "run_fpga", "fpga_markdown", "pnr_fmax"]
+           "run_fpga", "fpga_markdown", "pnr_fmax", "harness_script"]
 
 #: Every target of ``insitugen synth --target``; ``asic`` is :func:`synth.report.run_synth`.
 TARGETS = ("asic", "ecp5", "ice40", "gowin", "xilinx")
 FPGA_TARGETS = TARGETS[1:]
 #: Targets with an open place-and-route flow here (see the module docstring).
-PNR_FAMILIES = ("ecp5", "ice40")
+PNR_FAMILIES = ("ecp5", "ice40", "gowin")
 
 #: Resource classes of mapped FPGA cells: class -> cell names (regular expressions over
 #: the cell types of Yosys 0.70's ECP5, iCE40, Gowin and Xilinx cell libraries).
@@ -92,7 +111,7 @@ _LUT_NAME = {"ecp5": "LUT4", "ice40": "LUT4", "gowin": "LUT4", "xilinx": "LUT1-6
 
 #: Target frequency nextpnr is given (MHz): the designs carry no clock constraint, and a
 #: target above what the family reaches keeps the placer timing-driven everywhere.
-TARGET_MHZ = {"ecp5": 200.0, "ice40": 100.0}
+TARGET_MHZ = {"ecp5": 200.0, "ice40": 100.0, "gowin": 200.0}
 SEED = 1
 
 
@@ -103,13 +122,31 @@ class FitError(InsitugenError):
 @dataclass(frozen=True)
 class Device:
     """One FPGA of :data:`DEVICES`: its name, nextpnr arguments and capacities in
-    nextpnr's bel types."""
+    nextpnr's bel types. Gowin devices also carry the ``synth_gowin`` options of the
+    P&R netlist (``synth``), the package pins of the I/O harness's pins (``pins``, in
+    :data:`synth.harness.PINS` order) and the demand types that their synthesis maps
+    to other cells, so the device's capacity of them is not checked (``remapped``:
+    type -> where it goes)."""
 
     name: str
     aliases: tuple[str, ...]
     args: tuple[str, ...]
     capacity: dict[str, int]
+    synth: tuple[str, ...] = ()
+    pins: tuple[str, ...] = ()
+    remapped: dict[str, str] = field(default_factory=dict)
 
+
+#: ``synth_gowin`` options of every Gowin P&R netlist: nextpnr 0.11.1's Gowin timing
+#: model has no arcs through MULT9X9 nor out of BSRAM (measured: a registered 9x9
+#: multiply in a MULT9X9 gives 2,146 MHz, the harness's shift alone; with -nodsp, in
+#: LUTs, 149.75 MHz; no net driven by a BSRAM output is timed), so an Fmax with them
+#: would leave those paths out. Multipliers go to LUTs / ALUs, block RAM to LUT RAM,
+#: and every path is timed; the resource table keeps synth_gowin's own mapping.
+GOWIN_PNR_SYNTH = ("-nodsp", "-nobram")
+GOWIN_REMAPPED = {"MULT9X9": "LUTs and ALUs (-nodsp: MULT9X9 paths are untimed in "
+                             "nextpnr 0.11.1)",
+                  "BSRAM": "LUT RAM (-nobram: BSRAM outputs are untimed in nextpnr 0.11.1)"}
 
 #: The devices a design is placed on, smallest first. Capacities are nextpnr 0.11.1's own
 #: (``--report`` 'available' of a run on each device, measured); names and packages
@@ -136,6 +173,32 @@ DEVICES: dict[str, tuple[Device, ...]] = {
         Device("iCE40HX8K-CT256", ("hx8k",), ("--hx8k", "--package", "ct256"),
                {"ICESTORM_LC": 7680, "ICESTORM_RAM": 32, "ICESTORM_DSP": 0, "SB_IO": 206}),
     ),
+    # Gowin: the part numbers of the Sipeed Tang boards' chips (Nano 9K, Primer 20K, Mega
+    # 138K); the chip database is nextpnr's --vopt family. Pins (clk, rst, sin, load,
+    # sout): clk on a GCLKT pin, the others on pins with no configuration function (the
+    # package pinout of Apycula 0.32, the wheel's chip database). Left out: GW1N-1 (no
+    # DSP, no LUT RAM), and GW1N-4 and GW5A-25A, where nextpnr 0.11.1 has no RAM16SDP4
+    # bels (measured: "no BELs remaining"), so LUT RAM and block RAM would become flops.
+    "gowin": (
+        Device("GW1NR-9C", ("gw1n-9c", "gw1nr-9", "9k"),
+               ("--device", "GW1NR-LV9QN88PC6/I5", "--vopt", "family=GW1N-9C"),
+               {"LUT4": 8640, "DFF": 6480, "ALU": 6480, "MULT9X9": 40, "BSRAM": 26,
+                "RAM16SDP4": 270, "IOB": 276},
+               ("-family", "gw1n", *GOWIN_PNR_SYNTH), ("52", "3", "11", "13", "14"),
+               GOWIN_REMAPPED),
+        Device("GW2A-18C", ("gw2a-18c", "gw2a-18", "20k"),
+               ("--device", "GW2A-LV18PG256C8/I7", "--vopt", "family=GW2A-18C"),
+               {"LUT4": 20736, "DFF": 15552, "ALU": 15552, "MULT9X9": 96, "BSRAM": 46,
+                "RAM16SDP4": 648, "IOB": 384},
+               ("-family", "gw2a", *GOWIN_PNR_SYNTH), ("H11", "A2", "A3", "A4", "A5"),
+               GOWIN_REMAPPED),
+        Device("GW5AST-138C", ("gw5ast-138c", "gw5ast-138", "138k"),
+               ("--device", "GW5AST-LV138FPG676AC1/I0", "--vopt", "family=GW5AST-138C"),
+               {"LUT4": 138240, "DFF": 138240, "ALU": 103680, "MULT9X9": 0, "BSRAM": 340,
+                "RAM16SDP4": 17280, "IOB": 324},
+               ("-family", "gw5a", *GOWIN_PNR_SYNTH), ("D18", "A2", "A3", "A4", "A5"),
+               GOWIN_REMAPPED),
+    ),
 }
 
 
@@ -160,6 +223,18 @@ def demand(family: str, cells: dict[str, int], port_bits: int) -> dict[str, int]
         return {"ICESTORM_LC": max(cells.get("SB_LUT4", 0), _count(cells, r"SB_DFF\w*")),
                 "ICESTORM_RAM": _count(cells, r"SB_RAM40_4K\w*"),
                 "ICESTORM_DSP": cells.get("SB_MAC16", 0), "SB_IO": port_bits}
+    if family == "gowin":
+        # of the design's own GW1N mapping (the resource table's), wrapped in the I/O
+        # harness: an ALU takes a LUT site; the harness adds a flop per port bit and
+        # five pins; a MULT18X18 is two MULT9X9 sites, a MULT36X36 eight (informative:
+        # the P&R netlist has no DSP, GOWIN_REMAPPED)
+        luts, alu = _count(cells, r"LUT[1-4]"), cells.get("ALU", 0)
+        return {"LUT4": luts + alu, "DFF": _count(cells, CELL_CLASSES["ff"]) + port_bits,
+                "ALU": alu,
+                "MULT9X9": cells.get("MULT9X9", 0) + 2 * cells.get("MULT18X18", 0)
+                + 8 * cells.get("MULT36X36", 0),
+                "BSRAM": _count(cells, r"SDPB|DPB|DPX9B|SDPX9B|SPX9|SP|pROM\w*"),
+                "RAM16SDP4": _count(cells, r"RAM16S\w*"), "IOB": 5}
     raise ConfigError(f"no device table for '{family}': P&R runs on {', '.join(PNR_FAMILIES)}")
 
 
@@ -188,7 +263,7 @@ def pick_device(family: str, needs: dict[str, int], device: str | None = None) -
 
 def _over(needs: dict[str, int], dev: Device) -> str:
     return ", ".join(f"{k} {v:,} > {dev.capacity.get(k, 0):,}" for k, v in needs.items()
-                     if v > dev.capacity.get(k, 0))
+                     if v > dev.capacity.get(k, 0) and k not in dev.remapped)
 
 
 def classify_cells(cells: dict[str, int]) -> dict[str, int]:
@@ -223,7 +298,6 @@ def _synth_one(target: str, name: str, verilog: str, top: str, wd: Path, yosys,
                      timeout_hint="use a smaller config or raise the timeout")
     text = (wd / "stat.json").read_text()
     stat = parse_stat_json(text, top)
-    import json
     mod = json.loads(text)["modules"].get(f"\\{top}", {})
     return {"cells": stat["cells"], "resources": classify_cells(stat["cells"]),
             "port_bits": mod.get("num_port_bits"), "script": script,
@@ -279,49 +353,162 @@ def _fpga_ratios(cfg, designs) -> dict[str, Any]:
                           "/ count(full-width multiplier), per resource"}}
 
 
+def harness_script(family: str, dev: Device) -> str:
+    """The Yosys script of the I/O-harness netlist ``dev`` is placed with (Gowin: its
+    family and :data:`GOWIN_PNR_SYNTH`; iCE40: ``synth_ice40`` as for the design)."""
+    from .harness import HARNESS_TOP
+
+    top = HARNESS_TOP
+    synth = (f"synth_gowin {' '.join(dev.synth)}" if family == "gowin"
+             else _SYNTH[family])
+    return (f"read_verilog design.v harness.v\nhierarchy -check -top {top}\nproc\n"
+            f"opt_clean -purge\n{synth} -top {top} -json netlist.json\n"
+            f"tee -q -o stat.json stat -json\n")
+
+
+def _harness_netlist(family: str, name: str, d: dict[str, Any], dev: Device, yosys,
+                     timeout: float | None) -> tuple[Path, dict[str, Any]]:
+    """The design of ``d`` inside the I/O harness (:mod:`synth.harness`), synthesized for
+    ``dev`` with its constraint file (Gowin; iCE40 places the five pins itself), in a
+    folder of its own: ``(folder, facts)``."""
+    from .harness import HARNESS_TOP, PINS, harness_pins, harness_verilog, ports_of_netlist
+
+    ports = ports_of_netlist((d["workdir"] / "netlist.json").read_text(), d["top"])
+    wd = d["workdir"] / f"pnr_{re.sub(r'[^A-Za-z0-9]+', '_', dev.name)}"
+    wd.mkdir(parents=True, exist_ok=True)
+    (wd / "design.v").write_text((d["workdir"] / "design.v").read_text())
+    (wd / "harness.v").write_text(harness_verilog(d["top"], ports))
+    used = harness_pins(ports)
+    if family == "gowin":
+        pins = dict(zip(PINS, dev.pins, strict=True))
+        (wd / "pins.cst").write_text("".join(f'IO_LOC "{p}" {pins[p]};\n' for p in used))
+    else:
+        pins = dict.fromkeys(PINS, "auto")          # nextpnr-ice40 places them
+    script = harness_script(family, dev)
+    run_script(script, wd, script_name="synth.ys", yosys=yosys, timeout=timeout,
+               expect_files=["stat.json", "netlist.json"],
+               what=f"'{name}' in the P&R harness ({dev.name})",
+               timeout_hint="use a smaller config or raise the timeout")
+    cells = parse_stat_json((wd / "stat.json").read_text(), HARNESS_TOP)["cells"]
+    return wd, {"top": HARNESS_TOP, "pins": {p: pins[p] for p in used},
+                "design_port_bits": sum(p.width for p in ports), "script": script,
+                "cells": cells}
+
+
+def _netlist_needs(family: str, cells: dict[str, int]) -> dict[str, int]:
+    """What a P&R netlist (the design in the harness, I/O buffers included) needs."""
+    io = _count(cells, CELL_CLASSES["io"])
+    if family == "gowin":
+        return dict(demand(family, cells, 0), IOB=io)
+    return demand(family, cells, io)
+
+
 def _pnr_one(family: str, name: str, d: dict[str, Any], devices: Sequence[Device],
-             freq: float, auto: bool, timeout: float | None) -> dict[str, Any]:
-    """P&R of one design on the first device of ``devices`` where nextpnr succeeds."""
+             freq: float, auto: bool, timeout: float | None, yosys=None,
+             harnessed: bool = False) -> dict[str, Any]:
+    """P&R of one design on the first device of ``devices`` where nextpnr succeeds
+    (Gowin, and iCE40 when ``harnessed``: the design in the I/O harness, synthesized for
+    each device tried)."""
     from eda.nextpnr import run_nextpnr
 
-    extra = ["--out-of-context"] if family == "ecp5" else ["--pcf-allow-unconstrained"]
+    extra = {"ecp5": ["--out-of-context"], "ice40": ["--pcf-allow-unconstrained"],
+             "gowin": ["--vopt", "cst=pins.cst"]}[family]
     tried = []
+    wd = d["workdir"]
     for dev in devices:
+        harness = None
+        if family == "gowin" or harnessed:
+            wd, harness = _harness_netlist(family, name, d, dev, yosys, timeout)
+            # nextpnr-himbaechel-gowin does not refuse an over-full device: its placer
+            # runs on for ever (measured: LUT4 120 % of the GW1NR-9C, 7 min and on), so
+            # the P&R netlist's own counts are checked first
+            over = _over(_netlist_needs(family, harness["cells"]),
+                         Device(dev.name, (), (), dev.capacity))
+            if over:
+                tried.append(f"{dev.name}: the P&R netlist needs {over}")
+                if not auto:
+                    break
+                continue
         args = [*dev.args, *extra, "--seed", str(SEED), "--freq", f"{freq:g}",
                 "--timing-allow-fail"]
-        run = run_nextpnr(family, "netlist.json", d["workdir"], args, name="pnr",
-                          timeout=timeout)
+        run = run_nextpnr(family, "netlist.json", wd, args, name="pnr", timeout=timeout)
         if run.returncode == 0 and run.report["fmax"]:
             clocks = run.report["fmax"]
             clk = min(clocks, key=lambda c: clocks[c]["achieved_mhz"])
-            return {"device": dev.name, "fmax_mhz": clocks[clk]["achieved_mhz"],
-                    "clock": clk, "target_mhz": freq, "clocks": clocks,
-                    "utilization": run.report["utilization"],
-                    "critical_paths": run.report["critical_paths"],
-                    "nextpnr_args": ["--json", "netlist.json", *args],
-                    "seconds": round(run.seconds, 2)}
+            out = {"device": dev.name, "fmax_mhz": clocks[clk]["achieved_mhz"],
+                   "clock": clk, "target_mhz": freq, "clocks": clocks,
+                   "utilization": run.report["utilization"],
+                   "critical_paths": run.report["critical_paths"],
+                   "nextpnr_args": ["--json", "netlist.json", *args],
+                   "seconds": round(run.seconds, 2)}
+            if tried:
+                out["did_not_fit"] = tried
+            if harness is not None:
+                out["harness"] = harness
+                needs = demand(family, d["cells"], d["port_bits"] or 0)
+                remapped = {k: v for k, v in dev.remapped.items() if needs.get(k)}
+                if remapped:
+                    out["remapped"] = remapped
+            return out
         why = " | ".join(run.error_lines())[-300:]
         tried.append(f"{dev.name}: {why}")
         if not auto:
             break
     raise FitError(f"nextpnr ({family}) could not place and route '{name}': "
-                   + "; ".join(tried) + f" (log: {d['workdir'] / 'pnr.log'})")
+                   + "; ".join(tried) + f" (log: {wd / 'pnr.log'})")
 
 
-def _pnr(family, designs, names, device, freq, jobs, timeout) -> dict[str, Any]:
-    """P&R of ``names`` on one device: the smallest that holds the largest of them."""
+def _needs(family: str, designs, names, harnessed: bool = False) -> dict[str, int]:
+    """The larger demand of ``names`` (iCE40 ``harnessed``: in the 5-pin I/O harness,
+    with one more flop per port bit)."""
     needs: dict[str, int] = {}
     for n in names:
-        for k, v in demand(family, designs[n]["cells"], designs[n]["port_bits"] or 0).items():
+        bits = designs[n]["port_bits"] or 0
+        got = demand(family, designs[n]["cells"], bits)
+        if harnessed:
+            got = dict(got, SB_IO=5, ICESTORM_LC=max(
+                got["ICESTORM_LC"], _count(designs[n]["cells"], r"SB_DFF\w*") + bits))
+        for k, v in got.items():
             needs[k] = max(needs.get(k, 0), v)
-    devices = pick_device(family, needs, device)
+    return needs
+
+
+def _pnr(family, designs, names, device, freq, jobs, timeout, yosys=None) -> dict[str, Any]:
+    """P&R of ``names`` on one device: the smallest that holds the largest of them. On
+    iCE40, designs with more port bits than the device has pins go in the I/O harness."""
+    needs = _needs(family, designs, names)
+    harnessed = False
+    try:
+        devices = pick_device(family, needs, device)
+    except FitError:
+        if family != "ice40" or not needs["SB_IO"] > 5:
+            raise
+        needs, harnessed = _needs(family, designs, names, harnessed=True), True
+        try:
+            devices = pick_device(family, needs, device)
+        except FitError as e:
+            bits = max(designs[n]["port_bits"] or 0 for n in names)
+            raise FitError(f"{e} (in the 5-pin I/O harness of synth.harness, as its {bits:,} "
+                           f"port bits exceed the pins)") from None
 
     def one(n):
-        return n, _pnr_one(family, n, designs[n], devices, freq, device is None, timeout)
+        return n, _pnr_one(family, n, designs[n], devices, freq, device is None, timeout,
+                           yosys, harnessed)
 
     with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(names)))) as ex:
         results = dict(ex.map(one, names))
-    return {"device_needs": needs, "designs": results}
+    # a design nextpnr could not fit moved on to a larger device: place the others there
+    # too, so that their Fmax compare on one device (their first fit is kept beside)
+    order = [d.name for d in devices]
+    last = max(order.index(r["device"]) for r in results.values())
+    for n, r in list(results.items()):
+        if order.index(r["device"]) < last:
+            again = _pnr_one(family, n, designs[n], [devices[last]], freq, False, timeout,
+                             yosys, harnessed)
+            again["first_fit"] = {k: r[k] for k in ("device", "fmax_mhz", "utilization")}
+            results[n] = again
+    return {"device_needs": needs, "io_harness": harnessed or family == "gowin",
+            "designs": results}
 
 
 def run_fpga(cfg, target: str, *, device: str | None = None, freq_mhz: float | None = None,
@@ -376,7 +563,8 @@ def run_fpga(cfg, target: str, *, device: str | None = None, freq_mhz: float | N
         designs = {n: done[n] for n in names}
         if do_pnr:
             try:
-                pnr_part = _pnr(target, designs, names[:2], device, freq, jobs, timeout)
+                pnr_part = _pnr(target, designs, names[:2], device, freq, jobs, timeout,
+                                yosys)
             except FitError as e:
                 if device is not None:
                     raise
@@ -400,12 +588,11 @@ def run_fpga(cfg, target: str, *, device: str | None = None, freq_mhz: float | N
             "lut": _LUT_NAME[target],
             "resource_classes": CELL_CLASSES,
             "pnr": (f"nextpnr --seed {SEED} --freq {freq:g} --timing-allow-fail "
-                    + ("--out-of-context (no I/O buffers)" if target == "ecp5"
-                       else "--pcf-allow-unconstrained (every port on a pin)")
-                    if do_pnr else None),
+                    + _PNR_MODE[target] if do_pnr else None),
             "device_selection": ("the smallest device of synth.fpga.DEVICES whose capacities "
                                  "(nextpnr 0.11.1) hold the larger of the two designs; the "
-                                 "next one when nextpnr fails" if do_pnr else None),
+                                 "next one when nextpnr fails, and then the other design "
+                                 "there too" if do_pnr else None),
         },
         "designs": designs,
         "ratios": _fpga_ratios(cfg, designs),
@@ -420,8 +607,14 @@ def run_fpga(cfg, target: str, *, device: str | None = None, freq_mhz: float | N
 
 _NO_PNR = {
     "xilinx": "no open P&R for Xilinx 7-series: resources only",
-    "gowin": "not run, nextpnr-himbaechel-gowin needs every port pinned in a CST file, "
-             "which insitugen does not write: resources only",
+}
+_PNR_MODE = {
+    "ecp5": "--out-of-context (no I/O buffers)",
+    "ice40": "--pcf-allow-unconstrained (every port on a pin; a design with more port bits "
+             "than the package has pins in the 5-pin I/O harness of synth.harness)",
+    "gowin": "--vopt cst=pins.cst (the design in the 5-pin I/O harness of synth.harness, "
+             "synthesized for the device: synth_gowin -family <its family> -nodsp -nobram, "
+             "as nextpnr 0.11.1 does not time MULT9X9 or BSRAM outputs)",
 }
 
 
@@ -460,10 +653,27 @@ def fpga_markdown(report: dict[str, Any]) -> str:
             util = ", ".join(f"{b} {u['used']:,}/{u['available']:,}"
                              for b, u in p["utilization"].items())
             lines.append(f"- {name} on {p['device']}: {util} ({p['seconds']} s)")
+            for why in p.get("did_not_fit", []):
+                lines.append(f"  did not fit {why}")
+            if "first_fit" in p:
+                lines.append(f"  (placed on {p['device']} beside the other design; on "
+                             f"{p['first_fit']['device']}, where it fits: "
+                             f"{fmt(p['first_fit']['fmax_mhz'], 2)} MHz)")
             for cp in p.get("critical_paths", [])[:1]:
                 split = ", ".join(f"{k} {v:.2f}" for k, v in cp["ns_by_type"].items())
                 lines.append(f"  critical path {cp['delay_ns']:.2f} ns ({split}): "
                              f"{cp['start_cell']} -> {cp['end_cell']}")
+            if "remapped" in p:
+                lines.append("  mapped for this device: " + ", ".join(
+                    f"{k} to {v}" for k, v in p["remapped"].items()))
+        h = next((p["harness"] for p in pnr.values() if "harness" in p), None)
+        if h is not None:
+            pins = (", ".join(h["pins"]) + " placed by nextpnr"
+                    if set(h["pins"].values()) == {"auto"}
+                    else ", ".join(f"{k} {v}" for k, v in h["pins"].items()))
+            lines.append(f"- placed in the I/O harness of synth.harness (pins {pins}): every "
+                         f"design port bit is a harness flop, in the utilisation above; the "
+                         f"resource table is the design's own synthesis")
     else:
         lines += ["", f"P&R: {report['pnr']['not_run']}."]
     if "memory" in report:

