@@ -32,18 +32,21 @@ Gowin (nextpnr-himbaechel-gowin) places a port only on a pin a CST file names, s
 design is placed inside the five-pin I/O harness of :mod:`synth.harness` (every design
 input from a flop of a serial-in shift chain, every output into a flop of a
 load/shift chain: all of the design's I/O paths run register to register), synthesized
-again for the device (``synth_gowin -family gw1n|gw2a|gw5a -nodsp -nobram``,
+again for the device (``synth_gowin -family gw1n|gw2a|gw5a -nodsp``,
 :func:`harness_script`) with a CST file naming the device's package pins
-(:attr:`Device.pins`). ``-nodsp -nobram`` (:data:`GOWIN_PNR_SYNTH`): nextpnr 0.11.1's
-Gowin timing model has no arcs through MULT9X9 nor out of BSRAM, so an Fmax with them
-would leave those paths out; in LUTs, ALUs and LUT RAM every path is timed. The
-harness's flops and muxes are in nextpnr's utilisation; the resource table stays the
-design's own synthesis (synth_gowin's GW1N mapping, with DSP and BSRAM). Device choice
+(:attr:`Device.pins`). ``-nodsp`` (:data:`GOWIN_PNR_SYNTH`): nextpnr 0.11.1's Gowin
+timing model has no arcs through MULT9X9, so multipliers go to LUTs and ALUs, where
+they are timed. It has none out of BSRAM either: a design with block RAM gets an Fmax
+that leaves out the paths from the BSRAM outputs, an upper bound, and the report says
+so (``untimed``; -nobram would make the default layer's generator unroutable in
+practice, measured). The harness's flops and muxes are in nextpnr's utilisation; the
+resource table stays the design's own synthesis (synth_gowin's GW1N mapping, with DSP
+and BSRAM). Device choice
 uses those counts plus one flop per port bit, a lower bound; the types the P&R netlist
 maps elsewhere (:attr:`Device.remapped`) are not checked. The P&R netlist's own counts
 are checked before nextpnr runs (its Gowin placer does not give up on an over-full
-device), and a device that does not hold it, or where nextpnr fails (e.g. too few
-RAM16SDP4 for the block RAM in LUT RAM), passes the design on to the next device; the
+device), and a device that does not hold it, or where nextpnr fails, passes the
+design on to the next device; the
 other design is then placed there too, so the two Fmax compare on one device. iCE40
 designs with more port bits than the package has pins go in the same harness
 (``synth_ice40``; nextpnr places the five pins).
@@ -138,15 +141,21 @@ class Device:
 
 
 #: ``synth_gowin`` options of every Gowin P&R netlist: nextpnr 0.11.1's Gowin timing
-#: model has no arcs through MULT9X9 nor out of BSRAM (measured: a registered 9x9
-#: multiply in a MULT9X9 gives 2,146 MHz, the harness's shift alone; with -nodsp, in
-#: LUTs, 149.75 MHz; no net driven by a BSRAM output is timed), so an Fmax with them
-#: would leave those paths out. Multipliers go to LUTs / ALUs, block RAM to LUT RAM,
-#: and every path is timed; the resource table keeps synth_gowin's own mapping.
-GOWIN_PNR_SYNTH = ("-nodsp", "-nobram")
+#: model has no arcs through MULT9X9 (measured: a registered 9x9 multiply in a MULT9X9
+#: gives 2,146 MHz, the harness's shift alone; with -nodsp, in LUTs, 149.75 MHz), so
+#: multipliers go to LUTs / ALUs and are timed; the resource table keeps synth_gowin's
+#: own mapping. Block RAM stays: nextpnr times the paths into a BSRAM but none out of
+#: it (measured: no net a BSRAM output drives is in its detailed timing report), so a
+#: design with BSRAM gets an Fmax that leaves out the paths from its block RAM outputs,
+#: and the report says so (``untimed``). -nobram would time them from LUT RAM, but the
+#: default layer's generator then needs 3,046 RAM16SDP4 and 41,450 LUT4 on the
+#: GW5AST-138C, and nextpnr had not routed it after 16 min (44,778 wires still
+#: overused; measured, BENCHMARKS.md section 12).
+GOWIN_PNR_SYNTH = ("-nodsp",)
 GOWIN_REMAPPED = {"MULT9X9": "LUTs and ALUs (-nodsp: MULT9X9 paths are untimed in "
-                             "nextpnr 0.11.1)",
-                  "BSRAM": "LUT RAM (-nobram: BSRAM outputs are untimed in nextpnr 0.11.1)"}
+                             "nextpnr 0.11.1)"}
+#: P&R netlist cells nextpnr 0.11.1 times no path out of (see GOWIN_PNR_SYNTH).
+GOWIN_UNTIMED_OUT = r"SDPB|DPB|DPX9B|SDPX9B|SPX9|SP|pROM\w*"
 
 #: The devices a design is placed on, smallest first. Capacities are nextpnr 0.11.1's own
 #: (``--report`` 'available' of a run on each device, measured); names and packages
@@ -449,6 +458,11 @@ def _pnr_one(family: str, name: str, d: dict[str, Any], devices: Sequence[Device
                 remapped = {k: v for k, v in dev.remapped.items() if needs.get(k)}
                 if remapped:
                     out["remapped"] = remapped
+                n_bram = _count(harness["cells"], GOWIN_UNTIMED_OUT) if family == "gowin" else 0
+                if n_bram:
+                    out["untimed"] = (f"paths out of the {n_bram} BSRAM (nextpnr 0.11.1 has "
+                                      f"no clock-to-out arc for BSRAM): the Fmax is an upper "
+                                      f"bound")
             return out
         why = " | ".join(run.error_lines())[-300:]
         tried.append(f"{dev.name}: {why}")
@@ -613,8 +627,8 @@ _PNR_MODE = {
     "ice40": "--pcf-allow-unconstrained (every port on a pin; a design with more port bits "
              "than the package has pins in the 5-pin I/O harness of synth.harness)",
     "gowin": "--vopt cst=pins.cst (the design in the 5-pin I/O harness of synth.harness, "
-             "synthesized for the device: synth_gowin -family <its family> -nodsp -nobram, "
-             "as nextpnr 0.11.1 does not time MULT9X9 or BSRAM outputs)",
+             "synthesized for the device: synth_gowin -family <its family> -nodsp, as "
+             "nextpnr 0.11.1 does not time MULT9X9; nor does it time BSRAM outputs)",
 }
 
 
@@ -641,7 +655,8 @@ def fpga_markdown(report: dict[str, Any]) -> str:
         row = [name] + [fmt(d["resources"][k]) for k in res] + [fmt(d["port_bits"])]
         if pnr:
             p = pnr.get(name)
-            row += [fmt(p["fmax_mhz"], 2), p["device"]] if p else ["-", "-"]
+            row += ([("<= " if "untimed" in p else "") + fmt(p["fmax_mhz"], 2), p["device"]]
+                    if p else ["-", "-"])
         lines.append("| " + " | ".join(row) + " |")
     cols = [(k, _LABELS[k]) for k in RATIO_RESOURCES]
     lines += [""] + ratio_table(report["ratios"], cols)
@@ -666,6 +681,8 @@ def fpga_markdown(report: dict[str, Any]) -> str:
             if "remapped" in p:
                 lines.append("  mapped for this device: " + ", ".join(
                     f"{k} to {v}" for k, v in p["remapped"].items()))
+            if "untimed" in p:
+                lines.append(f"  untimed: {p['untimed']}")
         h = next((p["harness"] for p in pnr.values() if "harness" in p), None)
         if h is not None:
             pins = (", ".join(h["pins"]) + " placed by nextpnr"

@@ -87,15 +87,16 @@ def test_demand_and_device_choice():
 
 
 def test_gowin_demand_and_device_choice():
-    """Gowin demand is of the GW1N mapping plus the harness's flops; the types the P&R
-    netlist maps elsewhere (multipliers to LUTs, block RAM to LUT RAM) are not checked."""
+    """Gowin demand is of the GW1N mapping plus the harness's flops; the multipliers,
+    which the P&R netlist has in LUTs, are not checked."""
     g = F.demand("gowin", GOWIN_CELLS, 84)
     assert g == {"LUT4": 61 + 509 + 194 + 1011 + 667, "DFF": 536 + 84, "ALU": 667,
                  "MULT9X9": 16, "BSRAM": 0, "RAM16SDP4": 23, "IOB": 5}
     assert [d.name for d in F.pick_device("gowin", g)] == ["GW1NR-9C", "GW2A-18C",
                                                           "GW5AST-138C"]
-    assert [d.name for d in F.pick_device("gowin", dict(g, MULT9X9=200, BSRAM=99))][0] == (
+    assert [d.name for d in F.pick_device("gowin", dict(g, MULT9X9=200))][0] == (
         "GW1NR-9C")                                    # remapped: not checked
+    assert [d.name for d in F.pick_device("gowin", dict(g, BSRAM=30))][0] == "GW2A-18C"
     assert [d.name for d in F.pick_device("gowin", dict(g, RAM16SDP4=300))][0] == "GW2A-18C"
     assert [d.name for d in F.pick_device("gowin", g, "20k")] == ["GW2A-18C"]
     with pytest.raises(F.FitError, match=r"does not fit GW1NR-9C: LUT4 10,000 > 8,640"):
@@ -132,12 +133,14 @@ def test_designs_share_the_device_one_moved_to(monkeypatch):
 
 def test_overfull_pnr_netlist_skips_nextpnr(monkeypatch, tmp_path):
     """The harness netlist's own counts are checked before nextpnr (whose Gowin placer
-    does not give up on an over-full device): the GW1NR-9C is skipped, in one line."""
+    does not give up on an over-full device): the GW1NR-9C is skipped, in one line; a
+    netlist with block RAM gets its Fmax marked as an upper bound."""
     ran = []
 
     def netlist(family, name, d, dev, yosys, timeout):
         luts = 9000 if dev.name == "GW1NR-9C" else 100
-        return tmp_path, {"cells": {"LUT4": luts, "DFF": 10, "IBUF": 4, "OBUF": 1}}
+        return tmp_path, {"cells": {"LUT4": luts, "DFF": 10, "IBUF": 4, "OBUF": 1,
+                                    "SDPX9B": 2}}
 
     def nextpnr(family, netlist, workdir, args, **kw):
         ran.append(args[1])
@@ -151,6 +154,7 @@ def test_overfull_pnr_netlist_skips_nextpnr(monkeypatch, tmp_path):
     out = F._pnr_one("gowin", "g", d, F.DEVICES["gowin"], 200.0, True, None)
     assert out["device"] == "GW2A-18C" and ran == ["GW2A-LV18PG256C8/I7"]
     assert out["did_not_fit"] == ["GW1NR-9C: the P&R netlist needs LUT4 9,000 > 8,640"]
+    assert out["untimed"].startswith("paths out of the 2 BSRAM")     # an upper bound
     with pytest.raises(F.FitError, match=r"GW1NR-9C: the P&R netlist needs LUT4 9,000"):
         F._pnr_one("gowin", "g", d, F.DEVICES["gowin"][:1], 200.0, False, None)
 
@@ -394,7 +398,8 @@ def test_gowin_named_device(tmp_path):
     for p in rep["pnr"]["designs"].values():
         assert p["device"] == "GW2A-18C" and p["fmax_mhz"] > 0
         assert "family=GW2A-18C" in p["nextpnr_args"]
-        assert "-nodsp -nobram" in p["harness"]["script"]
+        assert "-family gw2a -nodsp -top" in p["harness"]["script"]
+        assert "untimed" not in p                               # no block RAM here
 
 
 def test_resource_only_target_xilinx(tmp_path):
