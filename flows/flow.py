@@ -177,7 +177,9 @@ def _fpga_lines(report: dict) -> list[str]:
     lines = []
     for name, d in report["designs"].items():
         r = d["resources"]
-        fmax = (f", P&R Fmax {pnr[name]['fmax_mhz']:.1f} MHz on {pnr[name]['device']}"
+        # "<=": nextpnr left some paths untimed (Gowin's block RAM outputs), an upper bound
+        fmax = (f", P&R Fmax {'<= ' if 'untimed' in pnr[name] else ''}"
+                f"{pnr[name]['fmax_mhz']:.1f} MHz on {pnr[name]['device']}"
                 if name in pnr else "")
         lines.append(f"  {name:24s} LUT {r['lut']:,}, FF {r['ff']:,}, DSP {r['dsp']:,}, "
                      f"BRAM {r['bram']:,}, LUTRAM {r['lutram']:,}{fmax}")

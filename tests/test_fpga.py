@@ -431,6 +431,13 @@ def test_sweep_metrics_flow_lines_and_plot_label(ecp5_report, tmp_path):
     assert m["fmax_source"] == "nextpnr (ecp5)" and m["area_unit"] == "LUTs (ecp5)"
     lines = _fpga_lines(ecp5_report)
     assert any("P&R Fmax" in ln and ln.strip().startswith("generator") for ln in lines)
+    assert not any("<=" in ln for ln in lines)               # ECP5 times every path
+    # a Gowin result with untimed block-RAM paths is an upper bound in the flow's lines too
+    import copy
+    bounded = copy.deepcopy(ecp5_report)
+    bounded["pnr"]["designs"]["generator"]["untimed"] = "paths out of the 1 BSRAM"
+    gen_line = next(ln for ln in _fpga_lines(bounded) if ln.strip().startswith("generator"))
+    assert f"P&R Fmax <= {pnr['generator']['fmax_mhz']:.1f} MHz" in gen_line
     rows = [{**m, "lanes": lanes, "engine_bits": 2, "status": "ok", "memory_saved_bits": 1}
             for lanes in (2, 4)]
     paths = draw_plots(rows, tmp_path)
