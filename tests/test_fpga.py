@@ -429,6 +429,7 @@ def test_sweep_metrics_flow_lines_and_plot_label(ecp5_report, tmp_path):
     assert m["fmax_mhz"] == pnr["generator"]["fmax_mhz"] > 0
     assert m["engine_fmax_mhz"] == pnr["reference_engine"]["fmax_mhz"]
     assert m["fmax_source"] == "nextpnr (ecp5)" and m["area_unit"] == "LUTs (ecp5)"
+    assert m["fmax_upper_bound"] is False                     # ECP5 times every path
     lines = _fpga_lines(ecp5_report)
     assert any("P&R Fmax" in ln and ln.strip().startswith("generator") for ln in lines)
     assert not any("<=" in ln for ln in lines)               # ECP5 times every path
@@ -438,6 +439,7 @@ def test_sweep_metrics_flow_lines_and_plot_label(ecp5_report, tmp_path):
     bounded["pnr"]["designs"]["generator"]["untimed"] = "paths out of the 1 BSRAM"
     gen_line = next(ln for ln in _fpga_lines(bounded) if ln.strip().startswith("generator"))
     assert f"P&R Fmax <= {pnr['generator']['fmax_mhz']:.1f} MHz" in gen_line
+    assert metrics_from_fpga_report(bounded)["fmax_upper_bound"] is True
     rows = [{**m, "lanes": lanes, "engine_bits": 2, "status": "ok", "memory_saved_bits": 1}
             for lanes in (2, 4)]
     paths = draw_plots(rows, tmp_path)

@@ -125,7 +125,9 @@ def metrics_from_fpga_report(report: Mapping[str, Any]) -> dict[str, Any]:
     """Flat metrics of a :func:`synth.fpga.run_fpga` report of a generator: the areas are
     LUT counts (``area_unit``), ``fmax_mhz`` / ``engine_fmax_mhz`` nextpnr's achieved
     Fmax after place and route (``fmax_source``; None where the target has no P&R or
-    the design fits no device, ``pnr_note`` says why)."""
+    the design fits no device, ``pnr_note`` says why); ``fmax_upper_bound``: nextpnr
+    left some of the generator's paths untimed (Gowin's block-RAM outputs), so
+    ``fmax_mhz`` is an upper bound."""
     from synth.fpga import pnr_fmax
 
     d = report["designs"]
@@ -149,6 +151,8 @@ def metrics_from_fpga_report(report: Mapping[str, Any]) -> dict[str, Any]:
         "lutram": res("generator", "lutram"),
         "fmax_mhz": fmax, "engine_fmax_mhz": pnr_fmax(report, "reference_engine"),
         "fmax_source": f"nextpnr ({report['target']})" if fmax is not None else None,
+        "fmax_upper_bound": (fmax is not None
+                             and "untimed" in pnr.get("designs", {}).get("generator", {})),
         "device": (pnr.get("designs", {}).get("generator") or {}).get("device"),
         "pnr_note": pnr.get("not_run", ""),
         "synth_seconds": report.get("seconds"),

@@ -216,6 +216,8 @@ def plot_fmax_vs_lanes(rows: Rows, fig: Figure, ax) -> None:
     sources = {r.get("fmax_source") for r in data if r.get("fmax_source")}
     if sources:                                 # an FPGA sweep: nextpnr after P&R
         label = f"P&R Fmax [MHz], {', '.join(sorted(sources))}"
+        if any(r.get("fmax_upper_bound") for r in data):
+            label += " (some upper bounds: block-RAM paths untimed)"
     if not data:
         key, label = "depth", "logic depth of the generator [cells] (no delay estimate)"
         data = _usable(rows, "lanes", "engine_bits", key)
